@@ -1,0 +1,34 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install demo test lint typecheck unit migration browser
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+
+demo: install
+	$(BIN)/claimflow demo
+
+lint: install
+	$(BIN)/ruff check claimflow tests bench examples
+	$(BIN)/ruff format --check claimflow tests bench examples
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest -q
+
+test: lint typecheck unit
+
+# Regenerate the initial migration from claimflow/store/tables.py (pre-release only).
+migration: install
+	rm -f claimflow/store/migrations/versions/*.py /tmp/claimflow-migration.db
+	$(BIN)/alembic -c claimflow/store/migrations/alembic.ini revision --autogenerate -m initial --rev-id 0001
+	$(BIN)/ruff format claimflow/store/migrations

@@ -1,0 +1,34 @@
+"""ASGI application factory: the app is layers and routers you can read top to bottom."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from claimflow.services import Services, build_services
+from claimflow.settings import Settings
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """Build the ASGI app; pass ``services`` to share them with a test or a CLI command."""
+    services = services or build_services(settings or Settings())
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await services.keys.ensure_active_key()
+        yield
+        await services.close()
+
+    app = FastAPI(
+        title="claimflow",
+        version="0.1.0",
+        description=(
+            "OpenID Connect provider and Kinde-compatible Management API whose tokens carry "
+            "what the signed-in organization has paid for."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    return app

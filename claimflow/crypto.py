@@ -1,0 +1,81 @@
+"""Hashing and encryption at rest, chosen by the entropy of what is protected (design §7).
+
+- User passwords are low-entropy: argon2id; bcrypt hashes imported from another system are
+  accepted and upgraded to argon2id on the next successful sign-in.
+- Client secrets, refresh tokens, codes and session ids are high-entropy values we generate:
+  a SHA-256 digest compared in constant time is enough and keeps the token endpoint fast.
+- Private signing keys and secret environment variables are encrypted with a Fernet key derived
+  from ``CLAIMFLOW_SECRET_KEY``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+import bcrypt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.fernet import Fernet, InvalidToken
+
+_argon2 = PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    return _argon2.hash(password)
+
+
+def is_bcrypt_hash(value: str) -> bool:
+    return value.startswith(("$2a$", "$2b$", "$2y$"))
+
+
+def verify_password(password: str, stored_hash: str) -> bool:
+    """Check a password against an argon2id or an imported bcrypt hash."""
+    if is_bcrypt_hash(stored_hash):
+        try:
+            return bcrypt.checkpw(password.encode("utf-8")[:72], stored_hash.encode("ascii"))
+        except ValueError:
+            return False
+    try:
+        return _argon2.verify(stored_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def password_needs_rehash(stored_hash: str) -> bool:
+    return is_bcrypt_hash(stored_hash) or _argon2.check_needs_rehash(stored_hash)
+
+
+_DUMMY_HASH = _argon2.hash("claimflow-timing-equaliser")
+
+
+def burn_password_check(password: str) -> None:
+    """Spend the time of a real check, so an unknown email is not told apart by timing."""
+    verify_password(password, _DUMMY_HASH)
+
+
+def digest_secret(value: str) -> str:
+    """SHA-256 hex digest of a high-entropy secret we generated."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def secret_matches(value: str, stored_digest: str) -> bool:
+    return hmac.compare_digest(digest_secret(value), stored_digest)
+
+
+class SecretBox:
+    """Encrypts small values at rest with a key derived from the deployment's secret key."""
+
+    def __init__(self, secret_key: str) -> None:
+        derived = hashlib.sha256(b"claimflow-at-rest\x00" + secret_key.encode("utf-8")).digest()
+        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+
+    def encrypt(self, plaintext: bytes) -> bytes:
+        return self._fernet.encrypt(plaintext)
+
+    def decrypt(self, token: bytes) -> bytes:
+        try:
+            return self._fernet.decrypt(token)
+        except InvalidToken as exc:
+            raise ValueError("cannot decrypt: wrong CLAIMFLOW_SECRET_KEY?") from exc

@@ -1,0 +1,38 @@
+"""Entities and rules of claimflow's business data. Imports nothing else of ours."""
+
+from claimflow.domain.entitlements import derive_entitlements, entitlement_id
+from claimflow.domain.models import (
+    Agreement,
+    Application,
+    ApplicationType,
+    BillingCustomer,
+    CustomerBilling,
+    Entitlement,
+    Feature,
+    FeatureKind,
+    MeterUsageRecord,
+    Membership,
+    Organization,
+    Plan,
+    PlanPrice,
+    User,
+)
+
+__all__ = [
+    "Agreement",
+    "Application",
+    "ApplicationType",
+    "BillingCustomer",
+    "CustomerBilling",
+    "Entitlement",
+    "Feature",
+    "FeatureKind",
+    "MeterUsageRecord",
+    "Membership",
+    "Organization",
+    "Plan",
+    "PlanPrice",
+    "User",
+    "derive_entitlements",
+    "entitlement_id",
+]

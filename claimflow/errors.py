@@ -1,0 +1,76 @@
+"""The one exception hierarchy of claimflow.
+
+    ClaimflowError
+    ├── OAuthError            an RFC 6749 §5.2 error (``error``, ``error_description``, status)
+    ├── ManagementAPIError    Kinde's ``{"errors": [{"code", "message"}]}`` with an HTTP status
+    │   ├── NotFound          404: an unknown code or id
+    │   ├── Conflict          409: a duplicate code, email or owner
+    │   └── InvalidRequest    400: a value the domain refuses
+    └── WorkflowError         a token-generation workflow failed; carries workflow and run ids
+
+The HTTP layers translate these in one place each (``management/errors.py``, ``oidc/errors.py``);
+nothing else catches a broad ``Exception``.
+"""
+
+from __future__ import annotations
+
+
+class ClaimflowError(Exception):
+    """Root of every error claimflow raises on purpose."""
+
+
+class OAuthError(ClaimflowError):
+    """An OAuth 2.0 error response (RFC 6749 §4.1.2.1 and §5.2)."""
+
+    def __init__(self, error: str, description: str = "", status_code: int = 400) -> None:
+        super().__init__(f"{error}: {description}" if description else error)
+        self.error = error
+        self.description = description
+        self.status_code = status_code
+
+
+class ManagementAPIError(ClaimflowError):
+    """A Management API error with Kinde's ``{code, message}`` body."""
+
+    status_code = 400
+    default_code = "BAD_REQUEST"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+
+
+class InvalidRequest(ManagementAPIError):
+    status_code = 400
+    default_code = "INVALID_REQUEST"
+
+
+class NotFound(ManagementAPIError):
+    status_code = 404
+    default_code = "NOT_FOUND"
+
+
+class Conflict(ManagementAPIError):
+    status_code = 409
+    default_code = "CONFLICT"
+
+
+class Unauthorized(ManagementAPIError):
+    status_code = 401
+    default_code = "UNAUTHORIZED"
+
+
+class Forbidden(ManagementAPIError):
+    status_code = 403
+    default_code = "FORBIDDEN"
+
+
+class WorkflowError(ClaimflowError):
+    """A workflow failed under the ``stop`` policy, so no token may be issued."""
+
+    def __init__(self, workflow_id: str, run_id: str, message: str) -> None:
+        super().__init__(f"workflow {workflow_id} (run {run_id}) failed: {message}")
+        self.workflow_id = workflow_id
+        self.run_id = run_id
+        self.message = message

@@ -1,0 +1,45 @@
+"""The long-lived parts one claimflow process shares, built once from settings.
+
+Handlers reach them through ``request.app.state.services``; tests build them the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from claimflow.crypto import SecretBox
+from claimflow.settings import Settings
+from claimflow.store import Database
+from claimflow.tokens import KeyManager
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    box: SecretBox
+    keys: KeyManager
+
+    @property
+    def issuer(self) -> str:
+        return self.settings.public_issuer()
+
+    @property
+    def management_audience(self) -> str:
+        """The audience M2M tokens for the Management API carry (Kinde: ``<issuer>/api``)."""
+        return self.issuer + "/api"
+
+    async def close(self) -> None:
+        await self.db.dispose()
+
+
+def build_services(settings: Settings) -> Services:
+    db = Database(settings.database_url)
+    box = SecretBox(settings.resolved_secret_key())
+    longest = max(
+        settings.access_token_ttl_seconds,
+        settings.id_token_ttl_seconds,
+        settings.m2m_token_ttl_seconds,
+    )
+    keys = KeyManager(db, box, settings.signing_algorithm, longest)
+    return Services(settings=settings, db=db, box=box, keys=keys)

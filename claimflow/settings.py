@@ -1,0 +1,112 @@
+"""Typed settings: flags, then ``CLAIMFLOW_*`` environment variables, then a TOML config file.
+
+Why one object: every layer (store, tokens, workflows, HTTP) reads its knobs from here, so an
+operator finds every setting in one place and the README's configuration table stays true.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+SigningAlgorithm = Literal["RS256", "ES256", "EdDSA"]
+
+DEFAULT_CONFIG_FILE = "claimflow.toml"
+SECRET_KEY_FILE = ".claimflow-secret"
+
+
+class _TomlFileSource(PydanticBaseSettingsSource):
+    """Reads ``[claimflow]`` (or top-level keys) from the file named by ``CLAIMFLOW_CONFIG``."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = Path(os.environ.get("CLAIMFLOW_CONFIG", DEFAULT_CONFIG_FILE))
+        if not path.is_file():
+            return {}
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        section = data.get("claimflow", data)
+        return {k: v for k, v in section.items() if k in self.settings_cls.model_fields}
+
+
+class Settings(BaseSettings):
+    """Every knob of a claimflow deployment; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="CLAIMFLOW_", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./claimflow.db"
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    issuer: str | None = None
+    secret_key: str | None = None
+
+    signing_algorithm: SigningAlgorithm = "RS256"
+    access_token_ttl_seconds: int = 3600
+    id_token_ttl_seconds: int = 3600
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    m2m_token_ttl_seconds: int = 86400
+    authorization_code_ttl_seconds: int = 60
+    session_ttl_seconds: int = 14 * 24 * 3600
+
+    access_token_max_bytes: int = 4096
+    id_token_max_bytes: int = 8192
+
+    workflows_enabled: list[str] = Field(default_factory=lambda: ["org_billing", "user_billing"])
+    workflows_dir: str | None = None
+    workflow_time_limit_seconds: float = 2.0
+    workflow_runs_retention_days: int = 30
+
+    billing_cache_ttl_seconds: float = 60.0
+    billing_serve_stale: bool = False
+    billing_stale_max_age_seconds: float = 3600.0
+
+    management_api_url: str | None = None
+    management_api_timeout_seconds: float = 5.0
+
+    login_max_failures: int = 5
+    login_lockout_seconds: int = 300
+
+    def public_issuer(self) -> str:
+        """The issuer URL, without a trailing slash (OIDC Discovery §4.3 requires exact match)."""
+        return (self.issuer or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def resolved_secret_key(self) -> str:
+        """The key that encrypts private keys and secrets at rest.
+
+        Generated once and kept in ``.claimflow-secret`` beside the working directory when unset,
+        so a restart can still decrypt what an earlier run stored.
+        """
+        if self.secret_key:
+            return self.secret_key
+        path = Path(SECRET_KEY_FILE)
+        if path.is_file():
+            self.secret_key = path.read_text(encoding="utf-8").strip()
+        else:
+            self.secret_key = secrets.token_urlsafe(32)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(self.secret_key + "\n")
+        return self.secret_key
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlFileSource(settings_cls))

@@ -1,0 +1,113 @@
+"""OAuth client applications; client secrets are stored as SHA-256 digests only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from claimflow.crypto import digest_secret, secret_matches
+from claimflow.domain import Application, ApplicationType
+from claimflow.domain.ids import new_client_id, new_client_secret
+from claimflow.errors import NotFound
+from claimflow.store import tables as t
+from claimflow.store._rows import utcnow
+
+
+def _application(row: Any) -> Application:
+    return Application(
+        client_id=row.client_id,
+        name=row.name,
+        type=ApplicationType(row.type),
+        has_client_secret=row.client_secret_hash is not None,
+        redirect_uris=tuple(row.redirect_uris or ()),
+        logout_uris=tuple(row.logout_uris or ()),
+        scopes=tuple(row.scopes or ()),
+        require_organization=bool(row.require_organization),
+        access_token_ttl_seconds=row.access_token_ttl_seconds,
+        id_token_ttl_seconds=row.id_token_ttl_seconds,
+        refresh_token_ttl_seconds=row.refresh_token_ttl_seconds,
+    )
+
+
+async def create_application(
+    conn: AsyncConnection,
+    *,
+    name: str,
+    type: ApplicationType,
+    redirect_uris: Sequence[str] = (),
+    logout_uris: Sequence[str] = (),
+    scopes: Sequence[str] = (),
+    require_organization: bool = False,
+    client_id: str | None = None,
+) -> tuple[Application, str | None]:
+    """Create an application; returns it and its client secret, which is never shown again."""
+    secret = None if type is ApplicationType.SPA else new_client_secret()
+    cid = client_id or new_client_id()
+    await conn.execute(
+        insert(t.applications).values(
+            client_id=cid,
+            name=name,
+            type=type.value,
+            client_secret_hash=digest_secret(secret) if secret else None,
+            redirect_uris=list(redirect_uris),
+            logout_uris=list(logout_uris),
+            scopes=sorted(set(scopes)),
+            require_organization=require_organization,
+            created_on=utcnow(),
+        )
+    )
+    return await get_application(conn, cid), secret
+
+
+async def find_application(conn: AsyncConnection, client_id: str) -> Application | None:
+    row = (
+        await conn.execute(select(t.applications).where(t.applications.c.client_id == client_id))
+    ).first()
+    return None if row is None else _application(row)
+
+
+async def get_application(conn: AsyncConnection, client_id: str) -> Application:
+    app = await find_application(conn, client_id)
+    if app is None:
+        raise NotFound("No application with this id.", "APPLICATION_INVALID")
+    return app
+
+
+async def authenticate_client(
+    conn: AsyncConnection, client_id: str, client_secret: str
+) -> Application | None:
+    """The application if the secret matches its stored digest (constant-time compare)."""
+    row = (
+        await conn.execute(select(t.applications).where(t.applications.c.client_id == client_id))
+    ).first()
+    if row is None or row.client_secret_hash is None:
+        return None
+    if not secret_matches(client_secret, row.client_secret_hash):
+        return None
+    return _application(row)
+
+
+async def list_applications(
+    conn: AsyncConnection, *, limit: int, after_id: str | None = None
+) -> list[Application]:
+    query = select(t.applications).order_by(t.applications.c.client_id).limit(limit)
+    if after_id is not None:
+        query = query.where(t.applications.c.client_id > after_id)
+    return [_application(row) for row in await conn.execute(query)]
+
+
+async def update_application(conn: AsyncConnection, client_id: str, **changes: Any) -> Application:
+    await get_application(conn, client_id)
+    if changes:
+        await conn.execute(
+            update(t.applications).where(t.applications.c.client_id == client_id).values(**changes)
+        )
+    return await get_application(conn, client_id)
+
+
+async def delete_application(conn: AsyncConnection, client_id: str) -> None:
+    await get_application(conn, client_id)
+    await conn.execute(delete(t.applications).where(t.applications.c.client_id == client_id))

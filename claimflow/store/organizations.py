@@ -1,0 +1,195 @@
+"""Organizations and their memberships."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from claimflow.domain import Membership, Organization
+from claimflow.domain.ids import new_org_code
+from claimflow.errors import Conflict, NotFound
+from claimflow.store import tables as t
+from claimflow.store._rows import IntegrityError, as_utc, required_utc, utcnow
+
+
+def _org(row: Any) -> Organization:
+    return Organization(
+        code=row.code,
+        name=row.name,
+        handle=row.handle,
+        external_id=row.external_id,
+        is_auto_membership_enabled=bool(row.is_auto_membership_enabled),
+        created_on=required_utc(row.created_on),
+    )
+
+
+def _membership(row: Any) -> Membership:
+    return Membership(
+        org_code=row.org_code,
+        user_id=row.user_id,
+        roles=tuple(row.roles or ()),
+        permissions=tuple(row.permissions or ()),
+        joined_on=as_utc(row.joined_on),
+    )
+
+
+async def create_organization(
+    conn: AsyncConnection,
+    *,
+    name: str,
+    code: str | None = None,
+    handle: str | None = None,
+    external_id: str | None = None,
+    is_auto_membership_enabled: bool = False,
+) -> Organization:
+    org = Organization(
+        code=code or new_org_code(),
+        name=name,
+        handle=handle,
+        external_id=external_id,
+        is_auto_membership_enabled=is_auto_membership_enabled,
+        created_on=utcnow(),
+    )
+    try:
+        await conn.execute(
+            insert(t.organizations).values(
+                code=org.code,
+                name=org.name,
+                handle=org.handle,
+                external_id=org.external_id,
+                is_auto_membership_enabled=org.is_auto_membership_enabled,
+                created_on=org.created_on,
+            )
+        )
+    except IntegrityError as exc:
+        raise Conflict(
+            "An organization with this code, handle or external_id already exists.",
+            "ORGANIZATION_EXISTS",
+        ) from exc
+    return org
+
+
+async def get_organization(conn: AsyncConnection, code: str) -> Organization:
+    row = (await conn.execute(select(t.organizations).where(t.organizations.c.code == code))).first()
+    if row is None:
+        raise NotFound("No organization with this code.", "ORGANIZATION_INVALID")
+    return _org(row)
+
+
+async def find_organization(conn: AsyncConnection, code: str) -> Organization | None:
+    row = (await conn.execute(select(t.organizations).where(t.organizations.c.code == code))).first()
+    return None if row is None else _org(row)
+
+
+async def list_organizations(
+    conn: AsyncConnection, *, limit: int, after_code: str | None = None
+) -> list[Organization]:
+    query = select(t.organizations).order_by(t.organizations.c.code).limit(limit)
+    if after_code is not None:
+        query = query.where(t.organizations.c.code > after_code)
+    return [_org(row) for row in await conn.execute(query)]
+
+
+async def update_organization(conn: AsyncConnection, code: str, **changes: Any) -> Organization:
+    await get_organization(conn, code)
+    if changes:
+        try:
+            await conn.execute(
+                update(t.organizations).where(t.organizations.c.code == code).values(**changes)
+            )
+        except IntegrityError as exc:
+            raise Conflict("The handle or external_id is taken.", "ORGANIZATION_EXISTS") from exc
+    return await get_organization(conn, code)
+
+
+async def delete_organization(conn: AsyncConnection, code: str) -> None:
+    await get_organization(conn, code)
+    customer_ids = select(t.billing_customers.c.id).where(t.billing_customers.c.org_code == code)
+    await conn.execute(delete(t.meter_usage).where(t.meter_usage.c.customer_id.in_(customer_ids)))
+    await conn.execute(delete(t.agreements).where(t.agreements.c.customer_id.in_(customer_ids)))
+    await conn.execute(delete(t.billing_customers).where(t.billing_customers.c.org_code == code))
+    await conn.execute(delete(t.memberships).where(t.memberships.c.org_code == code))
+    await conn.execute(delete(t.organizations).where(t.organizations.c.code == code))
+
+
+async def add_member(
+    conn: AsyncConnection,
+    org_code: str,
+    user_id: str,
+    roles: Sequence[str] = (),
+    permissions: Sequence[str] = (),
+) -> Membership:
+    """Add a user to an organization; adding an existing member updates roles and permissions."""
+    existing = await find_membership(conn, org_code, user_id)
+    if existing is not None:
+        await conn.execute(
+            update(t.memberships)
+            .where(t.memberships.c.org_code == org_code, t.memberships.c.user_id == user_id)
+            .values(roles=sorted(set(roles)), permissions=sorted(set(permissions)))
+        )
+    else:
+        await conn.execute(
+            insert(t.memberships).values(
+                org_code=org_code,
+                user_id=user_id,
+                roles=sorted(set(roles)),
+                permissions=sorted(set(permissions)),
+                joined_on=utcnow(),
+            )
+        )
+    found = await find_membership(conn, org_code, user_id)
+    assert found is not None
+    return found
+
+
+async def remove_member(conn: AsyncConnection, org_code: str, user_id: str) -> None:
+    result = await conn.execute(
+        delete(t.memberships).where(
+            t.memberships.c.org_code == org_code, t.memberships.c.user_id == user_id
+        )
+    )
+    if result.rowcount == 0:
+        raise NotFound("The user is not a member of this organization.", "MEMBER_NOT_FOUND")
+
+
+async def find_membership(
+    conn: AsyncConnection, org_code: str, user_id: str
+) -> Membership | None:
+    row = (
+        await conn.execute(
+            select(t.memberships).where(
+                t.memberships.c.org_code == org_code, t.memberships.c.user_id == user_id
+            )
+        )
+    ).first()
+    return None if row is None else _membership(row)
+
+
+async def list_members(
+    conn: AsyncConnection, org_code: str, *, limit: int, after_user_id: str | None = None
+) -> list[Membership]:
+    query = (
+        select(t.memberships)
+        .where(t.memberships.c.org_code == org_code)
+        .order_by(t.memberships.c.user_id)
+        .limit(limit)
+    )
+    if after_user_id is not None:
+        query = query.where(t.memberships.c.user_id > after_user_id)
+    return [_membership(row) for row in await conn.execute(query)]
+
+
+async def memberships_of_user(conn: AsyncConnection, user_id: str) -> list[Membership]:
+    query = (
+        select(t.memberships)
+        .where(t.memberships.c.user_id == user_id)
+        .order_by(t.memberships.c.org_code)
+    )
+    return [_membership(row) for row in await conn.execute(query)]
+
+
+async def count_organizations(conn: AsyncConnection) -> int:
+    return int((await conn.execute(select(func.count()).select_from(t.organizations))).scalar_one())

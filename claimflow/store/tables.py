@@ -1,0 +1,264 @@
+"""The schema, as SQLAlchemy Core tables; Alembic's migrations are generated from it.
+
+Core (not the ORM) because repositories map rows to frozen domain dataclasses themselves, and
+the same statements must run unchanged on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+TS = DateTime(timezone=True)
+
+organizations = Table(
+    "organizations",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("handle", String(255), nullable=True, unique=True),
+    Column("external_id", String(255), nullable=True, unique=True),
+    Column("is_auto_membership_enabled", Boolean, nullable=False, default=False),
+    Column("created_on", TS, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("email", String(320), nullable=True, unique=True),
+    Column("given_name", String(255), nullable=True),
+    Column("family_name", String(255), nullable=True),
+    Column("password_hash", Text, nullable=True),
+    Column("is_suspended", Boolean, nullable=False, default=False),
+    Column("total_sign_ins", Integer, nullable=False, default=0),
+    Column("failed_sign_ins", Integer, nullable=False, default=0),
+    Column("last_signed_in", TS, nullable=True),
+    Column("created_on", TS, nullable=False),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("org_code", String(64), ForeignKey("organizations.code", ondelete="CASCADE"),
+           primary_key=True),
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("roles", JSON, nullable=False, default=list),
+    Column("permissions", JSON, nullable=False, default=list),
+    Column("joined_on", TS, nullable=False),
+    Index("ix_memberships_user_id", "user_id"),
+)
+
+applications = Table(
+    "applications",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("type", String(8), nullable=False),
+    Column("client_secret_hash", String(128), nullable=True),
+    Column("redirect_uris", JSON, nullable=False, default=list),
+    Column("logout_uris", JSON, nullable=False, default=list),
+    Column("scopes", JSON, nullable=False, default=list),
+    Column("require_organization", Boolean, nullable=False, default=False),
+    Column("access_token_ttl_seconds", Integer, nullable=True),
+    Column("id_token_ttl_seconds", Integer, nullable=True),
+    Column("refresh_token_ttl_seconds", Integer, nullable=True),
+    Column("created_on", TS, nullable=False),
+)
+
+features = Table(
+    "features",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("created_on", TS, nullable=False),
+)
+
+plans = Table(
+    "plans",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("created_on", TS, nullable=False),
+)
+
+plan_prices = Table(
+    "plan_prices",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("plan_code", String(64), ForeignKey("plans.code", ondelete="CASCADE"), nullable=False),
+    Column("feature_code", String(64), ForeignKey("features.code"), nullable=False),
+    Column("price_name", String(255), nullable=False),
+    Column("fixed_charge", BigInteger, nullable=True),
+    Column("unit_amount", BigInteger, nullable=True),
+    Column("entitlement_limit_min", BigInteger, nullable=True),
+    Column("entitlement_limit_max", BigInteger, nullable=True),
+    UniqueConstraint("plan_code", "feature_code", name="uq_plan_prices_plan_feature"),
+)
+
+billing_customers = Table(
+    "billing_customers",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("email", String(320), nullable=True),
+    Column("org_code", String(64), ForeignKey("organizations.code", ondelete="CASCADE"),
+           nullable=True, unique=True),
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=True,
+           unique=True),
+    Column("created_on", TS, nullable=False),
+)
+
+agreements = Table(
+    "agreements",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("customer_id", String(64), ForeignKey("billing_customers.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("plan_code", String(64), ForeignKey("plans.code"), nullable=False),
+    Column("billing_group_id", String(64), nullable=True),
+    Column("started_on", TS, nullable=False),
+    Column("expires_on", TS, nullable=True),
+    Column("cancelled_on", TS, nullable=True),
+    Index("ix_agreements_customer_id", "customer_id"),
+)
+
+meter_usage = Table(
+    "meter_usage",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("customer_id", String(64), ForeignKey("billing_customers.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("agreement_id", String(64), ForeignKey("agreements.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("feature_code", String(64), nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("recorded_on", TS, nullable=False),
+)
+
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("algorithm", String(16), nullable=False),
+    Column("private_key_encrypted", LargeBinary, nullable=False),
+    Column("public_jwk", JSON, nullable=False),
+    Column("created_on", TS, nullable=False),
+    Column("retired_on", TS, nullable=True),
+    Column("expires_on", TS, nullable=True),
+)
+
+authorization_codes = Table(
+    "authorization_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("client_id", String(64), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("org_code", String(64), nullable=True),
+    Column("redirect_uri", Text, nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("nonce", Text, nullable=True),
+    Column("code_challenge", String(128), nullable=True),
+    Column("code_challenge_method", String(8), nullable=True),
+    Column("auth_time", TS, nullable=False),
+    Column("session_id", String(64), nullable=True),
+    Column("is_existing_session", Boolean, nullable=False, default=False),
+    Column("expires_on", TS, nullable=False),
+    Column("used_on", TS, nullable=True),
+    Column("refresh_family_id", String(64), nullable=True),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("family_id", String(64), nullable=False),
+    Column("client_id", String(64), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("org_code", String(64), nullable=True),
+    Column("scope", Text, nullable=False),
+    Column("auth_time", TS, nullable=False),
+    Column("created_on", TS, nullable=False),
+    Column("expires_on", TS, nullable=False),
+    Column("used_on", TS, nullable=True),
+    Column("revoked_on", TS, nullable=True),
+    Index("ix_refresh_tokens_family_id", "family_id"),
+)
+
+revoked_tokens = Table(
+    "revoked_tokens",
+    metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("expires_on", TS, nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("auth_time", TS, nullable=False),
+    Column("expires_on", TS, nullable=False),
+)
+
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    Column("key", String(400), primary_key=True),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("window_start", TS, nullable=False),
+    Column("locked_until", TS, nullable=True),
+)
+
+environment_variables = Table(
+    "environment_variables",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("key", String(255), nullable=False, unique=True),
+    Column("value_encrypted", LargeBinary, nullable=True),
+    Column("is_secret", Boolean, nullable=False, default=False),
+    Column("created_on", TS, nullable=False),
+)
+
+workflow_runs = Table(
+    "workflow_runs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("workflow_id", String(128), nullable=False),
+    Column("trigger", String(64), nullable=False),
+    Column("user_id", String(64), nullable=True),
+    Column("org_code", String(64), nullable=True),
+    Column("started_on", TS, nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("log_lines", JSON, nullable=False, default=list),
+    Column("claim_sizes", JSON, nullable=False, default=dict),
+    Column("error", Text, nullable=True),
+    Index("ix_workflow_runs_started_on", "started_on"),
+    Index("ix_workflow_runs_workflow_id", "workflow_id"),
+)

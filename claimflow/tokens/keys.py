@@ -1,0 +1,199 @@
+"""Signing keys: generation, encryption at rest, rotation, JWKS, signing and verification.
+
+Keys live in the store so every worker of a scale-out deployment signs with the same active key
+and publishes the same JWKS. ``rotate`` adds a new active key and retires the previous one: a
+retired key no longer signs but stays published until every token it signed has expired
+(``expires_on`` = retirement + the longest token lifetime), as RFC 7517 key rollover needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from jwt.algorithms import get_default_algorithms
+from sqlalchemy import insert, select, update
+
+from claimflow.crypto import SecretBox
+from claimflow.store import Database
+from claimflow.store import tables as t
+from claimflow.store._rows import as_utc, utcnow
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+
+SUPPORTED_ALGORITHMS = ("RS256", "ES256", "EdDSA")
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    kid: str
+    algorithm: str
+    private_key: PrivateKey
+    public_jwk: dict[str, Any]
+    created_on: datetime
+    retired_on: datetime | None
+    expires_on: datetime | None
+
+
+def generate_private_key(algorithm: str) -> PrivateKey:
+    if algorithm == "RS256":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if algorithm == "ES256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if algorithm == "EdDSA":
+        return ed25519.Ed25519PrivateKey.generate()
+    raise ValueError(f"unsupported signing algorithm {algorithm!r}")
+
+
+def public_jwk(private_key: PrivateKey, algorithm: str, kid: str) -> dict[str, Any]:
+    algo = get_default_algorithms()[algorithm]
+    jwk: dict[str, Any] = json.loads(algo.to_jwk(private_key.public_key()))
+    jwk.update({"kid": kid, "alg": algorithm, "use": "sig"})
+    return jwk
+
+
+class KeyManager:
+    """The deployment's signing keys, cached in memory and refreshed from the store."""
+
+    REFRESH_SECONDS = 30.0
+
+    def __init__(self, db: Database, box: SecretBox, algorithm: str, max_token_ttl: int) -> None:
+        self._db = db
+        self._box = box
+        self._algorithm = algorithm
+        self._max_token_ttl = max_token_ttl
+        self._keys: list[SigningKey] = []
+        self._loaded_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def _load(self) -> list[SigningKey]:
+        async with self._db.connect() as conn:
+            rows = (
+                await conn.execute(select(t.signing_keys).order_by(t.signing_keys.c.created_on.desc()))
+            ).all()
+        keys = []
+        for row in rows:
+            pem = self._box.decrypt(row.private_key_encrypted)
+            private = serialization.load_pem_private_key(pem, password=None)
+            assert isinstance(private, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey)
+            keys.append(
+                SigningKey(
+                    kid=row.kid,
+                    algorithm=row.algorithm,
+                    private_key=private,
+                    public_jwk=dict(row.public_jwk),
+                    created_on=as_utc(row.created_on) or utcnow(),
+                    retired_on=as_utc(row.retired_on),
+                    expires_on=as_utc(row.expires_on),
+                )
+            )
+        return keys
+
+    async def _keys_now(self, force: bool = False) -> list[SigningKey]:
+        if force or not self._keys or time.monotonic() - self._loaded_at > self.REFRESH_SECONDS:
+            async with self._lock:
+                self._keys = await self._load()
+                self._loaded_at = time.monotonic()
+        return self._keys
+
+    async def _insert_key(self, algorithm: str) -> SigningKey:
+        kid = secrets.token_hex(8)
+        private = generate_private_key(algorithm)
+        pem = private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        jwk = public_jwk(private, algorithm, kid)
+        now = utcnow()
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                insert(t.signing_keys).values(
+                    kid=kid,
+                    algorithm=algorithm,
+                    private_key_encrypted=self._box.encrypt(pem),
+                    public_jwk=jwk,
+                    created_on=now,
+                )
+            )
+        return SigningKey(kid, algorithm, private, jwk, now, None, None)
+
+    async def ensure_active_key(self) -> SigningKey:
+        """The key that signs now; creates the first one on a fresh database."""
+        for key in await self._keys_now():
+            if key.retired_on is None:
+                return key
+        for key in await self._keys_now(force=True):
+            if key.retired_on is None:
+                return key
+        await self._insert_key(self._algorithm)
+        keys = await self._keys_now(force=True)
+        return next(k for k in keys if k.retired_on is None)
+
+    async def rotate(self, algorithm: str | None = None) -> SigningKey:
+        """Add a new active key; retire the others, published until their tokens expire."""
+        now = utcnow()
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                update(t.signing_keys)
+                .where(t.signing_keys.c.retired_on.is_(None))
+                .values(retired_on=now, expires_on=now + timedelta(seconds=self._max_token_ttl))
+            )
+        key = await self._insert_key(algorithm or self._algorithm)
+        await self._keys_now(force=True)
+        return key
+
+    async def jwks(self) -> dict[str, Any]:
+        """The JSON Web Key Set: the active key and retired keys whose tokens may be valid."""
+        await self.ensure_active_key()
+        now = utcnow()
+        keys = [
+            k.public_jwk
+            for k in await self._keys_now()
+            if k.expires_on is None or k.expires_on > now
+        ]
+        return {"keys": keys}
+
+    async def sign(self, claims: dict[str, Any], typ: str = "JWT") -> str:
+        key = await self.ensure_active_key()
+        return jwt.encode(
+            claims, key.private_key, algorithm=key.algorithm, headers={"kid": key.kid, "typ": typ}
+        )
+
+    async def verify(
+        self, token: str, *, audience: str | list[str] | None = None, issuer: str | None = None
+    ) -> dict[str, Any]:
+        """Decode and verify a token we signed; raises ``jwt.PyJWTError`` when it is not valid."""
+        header = jwt.get_unverified_header(token)
+        kid = header.get("kid")
+        key = await self._published_key(kid)
+        if key is None:
+            raise jwt.InvalidKeyError("unknown kid")
+        options = {"verify_aud": audience is not None, "require": ["exp", "iat", "iss"]}
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key.private_key.public_key(),
+            algorithms=[key.algorithm],
+            audience=audience,
+            issuer=issuer,
+            options=options,  # type: ignore[arg-type]
+        )
+        return claims
+
+    async def _published_key(self, kid: Any) -> SigningKey | None:
+        if not isinstance(kid, str):
+            return None
+        now = utcnow()
+        for force in (False, True):
+            for key in await self._keys_now(force=force):
+                if key.kid == kid and (key.expires_on is None or key.expires_on > now):
+                    return key
+        return None
