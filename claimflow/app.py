@@ -7,6 +7,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from claimflow import management, oidc
+from claimflow.management import errors as management_errors
+from claimflow.oidc import errors as oauth_errors
 from claimflow.services import Services, build_services
 from claimflow.settings import Settings
 
@@ -31,4 +34,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lifespan=lifespan,
     )
     app.state.services = services
+    management_errors.install(app)
+    oauth_errors.install(app)
+    app.include_router(oidc.router)
+    app.include_router(management.router)
     return app

@@ -8,9 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from claimflow.crypto import SecretBox
+from claimflow.events import BillingChanges
 from claimflow.settings import Settings
 from claimflow.store import Database
 from claimflow.tokens import KeyManager
+from claimflow.workflows.engine import WorkflowEngine
 
 
 @dataclass
@@ -19,6 +21,8 @@ class Services:
     db: Database
     box: SecretBox
     keys: KeyManager
+    billing_changes: BillingChanges
+    workflows: WorkflowEngine
 
     @property
     def issuer(self) -> str:
@@ -42,4 +46,11 @@ def build_services(settings: Settings) -> Services:
         settings.m2m_token_ttl_seconds,
     )
     keys = KeyManager(db, box, settings.signing_algorithm, longest)
-    return Services(settings=settings, db=db, box=box, keys=keys)
+    return Services(
+        settings=settings,
+        db=db,
+        box=box,
+        keys=keys,
+        billing_changes=BillingChanges(),
+        workflows=WorkflowEngine(),
+    )

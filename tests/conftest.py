@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 import secrets
 import shutil
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 

@@ -51,7 +51,9 @@ def _feature(row: Any) -> Feature:
     return Feature(code=row.code, name=row.name, kind=FeatureKind(row.kind))
 
 
-async def create_feature(conn: AsyncConnection, *, code: str, name: str, kind: FeatureKind) -> Feature:
+async def create_feature(
+    conn: AsyncConnection, *, code: str, name: str, kind: FeatureKind
+) -> Feature:
     try:
         await conn.execute(
             insert(t.features).values(code=code, name=name, kind=kind.value, created_on=utcnow())
@@ -102,16 +104,16 @@ def _price(row: Any) -> PlanPrice:
     )
 
 
-async def _write_prices(conn: AsyncConnection, plan_code: str, prices: Sequence[PriceInput]) -> None:
+async def _write_prices(
+    conn: AsyncConnection, plan_code: str, prices: Sequence[PriceInput]
+) -> None:
     codes = [p.feature_code for p in prices]
     if len(codes) != len(set(codes)):
         raise InvalidRequest("A plan can price each feature once.", "DUPLICATE_FEATURE")
     known = {f.code for f in await list_features(conn)}
     for price in prices:
         if price.feature_code not in known:
-            raise InvalidRequest(
-                f"Unknown feature code {price.feature_code!r}.", "FEATURE_INVALID"
-            )
+            raise InvalidRequest(f"Unknown feature code {price.feature_code!r}.", "FEATURE_INVALID")
         low, high = price.entitlement_limit_min, price.entitlement_limit_max
         if low is not None and high is not None and low > high:
             raise InvalidRequest(
@@ -190,9 +192,13 @@ async def customers_on_plan(conn: AsyncConnection, plan_code: str) -> list[str]:
 
 
 async def customers_with_feature(conn: AsyncConnection, feature_code: str) -> list[str]:
-    plan_codes = select(t.plan_prices.c.plan_code).where(t.plan_prices.c.feature_code == feature_code)
+    plan_codes = select(t.plan_prices.c.plan_code).where(
+        t.plan_prices.c.feature_code == feature_code
+    )
     rows = await conn.execute(
-        select(t.agreements.c.customer_id).where(t.agreements.c.plan_code.in_(plan_codes)).distinct()
+        select(t.agreements.c.customer_id)
+        .where(t.agreements.c.plan_code.in_(plan_codes))
+        .distinct()
     )
     return [r for r in rows.scalars()]
 
@@ -220,9 +226,13 @@ async def create_customer(
 ) -> BillingCustomer:
     """Create a billing customer owned by exactly one organization or one user."""
     if (org_code is None) == (user_id is None):
-        raise InvalidRequest("A customer is owned by exactly one of org_code or user_id.", "OWNER_INVALID")
+        raise InvalidRequest(
+            "A customer is owned by exactly one of org_code or user_id.", "OWNER_INVALID"
+        )
     if org_code is not None:
-        owner = await conn.execute(select(t.organizations.c.code).where(t.organizations.c.code == org_code))
+        owner = await conn.execute(
+            select(t.organizations.c.code).where(t.organizations.c.code == org_code)
+        )
         if owner.first() is None:
             raise NotFound("No organization with this code.", "ORGANIZATION_INVALID")
     if user_id is not None:
@@ -253,7 +263,9 @@ async def create_customer(
 
 async def find_customer(conn: AsyncConnection, customer_id: str) -> BillingCustomer | None:
     row = (
-        await conn.execute(select(t.billing_customers).where(t.billing_customers.c.id == customer_id))
+        await conn.execute(
+            select(t.billing_customers).where(t.billing_customers.c.id == customer_id)
+        )
     ).first()
     return None if row is None else _customer(row)
 
@@ -276,7 +288,9 @@ async def customer_of_organization(conn: AsyncConnection, org_code: str) -> Bill
 
 async def customer_of_user(conn: AsyncConnection, user_id: str) -> BillingCustomer | None:
     row = (
-        await conn.execute(select(t.billing_customers).where(t.billing_customers.c.user_id == user_id))
+        await conn.execute(
+            select(t.billing_customers).where(t.billing_customers.c.user_id == user_id)
+        )
     ).first()
     return None if row is None else _customer(row)
 
@@ -360,7 +374,9 @@ async def customer_agreements(
 
 
 async def get_agreement(conn: AsyncConnection, agreement_id: str) -> Agreement:
-    row = (await conn.execute(select(t.agreements).where(t.agreements.c.id == agreement_id))).first()
+    row = (
+        await conn.execute(select(t.agreements).where(t.agreements.c.id == agreement_id))
+    ).first()
     if row is None:
         raise NotFound("No agreement with this id.", "AGREEMENT_INVALID")
     return _agreement(row)

@@ -73,14 +73,18 @@ async def create_organization(
 
 
 async def get_organization(conn: AsyncConnection, code: str) -> Organization:
-    row = (await conn.execute(select(t.organizations).where(t.organizations.c.code == code))).first()
+    row = (
+        await conn.execute(select(t.organizations).where(t.organizations.c.code == code))
+    ).first()
     if row is None:
         raise NotFound("No organization with this code.", "ORGANIZATION_INVALID")
     return _org(row)
 
 
 async def find_organization(conn: AsyncConnection, code: str) -> Organization | None:
-    row = (await conn.execute(select(t.organizations).where(t.organizations.c.code == code))).first()
+    row = (
+        await conn.execute(select(t.organizations).where(t.organizations.c.code == code))
+    ).first()
     return None if row is None else _org(row)
 
 
@@ -155,9 +159,7 @@ async def remove_member(conn: AsyncConnection, org_code: str, user_id: str) -> N
         raise NotFound("The user is not a member of this organization.", "MEMBER_NOT_FOUND")
 
 
-async def find_membership(
-    conn: AsyncConnection, org_code: str, user_id: str
-) -> Membership | None:
+async def find_membership(conn: AsyncConnection, org_code: str, user_id: str) -> Membership | None:
     row = (
         await conn.execute(
             select(t.memberships).where(

@@ -87,13 +87,17 @@ async def find_user_by_email(conn: AsyncConnection, email: str) -> User | None:
 
 
 async def get_password_hash(conn: AsyncConnection, user_id: str) -> str | None:
-    row = (await conn.execute(select(t.users.c.password_hash).where(t.users.c.id == user_id))).first()
+    row = (
+        await conn.execute(select(t.users.c.password_hash).where(t.users.c.id == user_id))
+    ).first()
     return None if row is None else row.password_hash
 
 
 async def set_password_hash(conn: AsyncConnection, user_id: str, password_hash: str) -> None:
     await get_user(conn, user_id)
-    await conn.execute(update(t.users).where(t.users.c.id == user_id).values(password_hash=password_hash))
+    await conn.execute(
+        update(t.users).where(t.users.c.id == user_id).values(password_hash=password_hash)
+    )
 
 
 async def list_users(
@@ -109,7 +113,7 @@ async def list_users(
 
 async def update_user(conn: AsyncConnection, user_id: str, **changes: Any) -> User:
     await get_user(conn, user_id)
-    if "email" in changes and changes["email"]:
+    if changes.get("email"):
         changes["email"] = normalize_email(changes["email"])
     if changes:
         try:

@@ -77,13 +77,17 @@ class KeyManager:
     async def _load(self) -> list[SigningKey]:
         async with self._db.connect() as conn:
             rows = (
-                await conn.execute(select(t.signing_keys).order_by(t.signing_keys.c.created_on.desc()))
+                await conn.execute(
+                    select(t.signing_keys).order_by(t.signing_keys.c.created_on.desc())
+                )
             ).all()
         keys = []
         for row in rows:
             pem = self._box.decrypt(row.private_key_encrypted)
             private = serialization.load_pem_private_key(pem, password=None)
-            assert isinstance(private, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey)
+            assert isinstance(
+                private, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+            )
             keys.append(
                 SigningKey(
                     kid=row.kid,

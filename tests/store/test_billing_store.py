@@ -44,7 +44,10 @@ async def test_plan_change_replaces_entitlements_at_once(any_db_url: str) -> Non
     async with db.connect() as conn:
         pro = await billing.customer_entitlements(conn, customer.id)
         active = await billing.customer_agreements(conn, customer.id)
-    assert [(e.feature_code, e.entitlement_limit_max) for e in pro] == [("seats", 50), ("sso", None)]
+    assert [(e.feature_code, e.entitlement_limit_max) for e in pro] == [
+        ("seats", 50),
+        ("sso", None),
+    ]
     assert [a.plan_code for a in active] == ["pro"]
     await db.dispose()
 

@@ -1,0 +1,43 @@
+"""Management API scopes: Kinde's names for what we implement, plus our billing catalogue's."""
+
+from __future__ import annotations
+
+KINDE_SCOPES: tuple[str, ...] = (
+    "read:organizations",
+    "create:organizations",
+    "update:organizations",
+    "delete:organizations",
+    "read:organization_users",
+    "create:organization_users",
+    "update:organization_users",
+    "delete:organization_users",
+    "read:users",
+    "create:users",
+    "update:users",
+    "delete:users",
+    "update:user_passwords",
+    "read:applications",
+    "create:applications",
+    "update:applications",
+    "delete:applications",
+    "read:applications_redirect_uris",
+    "create:applications_redirect_uris",
+    "delete:applications_redirect_uris",
+    "read:billing_entitlements",
+    "read:billing_agreements",
+    "create:billing_agreements",
+    "create:meter_usage",
+    "read:environment_variables",
+    "create:environment_variables",
+    "update:environment_variables",
+    "delete:environment_variables",
+)
+
+# Our own extensions, in Kinde's style: the plan catalogue and customers, and the workflow runs.
+EXTENSION_SCOPES: tuple[str, ...] = (
+    "read:billing",
+    "write:billing",
+    "read:workflow_runs",
+)
+
+ALL_MANAGEMENT_SCOPES: tuple[str, ...] = KINDE_SCOPES + EXTENSION_SCOPES

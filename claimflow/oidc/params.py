@@ -1,0 +1,56 @@
+"""Reading OAuth request parameters strictly (RFC 6749 §3.1, §3.2).
+
+Parameters must not repeat, must be valid UTF-8 and have a bounded size; anything else is an
+``invalid_request`` rather than a server error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import parse_qsl
+
+from fastapi import Request
+
+from claimflow.errors import OAuthError
+
+MAX_PARAM_LENGTH = 4096
+MAX_BODY_BYTES = 64 * 1024
+
+
+def single_valued(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for key, value in items:
+        if key in params:
+            raise OAuthError("invalid_request", f"Parameter '{key}' is repeated.")
+        if len(value) > MAX_PARAM_LENGTH:
+            raise OAuthError("invalid_request", f"Parameter '{key}' is too long.")
+        if "\x00" in value:
+            raise OAuthError("invalid_request", f"Parameter '{key}' contains a NUL character.")
+        params[key] = value
+    return params
+
+
+async def form_params(request: Request) -> dict[str, str]:
+    """The ``application/x-www-form-urlencoded`` body of a POST, validated."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise OAuthError("invalid_request", "The body must be application/x-www-form-urlencoded.")
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise OAuthError("invalid_request", "The request body is too large.")
+    try:
+        text = body.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise OAuthError("invalid_request", "The body must be URL-encoded ASCII.") from exc
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise OAuthError("invalid_request", "A parameter is not valid UTF-8.") from exc
+    return single_valued(pairs)
+
+
+def require(params: dict[str, str], name: str) -> str:
+    value = params.get(name, "")
+    if not value:
+        raise OAuthError("invalid_request", f"Missing parameter '{name}'.")
+    return value
