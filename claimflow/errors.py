@@ -6,7 +6,9 @@
     │   ├── NotFound          404: an unknown code or id
     │   ├── Conflict          409: a duplicate code, email or owner
     │   └── InvalidRequest    400: a value the domain refuses
-    └── WorkflowError         a token-generation workflow failed; carries workflow and run ids
+    ├── WorkflowError         a token-generation workflow failed; carries workflow and run ids
+    │   └── WorkflowAccessDenied  a workflow called ``auth.deny_access(reason)``
+    └── TokenTooLarge         even the smallest claim forms do not fit the token size budget
 
 The HTTP layers translate these in one place each (``management/errors.py``, ``oidc/errors.py``);
 nothing else catches a broad ``Exception``.
@@ -74,3 +76,21 @@ class WorkflowError(ClaimflowError):
         self.workflow_id = workflow_id
         self.run_id = run_id
         self.message = message
+
+
+class WorkflowAccessDenied(WorkflowError):
+    """A workflow refused the sign-in (Kinde's ``kinde.auth.denyAccess``); the user sees ``reason``."""
+
+    def __init__(self, workflow_id: str, run_id: str, reason: str) -> None:
+        super().__init__(workflow_id, run_id, reason)
+        self.reason = reason
+
+
+class TokenTooLarge(ClaimflowError):
+    """The token cannot be brought under its size budget even with the smallest claim forms."""
+
+    def __init__(self, token: str, size: int, budget: int) -> None:
+        super().__init__(f"{token} would be {size} bytes, over its budget of {budget}")
+        self.token = token
+        self.size = size
+        self.budget = budget

@@ -11,13 +11,19 @@ from typing import Any
 
 from claimflow.workflows.event import TokensGenerationEvent
 
+ClaimForms = tuple[Any, ...]
+"""A custom claim's values, preferred first: e.g. (full, compact, reference) for org_billing.
+
+The token size budget (``claimflow.tokens.budget``) takes the first form of every claim and steps
+the largest claims down to their next form until the token fits."""
+
 
 @dataclass(frozen=True, slots=True)
 class TokenCustomClaims:
-    """Custom claims the workflows set, per token."""
+    """Custom claims the workflows set, per token, each with its fallback forms."""
 
-    access_token: dict[str, Any] = field(default_factory=dict)
-    id_token: dict[str, Any] = field(default_factory=dict)
+    access_token: dict[str, ClaimForms] = field(default_factory=dict)
+    id_token: dict[str, ClaimForms] = field(default_factory=dict)
 
 
 class WorkflowEngine:
