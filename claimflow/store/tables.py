@@ -214,6 +214,9 @@ authorization_codes = Table(
     Column("expires_on", TS, nullable=False),
     Column("used_on", TS, nullable=True),
     Column("refresh_family_id", String(64), nullable=True),
+    Column("audience", JSON, nullable=False, default=list),
+    Column("access_token_jti", String(64), nullable=True),
+    Column("access_token_expires_on", TS, nullable=True),
 )
 
 refresh_tokens = Table(
@@ -230,6 +233,9 @@ refresh_tokens = Table(
     Column("expires_on", TS, nullable=False),
     Column("used_on", TS, nullable=True),
     Column("revoked_on", TS, nullable=True),
+    Column("audience", JSON, nullable=False, default=list),
+    Column("access_token_jti", String(64), nullable=True),
+    Column("access_token_expires_on", TS, nullable=True),
     Index("ix_refresh_tokens_family_id", "family_id"),
 )
 

@@ -2,13 +2,14 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 15:19:48.535982
+Create Date: 2026-11-25 15:25:54.536137
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
 
 revision = "0001"
 down_revision = None
@@ -51,6 +52,9 @@ def upgrade() -> None:
         sa.Column("expires_on", sa.DateTime(timezone=True), nullable=False),
         sa.Column("used_on", sa.DateTime(timezone=True), nullable=True),
         sa.Column("refresh_family_id", sa.String(length=64), nullable=True),
+        sa.Column("audience", sa.JSON(), nullable=False),
+        sa.Column("access_token_jti", sa.String(length=64), nullable=True),
+        sa.Column("access_token_expires_on", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("code_hash", name=op.f("pk_authorization_codes")),
     )
     op.create_table(
@@ -111,6 +115,9 @@ def upgrade() -> None:
         sa.Column("expires_on", sa.DateTime(timezone=True), nullable=False),
         sa.Column("used_on", sa.DateTime(timezone=True), nullable=True),
         sa.Column("revoked_on", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("audience", sa.JSON(), nullable=False),
+        sa.Column("access_token_jti", sa.String(length=64), nullable=True),
+        sa.Column("access_token_expires_on", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_refresh_tokens")),
     )
     with op.batch_alter_table("refresh_tokens", schema=None) as batch_op:
