@@ -8,6 +8,12 @@
     │   └── InvalidRequest    400: a value the domain refuses
     ├── WorkflowError         a token-generation workflow failed; carries workflow and run ids
     │   └── WorkflowAccessDenied  a workflow called ``auth.deny_access(reason)``
+    ├── WorkflowConfigError   the enabled workflows cannot run together (found at start-up)
+    ├── WorkflowRuntimeError  raised inside one workflow run; the runner turns it into the run's error
+    │   ├── ReservedClaim         a workflow set a claim the provider owns
+    │   ├── BindingNotDeclared    a workflow used a binding its settings do not declare
+    │   └── ManagementAPICallFailed  a Management API call failed (status, timeout, bad body)
+    │       └── ManagementAPINotFound  404: the organization or user does not exist there
     └── TokenTooLarge         even the smallest claim forms do not fit the token size budget
 
 The HTTP layers translate these in one place each (``management/errors.py``, ``oidc/errors.py``);
@@ -84,6 +90,45 @@ class WorkflowAccessDenied(WorkflowError):
     def __init__(self, workflow_id: str, run_id: str, reason: str) -> None:
         super().__init__(workflow_id, run_id, reason)
         self.reason = reason
+
+
+class WorkflowConfigError(ClaimflowError):
+    """The workflow configuration is inconsistent: unknown id, reserved or colliding claims."""
+
+
+class WorkflowRuntimeError(ClaimflowError):
+    """Something a workflow did wrong, or met, during one run; its failure policy decides."""
+
+
+class ReservedClaim(WorkflowRuntimeError):
+    """A workflow tried to set a claim the provider owns (design §7)."""
+
+    def __init__(self, token: str, name: str) -> None:
+        super().__init__(f"the claim {name!r} is reserved on the {token} and cannot be set")
+        self.token = token
+        self.name = name
+
+
+class BindingNotDeclared(WorkflowRuntimeError):
+    """A workflow used a binding it did not declare (Kinde: a runtime error)."""
+
+    def __init__(self, binding: str) -> None:
+        super().__init__(f"the binding {binding!r} is not declared in the workflow settings")
+        self.binding = binding
+
+
+class ManagementAPICallFailed(WorkflowRuntimeError):
+    """A Management API call from a workflow failed; ``status`` is None without a response."""
+
+    def __init__(self, endpoint: str, message: str, status: int | None = None) -> None:
+        where = f"{endpoint} ({status})" if status is not None else endpoint
+        super().__init__(f"Management API {where}: {message}")
+        self.endpoint = endpoint
+        self.status = status
+
+
+class ManagementAPINotFound(ManagementAPICallFailed):
+    """404 from the Management API: design §7 treats it as "nothing to add" for orgs and users."""
 
 
 class TokenTooLarge(ClaimflowError):
