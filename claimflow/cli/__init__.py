@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from claimflow.cli import keys, server, workflows
+from claimflow.cli import admin, demo, importer, keys, server, workflows
 
 app = typer.Typer(
     name="claimflow",
@@ -13,6 +13,9 @@ app = typer.Typer(
     add_completion=False,
 )
 server.register(app)
+admin.register(app)
+demo.register(app)
+importer.register(app)
 app.add_typer(keys.app, name="keys", help="Signing keys: list and rotate.")
 app.add_typer(workflows.app, name="workflows", help="Token-generation workflows and their runs.")
 

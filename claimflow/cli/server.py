@@ -11,39 +11,53 @@ from claimflow.settings import Settings
 from claimflow.store import migrate as apply_migrations
 
 
-def _settings(database_url: str | None, **flags: object) -> Settings:
+def settings_from_flags(database_url: str | None = None, **flags: object) -> Settings:
+    """Settings with the flags given on the command line on top (flags > env > config file)."""
     values = {k: v for k, v in flags.items() if v is not None}
     if database_url is not None:
         values["database_url"] = database_url
     return Settings(**values)  # type: ignore[arg-type]
 
 
+def database_label(url: str) -> str:
+    """The database URL without credentials, for messages."""
+    return url.split("@")[-1] if "@" in url else url
+
+
+DATABASE_URL_OPTION = typer.Option(None, help="Overrides CLAIMFLOW_DATABASE_URL.")
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
-    def migrate(
-        database_url: str | None = typer.Option(None, help="Overrides CLAIMFLOW_DATABASE_URL."),
-    ) -> None:
+    def migrate(database_url: str | None = DATABASE_URL_OPTION) -> None:
         """Apply the database migrations (Alembic) up to the newest."""
-        settings = _settings(database_url)
+        settings = settings_from_flags(database_url)
         apply_migrations(settings.database_url)
-        typer.echo(f"migrated {settings.database_url.split('@')[-1]}")
+        typer.echo(f"migrated {database_label(settings.database_url)}")
 
     @app.command()
     def serve(
         host: str | None = typer.Option(None, help="Interface to bind (CLAIMFLOW_HOST)."),
         port: int | None = typer.Option(None, help="Port to bind (CLAIMFLOW_PORT)."),
-        workers: int = typer.Option(1, help="Worker processes; >1 needs PostgreSQL and Redis."),
-        database_url: str | None = typer.Option(None, help="Overrides CLAIMFLOW_DATABASE_URL."),
+        workers: int = typer.Option(1, min=1, help="Worker processes; >1 needs PostgreSQL."),
+        database_url: str | None = DATABASE_URL_OPTION,
         issuer: str | None = typer.Option(None, help="Public base URL (CLAIMFLOW_ISSUER)."),
     ) -> None:
         """Migrate the database, then serve the provider and the Management API."""
-        settings = _settings(database_url, host=host, port=port, issuer=issuer)
-        settings.resolved_secret_key()
+        settings = settings_from_flags(database_url, host=host, port=port, issuer=issuer)
+        if workers > 1 and settings.database_url.startswith("sqlite"):
+            typer.echo(
+                "--workers > 1 needs a shared database: set CLAIMFLOW_DATABASE_URL to "
+                "PostgreSQL (and CLAIMFLOW_REDIS_URL for the shared billing cache).",
+                err=True,
+            )
+            raise typer.Exit(2)
+        secret_key = settings.resolved_secret_key()
         apply_migrations(settings.database_url)
-        # Workers re-read settings from the environment: pass on what flags decided.
+        # Workers build their settings from the environment: pass on what the flags decided.
         os.environ["CLAIMFLOW_DATABASE_URL"] = settings.database_url
         os.environ["CLAIMFLOW_ISSUER"] = settings.public_issuer()
-        os.environ["CLAIMFLOW_SECRET_KEY"] = settings.resolved_secret_key()
+        os.environ["CLAIMFLOW_SECRET_KEY"] = secret_key
         uvicorn.run(
             "claimflow.app:create_app",
             factory=True,
@@ -51,4 +65,5 @@ def register(app: typer.Typer) -> None:
             port=settings.port,
             workers=workers,
             proxy_headers=True,
+            log_level="info",
         )
