@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 from claimflow.errors import ManagementAPIError
 
@@ -44,6 +46,20 @@ async def validation_error_handler(_request: Request, exc: Exception) -> JSONRes
     return error_response(400, "INVALID_REQUEST", _describe(list(exc.errors())))
 
 
+_HTTP_CODES = {404: "ROUTE_NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+
+
+async def api_http_error_handler(request: Request, exc: Exception) -> Response:
+    """Unknown routes and methods under ``/api/`` get the envelope too; elsewhere, FastAPI's."""
+    assert isinstance(exc, HTTPException)
+    if not request.url.path.startswith("/api/"):
+        return await http_exception_handler(request, exc)
+    code = _HTTP_CODES.get(exc.status_code, "REQUEST_INVALID")
+    message = exc.detail if isinstance(exc.detail, str) else "Invalid request."
+    return error_response(exc.status_code, code, message, dict(exc.headers or {}) or None)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ManagementAPIError, management_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(HTTPException, api_http_error_handler)

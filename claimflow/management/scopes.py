@@ -23,6 +23,8 @@ KINDE_SCOPES: tuple[str, ...] = (
     "read:applications_redirect_uris",
     "create:applications_redirect_uris",
     "delete:applications_redirect_uris",
+    "read:application_logout_uris",
+    "create:application_logout_uris",
     "read:billing_entitlements",
     "read:billing_agreements",
     "create:billing_agreements",

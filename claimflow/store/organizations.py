@@ -8,11 +8,12 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from claimflow.domain import Membership, Organization
+from claimflow.domain import Membership, Organization, User
 from claimflow.domain.ids import new_org_code
 from claimflow.errors import Conflict, NotFound
 from claimflow.store import tables as t
 from claimflow.store._rows import IntegrityError, as_utc, required_utc, utcnow
+from claimflow.store.users import user_from_row
 
 
 def _org(row: Any) -> Organization:
@@ -195,3 +196,19 @@ async def memberships_of_user(conn: AsyncConnection, user_id: str) -> list[Membe
 
 async def count_organizations(conn: AsyncConnection) -> int:
     return int((await conn.execute(select(func.count()).select_from(t.organizations))).scalar_one())
+
+
+async def list_member_users(
+    conn: AsyncConnection, org_code: str, *, limit: int, after_user_id: str | None = None
+) -> list[tuple[Membership, User]]:
+    """Members with their user records in one query (``GET /organizations/{code}/users``)."""
+    query = (
+        select(t.memberships, t.users)
+        .join(t.users, t.users.c.id == t.memberships.c.user_id)
+        .where(t.memberships.c.org_code == org_code)
+        .order_by(t.memberships.c.user_id)
+        .limit(limit)
+    )
+    if after_user_id is not None:
+        query = query.where(t.memberships.c.user_id > after_user_id)
+    return [(_membership(row), user_from_row(row)) for row in await conn.execute(query)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -26,6 +27,9 @@ def _user(row: Any) -> User:
         failed_sign_ins=int(row.failed_sign_ins or 0),
         last_signed_in=as_utc(row.last_signed_in),
     )
+
+
+user_from_row = _user
 
 
 def normalize_email(email: str) -> str:
@@ -101,13 +105,24 @@ async def set_password_hash(conn: AsyncConnection, user_id: str, password_hash: 
 
 
 async def list_users(
-    conn: AsyncConnection, *, limit: int, after_id: str | None = None, email: str | None = None
+    conn: AsyncConnection,
+    *,
+    limit: int,
+    after_id: str | None = None,
+    email: str | None = None,
+    emails: Sequence[str] | None = None,
+    ids: Sequence[str] | None = None,
 ) -> list[User]:
+    """Users in id order; ``emails``/``ids`` filter as Kinde's comma-separated query values."""
     query = select(t.users).order_by(t.users.c.id).limit(limit)
     if after_id is not None:
         query = query.where(t.users.c.id > after_id)
     if email is not None:
         query = query.where(t.users.c.email == normalize_email(email))
+    if emails is not None:
+        query = query.where(t.users.c.email.in_([normalize_email(e) for e in emails]))
+    if ids is not None:
+        query = query.where(t.users.c.id.in_(list(ids)))
     return [_user(row) for row in await conn.execute(query)]
 
 

@@ -1,0 +1,167 @@
+"""Kinde's application routes: ``/applications`` and their redirect and logout URLs.
+
+A created application's client secret is returned once, in Kinde's
+``create_application_response``; only its SHA-256 digest is stored (design §7). M2M
+applications also take ``scopes``, our extension field: the Management API scopes their
+client-credentials tokens may carry.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+
+from claimflow.domain import ApplicationType
+from claimflow.errors import InvalidRequest
+from claimflow.management.auth import require_scope, services_of
+from claimflow.management.scopes import ALL_MANAGEMENT_SCOPES
+from claimflow.management.wire import (
+    DEFAULT_PAGE_SIZE,
+    OK,
+    Code,
+    CodePath,
+    Cursor,
+    Name,
+    PageSize,
+    StrictModel,
+)
+from claimflow.store import applications
+
+router = APIRouter(tags=["Applications"])
+
+
+def _absolute_url(value: str) -> str:
+    """Redirect and logout URLs are compared exactly (RFC 6749 §3.1.2), so they must be whole."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
+        raise ValueError("must be an absolute http(s) URL without a fragment")
+    if not value.isprintable() or any(c.isspace() for c in value):
+        raise ValueError("must not contain spaces or control characters")
+    return value
+
+
+Url = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_absolute_url)]
+
+
+class CreateApplication(BaseModel):
+    model_config = StrictModel
+
+    name: Name
+    type: Literal["reg", "spa", "m2m", "device"]
+    org_code: Code | None = None
+    scopes: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="claimflow extension: the Management API scopes of an M2M application.",
+    )
+
+
+class Urls(BaseModel):
+    model_config = StrictModel
+
+    urls: list[Url] = Field(max_length=100)
+
+
+@router.get("/applications", summary="List applications")
+async def list_applications(
+    request: Request,
+    page_size: PageSize = None,
+    next_token: Cursor = None,
+    sort: Annotated[str | None, Query(max_length=32)] = None,
+    _: object = Depends(require_scope("read:applications")),
+) -> dict[str, Any]:
+    size = page_size or DEFAULT_PAGE_SIZE
+    async with services_of(request).db.connect() as conn:
+        rows = await applications.list_applications(conn, limit=size + 1, after_id=next_token)
+    page = rows[:size]
+    body: dict[str, Any] = {
+        "code": "OK",
+        "message": "Success",
+        "applications": [
+            {"id": app.client_id, "name": app.name, "type": app.type.value} for app in page
+        ],
+    }
+    if len(rows) > size:
+        body["next_token"] = page[-1].client_id
+    return body
+
+
+@router.post("/applications", status_code=201, summary="Create an application")
+async def create_application(
+    request: Request,
+    body: CreateApplication,
+    _: object = Depends(require_scope("create:applications")),
+) -> dict[str, Any]:
+    if body.type == "device":
+        raise InvalidRequest("Device applications are not supported.", "APPLICATION_TYPE_INVALID")
+    kind = ApplicationType(body.type)
+    if body.scopes and kind is not ApplicationType.M2M:
+        raise InvalidRequest("Only m2m applications take scopes.", "SCOPES_INVALID")
+    unknown = sorted(set(body.scopes) - set(ALL_MANAGEMENT_SCOPES))
+    if unknown:
+        raise InvalidRequest(f"Unknown scopes: {', '.join(unknown)[:200]}.", "SCOPES_INVALID")
+    async with services_of(request).db.transaction() as conn:
+        app, secret = await applications.create_application(
+            conn, name=body.name, type=kind, scopes=body.scopes
+        )
+    created = {"id": app.client_id, "client_id": app.client_id}
+    if secret is not None:
+        created["client_secret"] = secret
+    return {"code": "OK", "message": "Application successfully created", "application": created}
+
+
+async def _add_urls(request: Request, app_id: str, urls: list[str], column: str) -> None:
+    async with services_of(request).db.transaction() as conn:
+        app = await applications.get_application(conn, app_id)
+        current = list(app.redirect_uris if column == "redirect_uris" else app.logout_uris)
+        merged = current + [url for url in dict.fromkeys(urls) if url not in current]
+        if len(merged) > 100:
+            raise InvalidRequest("An application has at most 100 URLs of a kind.", "URLS_INVALID")
+        await applications.update_application(conn, app_id, **{column: merged})
+
+
+@router.get("/applications/{app_id}/auth_redirect_urls", summary="List redirect URLs")
+async def get_redirect_urls(
+    request: Request,
+    app_id: CodePath,
+    _: object = Depends(require_scope("read:applications_redirect_uris")),
+) -> dict[str, Any]:
+    async with services_of(request).db.connect() as conn:
+        app = await applications.get_application(conn, app_id)
+    return {"redirect_urls": list(app.redirect_uris)}
+
+
+@router.post("/applications/{app_id}/auth_redirect_urls", summary="Add redirect URLs")
+async def add_redirect_urls(
+    request: Request,
+    app_id: CodePath,
+    body: Urls,
+    _: object = Depends(require_scope("create:applications_redirect_uris")),
+) -> dict[str, str]:
+    await _add_urls(request, app_id, body.urls, "redirect_uris")
+    return OK
+
+
+@router.get("/applications/{app_id}/auth_logout_urls", summary="List logout URLs")
+async def get_logout_urls(
+    request: Request,
+    app_id: CodePath,
+    _: object = Depends(require_scope("read:application_logout_uris")),
+) -> dict[str, Any]:
+    async with services_of(request).db.connect() as conn:
+        app = await applications.get_application(conn, app_id)
+    return {"logout_urls": list(app.logout_uris), **OK}
+
+
+@router.post("/applications/{app_id}/auth_logout_urls", summary="Add logout URLs")
+async def add_logout_urls(
+    request: Request,
+    app_id: CodePath,
+    body: Urls,
+    _: object = Depends(require_scope("create:application_logout_uris")),
+) -> dict[str, str]:
+    await _add_urls(request, app_id, body.urls, "logout_uris")
+    return OK
