@@ -2,9 +2,18 @@
 
 from fastapi import APIRouter
 
-from claimflow.oidc import token
+from claimflow.oidc import (
+    authorize,
+    discovery,
+    introspection,
+    logout,
+    revocation,
+    token,
+    userinfo,
+)
 
 router = APIRouter()
-router.include_router(token.router)
+for _module in (discovery, authorize, token, userinfo, introspection, revocation, logout):
+    router.include_router(_module.router)
 
 __all__ = ["router"]

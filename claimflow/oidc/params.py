@@ -35,18 +35,32 @@ async def form_params(request: Request) -> dict[str, str]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         raise OAuthError("invalid_request", "The body must be application/x-www-form-urlencoded.")
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise OAuthError("invalid_request", "The request body is too large.")
+    return _parse(await request.body(), MAX_BODY_BYTES, "request body")
+
+
+def _parse(raw: bytes, limit: int, what: str) -> dict[str, str]:
+    if len(raw) > limit:
+        raise OAuthError("invalid_request", f"The {what} is too large.")
     try:
-        text = body.decode("ascii")
+        text = raw.decode("ascii")
     except UnicodeDecodeError as exc:
-        raise OAuthError("invalid_request", "The body must be URL-encoded ASCII.") from exc
+        raise OAuthError("invalid_request", f"The {what} must be URL-encoded ASCII.") from exc
     try:
         pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, errors="strict")
     except UnicodeDecodeError as exc:
         raise OAuthError("invalid_request", "A parameter is not valid UTF-8.") from exc
     return single_valued(pairs)
+
+
+def query_params(request: Request) -> dict[str, str]:
+    """The query string of a GET (the authorization request, RFC 6749 §4.1.1), validated."""
+    raw: bytes = request.scope.get("query_string", b"")
+    return _parse(raw, MAX_BODY_BYTES, "query string")
+
+
+def parse_query_string(query: str) -> dict[str, str]:
+    """A query string carried through a form (the pending authorization request), validated."""
+    return _parse(query.encode("utf-8"), MAX_BODY_BYTES, "authorization request")
 
 
 def require(params: dict[str, str], name: str) -> str:

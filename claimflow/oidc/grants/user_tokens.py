@@ -1,0 +1,105 @@
+"""What the authorization-code and refresh-token grants share: who the tokens are for, how
+they are issued, and the token response (RFC 6749 §5.1, OIDC Core §3.1.3.3)."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from claimflow.domain import Application
+from claimflow.errors import OAuthError, TokenTooLarge, WorkflowError
+from claimflow.oidc.errors import from_issuance_error
+from claimflow.oidc.grants.base import TokenRequest
+from claimflow.services import Services
+from claimflow.store import organizations, users
+from claimflow.tokens.claims import TokenContext
+from claimflow.tokens.issue import IssuanceRequest, IssuedTokens, issue_user_tokens
+from claimflow.workflows.event import AuthOrigin
+
+OFFLINE_SCOPES = frozenset({"offline", "offline_access"})
+"""Kinde's ``offline`` and OIDC Core §11's ``offline_access`` both ask for a refresh token."""
+
+
+async def token_context(
+    conn: AsyncConnection,
+    services: Services,
+    client: Application,
+    *,
+    user_id: str,
+    org_code: str | None,
+    scope: str,
+    audience: tuple[str, ...],
+    auth_time: datetime,
+    nonce: str | None = None,
+) -> TokenContext:
+    """The context of a user token; ``invalid_grant`` when the user or membership is gone."""
+    user = await users.find_user(conn, user_id)
+    if user is None or user.is_suspended:
+        raise OAuthError("invalid_grant", "The user can no longer sign in.")
+    memberships = await organizations.memberships_of_user(conn, user_id)
+    membership = None
+    if org_code is not None:
+        membership = next((m for m in memberships if m.org_code == org_code), None)
+        if membership is None:
+            raise OAuthError("invalid_grant", "The user is no longer a member of the organization.")
+    return TokenContext(
+        issuer=services.issuer,
+        user=user,
+        client_id=client.client_id,
+        scopes=tuple(scope.split()),
+        audience=audience or (client.client_id,),
+        auth_time=auth_time,
+        membership=membership,
+        org_codes=tuple(m.org_code for m in memberships),
+        nonce=nonce,
+    )
+
+
+def refresh_ttl(request: TokenRequest) -> int:
+    settings = request.services.settings
+    return request.client.refresh_token_ttl_seconds or settings.refresh_token_ttl_seconds
+
+
+async def issue(
+    request: TokenRequest, ctx: TokenContext, origin: AuthOrigin, *, is_existing_session: bool
+) -> IssuedTokens:
+    """Run the workflows and sign; workflow and budget failures become OAuth errors."""
+    settings, client = request.services.settings, request.client
+    try:
+        return await issue_user_tokens(
+            request.services,
+            ctx,
+            IssuanceRequest(origin, is_existing_session, request.ip, request.user_agent),
+            access_ttl=client.access_token_ttl_seconds or settings.access_token_ttl_seconds,
+            id_ttl=client.id_token_ttl_seconds or settings.id_token_ttl_seconds,
+            with_id_token="openid" in ctx.scopes,
+        )
+    except (WorkflowError, TokenTooLarge) as exc:
+        raise from_issuance_error(exc) from exc
+
+
+def wants_refresh_token(ctx: TokenContext) -> bool:
+    return bool(OFFLINE_SCOPES.intersection(ctx.scopes))
+
+
+def new_refresh_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def token_response(
+    tokens: IssuedTokens, ctx: TokenContext, refresh_token: str | None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "access_token": tokens.access_token,
+        "token_type": "Bearer",
+        "expires_in": tokens.expires_in,
+        "scope": " ".join(ctx.scopes),
+    }
+    if tokens.id_token is not None:
+        body["id_token"] = tokens.id_token
+    if refresh_token is not None:
+        body["refresh_token"] = refresh_token
+    return body

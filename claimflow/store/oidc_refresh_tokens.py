@@ -1,0 +1,132 @@
+"""Refresh tokens, rotated on every use, grouped in families (OAuth 2.0 Security BCP §4.14.2).
+
+Each token is stored as a digest. A refresh spends the presented token with a conditional
+``UPDATE ... WHERE used_on IS NULL AND revoked_on IS NULL`` and adds its successor to the same
+family; presenting a spent token again means it leaked, so the whole family is revoked, along
+with the access tokens it issued.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from claimflow.crypto import digest_secret
+from claimflow.store import tables as t
+from claimflow.store._rows import as_utc, required_utc, utcnow
+from claimflow.store.oidc_revocations import revoke_jti
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshToken:
+    family_id: str
+    client_id: str
+    user_id: str
+    org_code: str | None
+    scope: str
+    audience: tuple[str, ...]
+    auth_time: datetime
+    created_on: datetime
+    expires_on: datetime
+    used_on: datetime | None
+    revoked_on: datetime | None
+
+
+def _token(row: Any) -> RefreshToken:
+    return RefreshToken(
+        family_id=row.family_id,
+        client_id=row.client_id,
+        user_id=row.user_id,
+        org_code=row.org_code,
+        scope=row.scope,
+        audience=tuple(row.audience or ()),
+        auth_time=required_utc(row.auth_time),
+        created_on=required_utc(row.created_on),
+        expires_on=required_utc(row.expires_on),
+        used_on=as_utc(row.used_on),
+        revoked_on=as_utc(row.revoked_on),
+    )
+
+
+async def create_refresh_token(
+    conn: AsyncConnection,
+    token: str,
+    *,
+    family_id: str,
+    client_id: str,
+    user_id: str,
+    org_code: str | None,
+    scope: str,
+    audience: Sequence[str],
+    auth_time: datetime,
+    ttl_seconds: int,
+    access_token_jti: str,
+    access_token_expires_on: datetime,
+) -> None:
+    now = utcnow()
+    await conn.execute(
+        insert(t.refresh_tokens).values(
+            token_hash=digest_secret(token),
+            family_id=family_id,
+            client_id=client_id,
+            user_id=user_id,
+            org_code=org_code,
+            scope=scope,
+            audience=list(audience),
+            auth_time=auth_time,
+            created_on=now,
+            expires_on=now + timedelta(seconds=ttl_seconds),
+            access_token_jti=access_token_jti,
+            access_token_expires_on=access_token_expires_on,
+        )
+    )
+
+
+async def find_refresh_token(conn: AsyncConnection, token: str) -> RefreshToken | None:
+    row = (
+        await conn.execute(
+            select(t.refresh_tokens).where(t.refresh_tokens.c.token_hash == digest_secret(token))
+        )
+    ).first()
+    return None if row is None else _token(row)
+
+
+async def spend_refresh_token(conn: AsyncConnection, token: str) -> bool:
+    """Mark the token used; False when it was already used or revoked (a concurrent refresh)."""
+    result = await conn.execute(
+        update(t.refresh_tokens)
+        .where(
+            t.refresh_tokens.c.token_hash == digest_secret(token),
+            t.refresh_tokens.c.used_on.is_(None),
+            t.refresh_tokens.c.revoked_on.is_(None),
+        )
+        .values(used_on=utcnow())
+    )
+    return bool(result.rowcount == 1)
+
+
+async def revoke_family(conn: AsyncConnection, family_id: str) -> None:
+    """Revoke every refresh token of the family and every access token they issued."""
+    now = utcnow()
+    await conn.execute(
+        update(t.refresh_tokens)
+        .where(t.refresh_tokens.c.family_id == family_id, t.refresh_tokens.c.revoked_on.is_(None))
+        .values(revoked_on=now)
+    )
+    rows = await conn.execute(
+        select(
+            t.refresh_tokens.c.access_token_jti, t.refresh_tokens.c.access_token_expires_on
+        ).where(
+            t.refresh_tokens.c.family_id == family_id,
+            t.refresh_tokens.c.access_token_jti.is_not(None),
+        )
+    )
+    for row in rows.all():
+        expires_on = as_utc(row.access_token_expires_on) or now
+        if expires_on > now:
+            await revoke_jti(conn, row.access_token_jti, expires_on)

@@ -1,0 +1,37 @@
+"""Revoked access tokens, by ``jti`` (RFC 7009 §2; honoured by introspection and userinfo).
+
+An access token is a self-contained JWT, so revoking one means remembering its ``jti`` until it
+would have expired anyway; after that the row is useless and may be purged.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from claimflow.store import tables as t
+from claimflow.store._rows import utcnow
+
+
+async def revoke_jti(conn: AsyncConnection, jti: str, expires_on: datetime) -> None:
+    exists = (
+        await conn.execute(select(t.revoked_tokens.c.jti).where(t.revoked_tokens.c.jti == jti))
+    ).first()
+    if exists is None:
+        await conn.execute(insert(t.revoked_tokens).values(jti=jti, expires_on=expires_on))
+
+
+async def is_revoked(conn: AsyncConnection, jti: str) -> bool:
+    row = (
+        await conn.execute(select(t.revoked_tokens.c.jti).where(t.revoked_tokens.c.jti == jti))
+    ).first()
+    return row is not None
+
+
+async def purge_expired(conn: AsyncConnection) -> int:
+    result = await conn.execute(
+        delete(t.revoked_tokens).where(t.revoked_tokens.c.expires_on < utcnow())
+    )
+    return int(result.rowcount or 0)

@@ -1,0 +1,136 @@
+"""Issuing a user's access token and ID token (design §3): workflows, merge, budget, sign.
+
+The order matters. The workflows run first, because a failing or denying workflow must leave
+nothing issued; the claims are then merged with base claims winning, fitted to the size budget
+with the exact header ``KeyManager.sign`` writes, and signed. Signing has no side effect, so the
+grant can still throw the tokens away if its final atomic write (spending the code or the refresh
+token) loses a race.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from claimflow.services import Services
+from claimflow.tokens.budget import fit_to_budget
+from claimflow.tokens.claims import (
+    ACCESS_TOKEN_RESERVED,
+    ID_TOKEN_RESERVED,
+    TokenContext,
+    access_token_claims,
+    id_token_claims,
+    mergeable,
+    token_hash,
+)
+from claimflow.workflows.event import (
+    AuthOrigin,
+    EventApplication,
+    EventAuth,
+    EventContext,
+    EventDomains,
+    EventOrganization,
+    EventRequest,
+    EventRequestAuth,
+    EventUser,
+    TokensGenerationEvent,
+)
+
+ACCESS_TOKEN_TYP = "at+jwt"
+"""RFC 9068 §2.1: access tokens carry ``typ: at+jwt`` so they cannot pass for ID tokens."""
+ID_TOKEN_TYP = "JWT"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuanceRequest:
+    """Where the token request came from, for the workflow event (design §4)."""
+
+    origin: AuthOrigin
+    is_existing_session: bool
+    ip: str | None
+    user_agent: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    access_token: str
+    access_token_jti: str
+    access_token_expires_on: datetime
+    expires_in: int
+    id_token: str | None
+
+
+def tokens_generation_event(ctx: TokenContext, request: IssuanceRequest) -> TokensGenerationEvent:
+    """Kinde's ``user:tokens_generation`` event for this issuance."""
+    return TokensGenerationEvent(
+        context=EventContext(
+            user=EventUser(id=ctx.user.id),
+            application=EventApplication(client_id=ctx.client_id),
+            auth=EventAuth(origin=request.origin, is_existing_session=request.is_existing_session),
+            domains=EventDomains(kinde_domain=ctx.issuer),
+            organization=EventOrganization(ctx.org_code) if ctx.org_code else None,
+        ),
+        request=EventRequest(
+            ip=request.ip,
+            user_agent=request.user_agent,
+            auth=EventRequestAuth(audience=ctx.audience),
+        ),
+    )
+
+
+async def issue_user_tokens(
+    services: Services,
+    ctx: TokenContext,
+    request: IssuanceRequest,
+    *,
+    access_ttl: int,
+    id_ttl: int,
+    with_id_token: bool,
+) -> IssuedTokens:
+    """Run the workflows and sign both tokens; raises ``WorkflowError`` or ``TokenTooLarge``."""
+    custom = await services.workflows.run_tokens_generation(tokens_generation_event(ctx, request))
+    key = await services.keys.ensure_active_key()
+    settings = services.settings
+    now = int(time.time())
+
+    jti = secrets.token_hex(16)
+    base = access_token_claims(ctx, jti=jti, now=now, ttl=access_ttl)
+    header = {"alg": key.algorithm, "kid": key.kid, "typ": ACCESS_TOKEN_TYP}
+    claims = fit_to_budget(
+        "access_token",
+        header,
+        base,
+        mergeable(custom.access_token, base, ACCESS_TOKEN_RESERVED),
+        settings.access_token_max_bytes,
+        key.algorithm,
+    )
+    access_token = await services.keys.sign(claims, typ=ACCESS_TOKEN_TYP)
+
+    id_token = None
+    if with_id_token:
+        id_base = id_token_claims(
+            ctx,
+            jti=secrets.token_hex(16),
+            now=now,
+            ttl=id_ttl,
+            at_hash=token_hash(access_token, key.algorithm),
+        )
+        id_claims = fit_to_budget(
+            "id_token",
+            {"alg": key.algorithm, "kid": key.kid, "typ": ID_TOKEN_TYP},
+            id_base,
+            mergeable(custom.id_token, id_base, ID_TOKEN_RESERVED),
+            settings.id_token_max_bytes,
+            key.algorithm,
+        )
+        id_token = await services.keys.sign(id_claims, typ=ID_TOKEN_TYP)
+
+    return IssuedTokens(
+        access_token=access_token,
+        access_token_jti=jti,
+        access_token_expires_on=datetime.fromtimestamp(now + access_ttl, UTC),
+        expires_in=access_ttl,
+        id_token=id_token,
+    )
