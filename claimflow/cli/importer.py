@@ -30,7 +30,7 @@ PROGRESS_THRESHOLD = 200
 async def _import(settings: Settings, data: BusinessData, console: Console) -> ImportSummary:
     db = Database(settings.database_url)
     try:
-        if data.item_count <= PROGRESS_THRESHOLD or not console.is_terminal:
+        if data.item_count <= PROGRESS_THRESHOLD:
             return await import_business_data(db, data)
         columns = (
             TextColumn("importing"),
@@ -61,14 +61,16 @@ def register(app: typer.Typer) -> None:
         try:
             data = load_business_file(file)
         except InvalidBusinessData as exc:
-            console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+            console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from exc
         apply_migrations(settings.database_url)
         try:
             summary = asyncio.run(_import(settings, data, console))
         except InvalidBusinessData as exc:
             console.print(
-                f"[red]error:[/red] {escape(str(exc))}\nNothing was imported.", highlight=False
+                f"[red]error:[/red] {escape(str(exc))}\nNothing was imported.",
+                highlight=False,
+                soft_wrap=True,
             )
             raise typer.Exit(1) from exc
         typer.echo(

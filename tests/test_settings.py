@@ -1,0 +1,99 @@
+"""Settings precedence (flags > ``CLAIMFLOW_*`` env > TOML config file) and the secret key."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from claimflow.cli.server import settings_from_flags
+from claimflow.settings import SECRET_KEY_FILE, Settings
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Each test runs in an empty directory with no CLAIMFLOW_* variables set."""
+    for name in list(os.environ):
+        if name.startswith("CLAIMFLOW_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def write_config(path: Path, body: str) -> Path:
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def test_defaults_are_a_sqlite_file_in_the_working_directory_and_a_local_issuer() -> None:
+    settings = Settings()
+    assert settings.database_url == "sqlite+aiosqlite:///./claimflow.db"
+    assert settings.public_issuer() == "http://127.0.0.1:8000"
+
+
+def test_config_file_in_working_directory_is_read(tmp_path: Path) -> None:
+    write_config(tmp_path / "claimflow.toml", '[claimflow]\nport = 9100\nhost = "0.0.0.0"\n')
+    settings = Settings()
+    assert (settings.host, settings.port) == ("0.0.0.0", 9100)
+    assert settings.public_issuer() == "http://0.0.0.0:9100"
+
+
+def test_config_file_named_by_claimflow_config_with_top_level_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config(tmp_path / "elsewhere.toml", 'issuer = "https://id.example.com/"\n')
+    monkeypatch.setenv("CLAIMFLOW_CONFIG", str(config))
+    assert Settings().public_issuer() == "https://id.example.com"
+
+
+def test_environment_beats_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_config(
+        tmp_path / "claimflow.toml", "[claimflow]\nport = 9100\naccess_token_max_bytes = 5000\n"
+    )
+    monkeypatch.setenv("CLAIMFLOW_PORT", "9200")
+    settings = Settings()
+    assert settings.port == 9200
+    assert settings.access_token_max_bytes == 5000
+
+
+def test_flags_beat_environment_and_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config(
+        tmp_path / "claimflow.toml",
+        '[claimflow]\nport = 9100\ndatabase_url = "sqlite+aiosqlite:///./from-file.db"\n',
+    )
+    monkeypatch.setenv("CLAIMFLOW_PORT", "9200")
+    monkeypatch.setenv("CLAIMFLOW_DATABASE_URL", "sqlite+aiosqlite:///./from-env.db")
+    settings = settings_from_flags("sqlite+aiosqlite:///./from-flag.db", port=9300, host=None)
+    assert settings.port == 9300
+    assert settings.database_url == "sqlite+aiosqlite:///./from-flag.db"
+    assert settings.host == "127.0.0.1"
+
+
+def test_list_settings_come_from_environment_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLAIMFLOW_WORKFLOWS_ENABLED", '["org_billing"]')
+    assert Settings().workflows_enabled == ["org_billing"]
+
+
+def test_unknown_keys_in_config_file_are_ignored(tmp_path: Path) -> None:
+    write_config(tmp_path / "claimflow.toml", "[claimflow]\nno_such_setting = 1\nport = 9100\n")
+    assert Settings().port == 9100
+
+
+def test_secret_key_is_generated_once_and_kept_for_the_next_run(tmp_path: Path) -> None:
+    first = Settings().resolved_secret_key()
+    key_file = tmp_path / SECRET_KEY_FILE
+    assert key_file.is_file()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert len(first) >= 32
+    assert Settings().resolved_secret_key() == first
+
+
+def test_secret_key_from_environment_is_used_and_nothing_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLAIMFLOW_SECRET_KEY", "from-the-environment")
+    assert Settings().resolved_secret_key() == "from-the-environment"
+    assert not (tmp_path / SECRET_KEY_FILE).exists()
