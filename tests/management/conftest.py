@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from claimflow.app import create_app
 from claimflow.services import Services, build_services
@@ -14,10 +15,14 @@ from tests.helpers import management_client
 
 
 @pytest.fixture
-async def api(client: httpx.AsyncClient, services: Services) -> httpx.AsyncClient:
-    """The test client, carrying an M2M token with every management scope."""
-    client.headers.update(await management_client(client, services))
-    return client
+async def api(
+    client: httpx.AsyncClient, app: FastAPI, services: Services
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A second client of the test app, carrying an M2M token with every management scope."""
+    headers = await management_client(client, services)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=ISSUER, headers=headers) as http:
+        yield http
 
 
 @pytest.fixture

@@ -1,0 +1,74 @@
+"""Kinde's application routes: the secret shown once, M2M scopes, redirect and logout URLs."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import FastAPI
+
+from tests.conftest import ISSUER
+from tests.helpers import m2m_token
+from tests.management.catalogue import ok
+
+
+async def test_m2m_application_secret_is_shown_once_and_works(
+    api: httpx.AsyncClient, app: FastAPI
+) -> None:
+    created = await ok(
+        await api.post(
+            "/api/v1/applications",
+            json={"name": "Backend", "type": "m2m", "scopes": ["read:organizations"]},
+        ),
+        201,
+    )
+    application = created["application"]
+    assert application["id"] == application["client_id"] and application["client_secret"]
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as anonymous:
+        token = await m2m_token(anonymous, application["client_id"], application["client_secret"])
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await api.get("/api/v1/organizations", headers=headers)).status_code == 200
+    response = await api.get("/api/v1/users", headers=headers)
+    assert response.status_code == 403
+
+    listed = await ok(await api.get("/api/v1/applications"))
+    names = {a["id"]: a for a in listed["applications"]}
+    assert names[application["id"]] == {"id": application["id"], "name": "Backend", "type": "m2m"}
+    assert "client_secret" not in str(listed)
+
+
+async def test_spa_has_no_secret_and_bad_types_or_scopes_are_refused(
+    api: httpx.AsyncClient,
+) -> None:
+    spa = await ok(await api.post("/api/v1/applications", json={"name": "SPA", "type": "spa"}), 201)
+    assert "client_secret" not in spa["application"]
+    for body in (
+        {"name": "X", "type": "device"},
+        {"name": "X", "type": "tv"},
+        {"name": "X", "type": "reg", "scopes": ["read:users"]},
+        {"name": "X", "type": "m2m", "scopes": ["root"]},
+        {"type": "m2m"},
+    ):
+        response = await api.post("/api/v1/applications", json=body)
+        assert response.status_code == 400, body
+
+
+async def test_redirect_and_logout_urls(api: httpx.AsyncClient) -> None:
+    created = await ok(
+        await api.post("/api/v1/applications", json={"name": "Web", "type": "reg"}), 201
+    )
+    app_id = created["application"]["id"]
+    base = f"/api/v1/applications/{app_id}"
+    urls = ["https://app.test/callback", "http://localhost:3000/cb"]
+    assert (await ok(await api.post(f"{base}/auth_redirect_urls", json={"urls": urls})))[
+        "code"
+    ] == "OK"
+    await ok(await api.post(f"{base}/auth_redirect_urls", json={"urls": urls[:1]}))
+    assert (await ok(await api.get(f"{base}/auth_redirect_urls")))["redirect_urls"] == urls
+    await ok(await api.post(f"{base}/auth_logout_urls", json={"urls": ["https://app.test/"]}))
+    assert (await ok(await api.get(f"{base}/auth_logout_urls")))["logout_urls"] == [
+        "https://app.test/"
+    ]
+    for bad in (["/relative"], ["javascript:alert(1)"], ["https://app.test/#frag"], "nope"):
+        response = await api.post(f"{base}/auth_redirect_urls", json={"urls": bad})
+        assert response.status_code == 400, bad
+    assert (await api.get("/api/v1/applications/unknown/auth_redirect_urls")).status_code == 404
