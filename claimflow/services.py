@@ -13,6 +13,7 @@ from claimflow.settings import Settings
 from claimflow.store import Database
 from claimflow.tokens import KeyManager
 from claimflow.workflows.engine import WorkflowEngine
+from claimflow.workflows.factory import build_workflow_engine
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Services:
         return self.issuer + "/api"
 
     async def close(self) -> None:
+        await self.workflows.aclose()
         await self.db.dispose()
 
 
@@ -46,7 +48,7 @@ def build_services(settings: Settings) -> Services:
         settings.m2m_token_ttl_seconds,
     )
     keys = KeyManager(db, box, settings.signing_algorithm, longest)
-    return Services(
+    services = Services(
         settings=settings,
         db=db,
         box=box,
@@ -54,3 +56,5 @@ def build_services(settings: Settings) -> Services:
         billing_changes=BillingChanges(),
         workflows=WorkflowEngine(),
     )
+    services.workflows = build_workflow_engine(services)
+    return services

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     workflows_dir: str | None = None
     workflow_time_limit_seconds: float = 2.0
     workflow_runs_retention_days: int = 30
+    workflow_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Per workflow: ``failure_policy`` and/or ``time_limit_seconds`` (e.g. JSON in the env)."""
 
     billing_cache_ttl_seconds: float = 60.0
     billing_serve_stale: bool = False

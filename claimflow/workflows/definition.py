@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from claimflow.workflows.event import Trigger, TokensGenerationEvent
+from claimflow.workflows.event import TokensGenerationEvent, Trigger
 
 if TYPE_CHECKING:
     from claimflow.workflows.bindings import Bindings

@@ -1,21 +1,51 @@
 """The workflow engine: runs the enabled workflows of a trigger and merges their claims.
 
-This module is the seam the token endpoint calls (``run_tokens_generation``); the registry,
-bindings, runner and run log live beside it.
+``run_tokens_generation`` is the seam the token endpoint calls (design §3). Every enabled
+``user:tokens_generation`` workflow runs concurrently under its own time limit with fresh
+bindings; then, in the order settings enable them, their claims are merged:
+
+- a workflow that failed or timed out under ``continue`` contributes nothing (run logged failed);
+- under ``stop`` its failure raises ``WorkflowError(workflow_id, run_id, message)``, so the token
+  endpoint issues nothing and answers with an OAuth error naming both;
+- ``auth.deny_access(reason)`` raises ``WorkflowAccessDenied`` whatever the policy;
+- a claim set by two workflows is a failure of the later one (design §7: several workflows per
+  trigger, collisions refused); declared claims make this a start-up error instead.
+
+Every run is recorded in the run log, which writes in the background.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from claimflow.workflows.event import TokensGenerationEvent
+from claimflow.domain.ids import new_prefixed_id
+from claimflow.errors import WorkflowAccessDenied, WorkflowError, WorkflowRuntimeError
+from claimflow.store._rows import utcnow
+from claimflow.workflows.bindings import Auth, Bindings, Env, TokenClaims, WorkflowLogger
+from claimflow.workflows.definition import FailurePolicy, Workflow
+from claimflow.workflows.event import TokensGenerationEvent, Trigger
+from claimflow.workflows.management_client import ManagementAPIClient, ManagementTransport
+from claimflow.workflows.reserved import RESERVED_ACCESS_TOKEN_CLAIMS, RESERVED_ID_TOKEN_CLAIMS
+from claimflow.workflows.runlog import RunLog, RunOutcome, WorkflowRun
+
+if TYPE_CHECKING:
+    from claimflow.cache import BillingCache
+    from claimflow.workflows.environment import EnvironmentVariables
+    from claimflow.workflows.registry import WorkflowRegistry
 
 ClaimForms = tuple[Any, ...]
 """A custom claim's values, preferred first: e.g. (full, compact, reference) for org_billing.
 
 The token size budget (``claimflow.tokens.budget``) takes the first form of every claim and steps
 the largest claims down to their next form until the token fits."""
+
+log = logging.getLogger("claimflow.workflows")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +56,207 @@ class TokenCustomClaims:
     id_token: dict[str, ClaimForms] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class RunReport:
+    """One run's result: what the run log records plus the claims themselves."""
+
+    workflow: Workflow
+    run: WorkflowRun
+    access_token: dict[str, ClaimForms]
+    id_token: dict[str, ClaimForms]
+    denied_reason: str | None = None
+    management_calls: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.run.outcome is RunOutcome.SUCCEEDED
+
+
+def _sizes(claims: dict[str, ClaimForms]) -> dict[str, list[int]]:
+    return {
+        name: [len(json.dumps(f, separators=(",", ":")).encode("utf-8")) for f in forms]
+        for name, forms in claims.items()
+    }
+
+
 class WorkflowEngine:
     """Runs ``user:tokens_generation`` workflows; with none enabled, tokens get no custom claims."""
 
+    def __init__(
+        self,
+        registry: WorkflowRegistry | None = None,
+        *,
+        run_log: RunLog | None = None,
+        management: ManagementTransport | None = None,
+        environment: EnvironmentVariables | None = None,
+        billing_cache: BillingCache | None = None,
+        default_time_limit_seconds: float = 2.0,
+    ) -> None:
+        self.registry = registry
+        self.run_log = run_log
+        self.management = management
+        self.environment = environment
+        self.billing_cache = billing_cache
+        self.default_time_limit_seconds = default_time_limit_seconds
+
+    def enabled(self, trigger: Trigger = Trigger.USER_TOKENS_GENERATION) -> list[Workflow]:
+        return [] if self.registry is None else self.registry.enabled(trigger)
+
     async def run_tokens_generation(self, event: TokensGenerationEvent) -> TokenCustomClaims:
-        return TokenCustomClaims()
+        workflows = self.enabled(Trigger.USER_TOKENS_GENERATION)
+        if not workflows:
+            return TokenCustomClaims()
+        reports = await self.run_workflows(workflows, event)
+        return self._merge(reports)
+
+    async def run_workflows(
+        self, workflows: Sequence[Workflow], event: TokensGenerationEvent, *, record: bool = True
+    ) -> list[RunReport]:
+        reports = list(await asyncio.gather(*(self._run(w, event) for w in workflows)))
+        self._refuse_collisions(reports)
+        if record and self.run_log is not None:
+            self.run_log.record([r.run for r in reports])
+        return reports
+
+    def _refuse_collisions(self, reports: list[RunReport]) -> None:
+        owner: dict[tuple[str, str], str] = {}
+        for report in reports:
+            if not report.ok:
+                continue
+            for token, claims in (("access", report.access_token), ("id", report.id_token)):
+                clash = next((n for n in claims if (token, n) in owner), None)
+                if clash is not None:
+                    message = (
+                        f"claim {clash!r} is also set by workflow {owner[(token, clash)]!r}; "
+                        "two workflows may not set one claim"
+                    )
+                    report.run = _failed(report.run, RunOutcome.FAILED, message)
+                    report.access_token, report.id_token = {}, {}
+                    break
+            else:
+                for token, claims in (("access", report.access_token), ("id", report.id_token)):
+                    for name in claims:
+                        owner[(token, name)] = report.workflow.id
+
+    def _merge(self, reports: list[RunReport]) -> TokenCustomClaims:
+        for report in reports:
+            if report.denied_reason is not None:
+                raise WorkflowAccessDenied(report.workflow.id, report.run.id, report.denied_reason)
+        for report in reports:
+            if not report.ok and report.workflow.settings.failure_policy is FailurePolicy.STOP:
+                raise WorkflowError(report.workflow.id, report.run.id, report.run.error or "failed")
+        merged = TokenCustomClaims()
+        for report in reports:
+            if report.ok:
+                merged.access_token.update(report.access_token)
+                merged.id_token.update(report.id_token)
+        return merged
+
+    async def _run(self, workflow: Workflow, event: TokensGenerationEvent) -> RunReport:
+        settings = workflow.settings
+        logger = WorkflowLogger()
+        access = TokenClaims("access token", RESERVED_ACCESS_TOKEN_CLAIMS)
+        id_token = TokenClaims("ID token", RESERVED_ID_TOKEN_CLAIMS)
+        auth = Auth()
+        management = (
+            ManagementAPIClient(self.management, logger) if self.management is not None else None
+        )
+        bindings = Bindings(
+            declared=settings.bindings,
+            logger_binding=logger,
+            access_token_binding=access,
+            id_token_binding=id_token,
+            auth_binding=auth,
+            management_api_binding=management,
+            env_binding=Env(self.environment, logger) if self.environment is not None else None,
+            billing_cache_binding=self.billing_cache,
+        )
+        limit = settings.time_limit_seconds or self.default_time_limit_seconds
+        started_on = utcnow()
+        started = time.perf_counter()
+        outcome, error = RunOutcome.SUCCEEDED, None
+        deadline = asyncio.timeout(limit)
+        try:
+            async with deadline:
+                await workflow.entry(event, bindings)
+            _check_declared(workflow, access, id_token)
+        except TimeoutError:
+            if not deadline.expired():
+                outcome, error = RunOutcome.FAILED, "TimeoutError raised by the workflow"
+            else:
+                outcome, error = RunOutcome.TIMED_OUT, f"exceeded its time limit of {limit:g} s"
+        except WorkflowRuntimeError as exc:
+            outcome, error = RunOutcome.FAILED, logger.redact(str(exc))
+        except Exception as exc:
+            outcome, error = RunOutcome.FAILED, logger.redact(f"{type(exc).__name__}: {exc}")
+        duration_ms = (time.perf_counter() - started) * 1000
+        if outcome is RunOutcome.SUCCEEDED and auth.denied_reason is not None:
+            outcome, error = RunOutcome.DENIED, logger.redact(auth.denied_reason)
+        if error is not None:
+            logger.error(error)
+            log.warning("workflow %s failed (%s): %s", workflow.id, outcome.value, error)
+        ok = outcome is RunOutcome.SUCCEEDED
+        run = WorkflowRun(
+            id=new_prefixed_id("run"),
+            workflow_id=workflow.id,
+            trigger=settings.trigger.value,
+            user_id=event.context.user.id,
+            org_code=event.context.organization.code if event.context.organization else None,
+            started_on=started_on,
+            duration_ms=duration_ms,
+            outcome=outcome,
+            log_lines=logger.lines,
+            claim_sizes={"access_token": _sizes(access.forms), "id_token": _sizes(id_token.forms)}
+            if ok
+            else {},
+            error=error,
+        )
+        return RunReport(
+            workflow=workflow,
+            run=run,
+            access_token=access.forms if ok else {},
+            id_token=id_token.forms if ok else {},
+            denied_reason=auth.denied_reason if outcome is RunOutcome.DENIED else None,
+            management_calls=management.calls if management is not None else 0,
+        )
+
+    async def aclose(self) -> None:
+        if self.run_log is not None:
+            await self.run_log.aclose()
+        if self.management is not None:
+            await self.management.aclose()
+        if self.billing_cache is not None:
+            await self.billing_cache.aclose()
+
+
+def _check_declared(workflow: Workflow, *tokens: TokenClaims) -> None:
+    """A workflow that declares its claims may set only those (the start-up check relies on it)."""
+    declared = workflow.settings.claims
+    if not declared:
+        return
+    for token in tokens:
+        extra = sorted(set(token.forms) - declared)
+        if extra:
+            raise WorkflowRuntimeError(
+                f"set undeclared claim(s) {extra} on the {token.token}; declared: {sorted(declared)}"
+            )
+
+
+def _failed(run: WorkflowRun, outcome: RunOutcome, message: str) -> WorkflowRun:
+    lines = [
+        *run.log_lines,
+        {"at": run.started_on.isoformat(), "level": "error", "message": message},
+    ]
+    return WorkflowRun(
+        id=run.id,
+        workflow_id=run.workflow_id,
+        trigger=run.trigger,
+        user_id=run.user_id,
+        org_code=run.org_code,
+        started_on=run.started_on,
+        duration_ms=run.duration_ms,
+        outcome=outcome,
+        log_lines=lines,
+        claim_sizes={},
+        error=message,
+    )

@@ -1,0 +1,294 @@
+"""The billing cache: per-customer billing lookups shared by sign-ins, dropped on change.
+
+Why: without it every sign-in costs three Management API calls (design §1's last weakness).
+Semantics every implementation keeps:
+
+- **TTL** (``billing_cache_ttl_seconds``): a value is fresh that long at most.
+- **Invalidation by customer**: ``invalidate(customer_ids)`` (subscribed to
+  ``services.billing_changes``) makes every entry that depends on those customers stale at once.
+  A lookup that was already running when the change happened does not store its result, so a
+  change can never be papered over by an in-flight read (checked with an invalidation epoch).
+- **Single flight**: concurrent lookups of one key share one load.
+- **Serve stale** (``billing_serve_stale``): when a load fails, the last good value is returned
+  if it is at most ``billing_stale_max_age_seconds`` old, and the caller's log says so.
+
+``InProcessBillingCache`` is the embedded default. ``RedisBillingCache`` (``CLAIMFLOW_REDIS_URL``)
+keeps values and per-customer invalidation generations in Redis, so every worker sees an
+invalidation the moment it is written (versioned entries, no pub/sub to miss); a short Redis lock
+extends the single flight across workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from claimflow.workflows.bindings import WorkflowLogger
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A load's result: the JSON value and the customer ids it depends on."""
+
+    value: Any
+    customer_ids: frozenset[str]
+
+
+Loader = Callable[[], Awaitable[Loaded]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    value: Any
+    age_seconds: float
+    fresh: bool
+
+
+class BillingCache(Protocol):
+    loads: int
+
+    async def get_or_load(
+        self, key: str, load: Loader, logger: WorkflowLogger | None = None
+    ) -> Any: ...
+
+    async def invalidate(self, customer_ids: Iterable[str]) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class _SingleFlightCache:
+    """Fresh hit, else one shared load per key; the storage is the subclass's."""
+
+    def __init__(self, ttl_seconds: float, serve_stale: bool, stale_max_age_seconds: float) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.serve_stale = serve_stale
+        self.stale_max_age_seconds = stale_max_age_seconds
+        self.loads = 0
+        self._flights: dict[str, asyncio.Future[tuple[Any, float | None]]] = {}
+
+    async def _lookup(self, key: str) -> _Entry | None:
+        raise NotImplementedError
+
+    async def _epoch(self) -> int:
+        raise NotImplementedError
+
+    async def _store(self, key: str, loaded: Loaded, epoch_at_start: int) -> None:
+        raise NotImplementedError
+
+    async def _load_once(self, key: str, load: Loader) -> Any:
+        """Hook for a cross-worker single flight; the default just loads."""
+        return await self._load_and_store(key, load)
+
+    async def _load_and_store(self, key: str, load: Loader) -> Any:
+        epoch = await self._epoch()
+        self.loads += 1
+        loaded = await load()
+        if loaded.value is not None:
+            # "Nothing to add" is not cached: a customer created a second later must show up.
+            await self._store(key, loaded, epoch)
+        return loaded.value
+
+    async def get_or_load(
+        self, key: str, load: Loader, logger: WorkflowLogger | None = None
+    ) -> Any:
+        entry = await self._lookup(key)
+        if entry is not None and entry.fresh:
+            return entry.value
+        flight = self._flights.get(key)
+        if flight is None:
+            # The load runs as its own task: a caller that hits its time limit and is cancelled
+            # does not cancel the load the other callers of this key are waiting for.
+            flight = asyncio.ensure_future(self._fly(key, load, entry))
+            self._flights[key] = flight
+            flight.add_done_callback(lambda _f: self._flights.pop(key, None))
+        value, stale_age = await asyncio.shield(flight)
+        if stale_age is not None and logger is not None:
+            logger.warning(
+                f"billing source failed; served the last good value for {key} "
+                f"({stale_age:.0f} s old)"
+            )
+        return value
+
+    async def _fly(self, key: str, load: Loader, entry: _Entry | None) -> tuple[Any, float | None]:
+        try:
+            return await self._load_once(key, load), None
+        except Exception:
+            # Serve-stale decides on any failure of the billing source; the error is re-raised
+            # unchanged when there is nothing recent enough to fall back on.
+            if (
+                self.serve_stale
+                and entry is not None
+                and entry.age_seconds <= self.stale_max_age_seconds
+            ):
+                return entry.value, entry.age_seconds
+            raise
+
+
+@dataclass(slots=True)
+class _Stored:
+    value: Any
+    customer_ids: frozenset[str]
+    stored_at: float
+    epoch: int
+
+
+class InProcessBillingCache(_SingleFlightCache):
+    """The embedded cache: a bounded dict in this process."""
+
+    def __init__(
+        self,
+        ttl_seconds: float,
+        serve_stale: bool = False,
+        stale_max_age_seconds: float = 3600.0,
+        max_entries: int = 100_000,
+    ) -> None:
+        super().__init__(ttl_seconds, serve_stale, stale_max_age_seconds)
+        self._entries: OrderedDict[str, _Stored] = OrderedDict()
+        self._invalidated_at: dict[str, int] = {}
+        self._epoch_counter = 0
+        self._max_entries = max_entries
+
+    async def _epoch(self) -> int:
+        return self._epoch_counter
+
+    async def _lookup(self, key: str) -> _Entry | None:
+        stored = self._entries.get(key)
+        if stored is None:
+            return None
+        age = time.monotonic() - stored.stored_at
+        valid = all(self._invalidated_at.get(c, -1) < stored.epoch for c in stored.customer_ids)
+        return _Entry(stored.value, age, valid and age < self.ttl_seconds)
+
+    async def _store(self, key: str, loaded: Loaded, epoch_at_start: int) -> None:
+        if any(self._invalidated_at.get(c, -1) >= epoch_at_start for c in loaded.customer_ids):
+            return
+        self._entries[key] = _Stored(
+            loaded.value, loaded.customer_ids, time.monotonic(), self._epoch_counter
+        )
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+
+    async def invalidate(self, customer_ids: Iterable[str]) -> None:
+        for customer_id in customer_ids:
+            self._invalidated_at[customer_id] = self._epoch_counter
+            self._epoch_counter += 1
+        # Entries stored from now on carry a newer epoch than any invalidation above.
+
+    async def aclose(self) -> None:
+        self._entries.clear()
+
+
+class RedisBillingCache(_SingleFlightCache):
+    """Values and invalidation generations in Redis, shared by every worker.
+
+    Keys (all under ``prefix``): ``entry:<key>`` = JSON ``{value, customers, at, gens}``;
+    ``gen:<customer>`` = the epoch of the customer's last invalidation; ``epoch`` = a counter.
+    An entry is valid while each of its customers' generations equals the one it was stored
+    with. ``lock:<key>`` (``SET NX PX``) makes other workers wait for the first one's load.
+    """
+
+    LOCK_WAIT_SECONDS = 5.0
+    POLL_SECONDS = 0.01
+
+    def __init__(
+        self,
+        redis: Redis,
+        ttl_seconds: float,
+        serve_stale: bool = False,
+        stale_max_age_seconds: float = 3600.0,
+        prefix: str = "claimflow:billing",
+    ) -> None:
+        super().__init__(ttl_seconds, serve_stale, stale_max_age_seconds)
+        self._redis = redis
+        self._prefix = prefix
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> RedisBillingCache:
+        from redis.asyncio import Redis
+
+        return cls(Redis.from_url(url), **kwargs)
+
+    def _k(self, *parts: str) -> str:
+        return ":".join((self._prefix, *parts))
+
+    async def _epoch(self) -> int:
+        raw = await self._redis.get(self._k("epoch"))
+        return int(raw or 0)
+
+    async def _lookup(self, key: str) -> _Entry | None:
+        raw = await self._redis.get(self._k("entry", key))
+        if raw is None:
+            return None
+        stored = json.loads(raw)
+        customers: list[str] = stored["customers"]
+        current = (
+            await self._redis.mget([self._k("gen", c) for c in customers]) if customers else []
+        )
+        valid = [int(g or 0) for g in current] == stored["gens"]
+        age = time.time() - float(stored["at"])
+        return _Entry(stored["value"], age, valid and age < self.ttl_seconds)
+
+    async def _store(self, key: str, loaded: Loaded, epoch_at_start: int) -> None:
+        customers = sorted(loaded.customer_ids)
+        gens = (
+            [int(g or 0) for g in await self._redis.mget([self._k("gen", c) for c in customers])]
+            if customers
+            else []
+        )
+        if any(g > epoch_at_start for g in gens):
+            return
+        keep = max(self.ttl_seconds, self.stale_max_age_seconds if self.serve_stale else 0)
+        payload = {"value": loaded.value, "customers": customers, "at": time.time(), "gens": gens}
+        await self._redis.set(
+            self._k("entry", key), json.dumps(payload), px=max(1, int(keep * 1000))
+        )
+
+    async def _load_once(self, key: str, load: Loader) -> Any:
+        lock = self._k("lock", key)
+        if await self._redis.set(lock, "1", nx=True, px=int(self.LOCK_WAIT_SECONDS * 1000)):
+            try:
+                return await self._load_and_store(key, load)
+            finally:
+                await self._redis.delete(lock)
+        deadline = time.monotonic() + self.LOCK_WAIT_SECONDS
+        while time.monotonic() < deadline and await self._redis.exists(lock):
+            await asyncio.sleep(self.POLL_SECONDS)
+            entry = await self._lookup(key)
+            if entry is not None and entry.fresh:
+                return entry.value
+        return await self._load_and_store(key, load)
+
+    _BUMP = "local e = redis.call('INCR', KEYS[1]); redis.call('SET', KEYS[2], e); return e"
+
+    async def invalidate(self, customer_ids: Iterable[str]) -> None:
+        for customer_id in customer_ids:
+            # One script, so two concurrent invalidations cannot leave a generation going back.
+            await self._redis.eval(self._BUMP, 2, self._k("epoch"), self._k("gen", customer_id))
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+
+def build_billing_cache(
+    redis_url: str | None,
+    ttl_seconds: float,
+    serve_stale: bool,
+    stale_max_age_seconds: float,
+) -> InProcessBillingCache | RedisBillingCache:
+    if redis_url:
+        return RedisBillingCache.from_url(
+            redis_url,
+            ttl_seconds=ttl_seconds,
+            serve_stale=serve_stale,
+            stale_max_age_seconds=stale_max_age_seconds,
+        )
+    return InProcessBillingCache(ttl_seconds, serve_stale, stale_max_age_seconds)

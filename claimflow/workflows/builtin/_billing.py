@@ -1,0 +1,137 @@
+"""What both billing workflows share: the parallel, all-pages fetch and the claim's forms.
+
+Forms (JSON Schemas in ``claimflow/tokens/schemas/``), richest first, for the size budget:
+
+- **full**: exactly Kinde's claim — ``{customer_id, entitlements, agreements}`` for
+  ``org_billing`` (plus ``user_billing`` for ``billingDetails``) — with entitlements as
+  ``/billing/entitlements`` returns them and agreements as ``/billing/agreements`` returns them.
+  It carries no ``form`` member: code written for Kinde's claim keeps working, and "no ``form``"
+  is how a reader knows it holds the full form.
+- **compact**: ``{form: "compact", v, customer_id, plans, features: {code: [min, max]}}``.
+- **reference**: ``{form: "reference", v, customer_id, plans}``; a holder of the token fetches the
+  full form from ``GET /oauth2/billing/{customer_id}``.
+
+``v`` is a digest of the full form's content: two tokens with one ``v`` carry the same billing,
+and a service can tell whether the full form it fetched is the one the token refers to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from claimflow.cache import Loaded
+from claimflow.errors import ManagementAPICallFailed
+from claimflow.workflows.bindings import Bindings
+from claimflow.workflows.management_client import ManagementAPIClient
+
+T = TypeVar("T")
+
+ENTITLEMENTS = "billing/entitlements"
+AGREEMENTS = "billing/agreements"
+_LIMITS = ("entitlement_limit_min", "entitlement_limit_max")
+
+
+def _is_int_or_none(value: Any) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def check_entitlements(items: list[dict[str, Any]]) -> None:
+    for item in items:
+        if not isinstance(item.get("feature_code"), str) or not item["feature_code"]:
+            raise ManagementAPICallFailed(ENTITLEMENTS, "an entitlement has no feature_code", 200)
+        if not all(_is_int_or_none(item.get(name)) for name in _LIMITS):
+            raise ManagementAPICallFailed(
+                ENTITLEMENTS, "an entitlement limit is not an integer", 200
+            )
+
+
+def check_agreements(items: list[dict[str, Any]]) -> None:
+    for item in items:
+        if not isinstance(item.get("id"), str) or not isinstance(item.get("plan_code"), str):
+            raise ManagementAPICallFailed(AGREEMENTS, "an agreement has no id or plan_code", 200)
+
+
+async def _both(first: Awaitable[T], second: Awaitable[Any]) -> tuple[T, Any]:
+    """Run two calls concurrently; when one fails, cancel the other and raise its error."""
+    tasks = [asyncio.ensure_future(first), asyncio.ensure_future(second)]
+    try:
+        a, b = await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    return a, b
+
+
+async def fetch_customer_billing(
+    api: ManagementAPIClient, customer_id: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Entitlements (``expand=plans``) and agreements of ``customer_id``: two parallel, paged reads.
+
+    Design §7: agreements always come from ``/billing/agreements`` (one shape), every page is read.
+    """
+    (entitlements, _), (agreements, _) = await _both(
+        api.get_all(ENTITLEMENTS, "entitlements", {"customer_id": customer_id, "expand": "plans"}),
+        api.get_all(AGREEMENTS, "agreements", {"customer_id": customer_id}),
+    )
+    check_entitlements(entitlements)
+    check_agreements(agreements)
+    return entitlements, agreements
+
+
+def content_version(full: dict[str, Any]) -> str:
+    canonical = json.dumps(full, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def plan_codes(agreements: list[dict[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(str(a["plan_code"]) for a in agreements))
+
+
+def compact_form(full: dict[str, Any]) -> dict[str, Any]:
+    features: dict[str, list[int | None]] = {}
+    for item in full["entitlements"]:
+        features[item["feature_code"]] = [item.get(name) for name in _LIMITS]
+    return {
+        "form": "compact",
+        "v": content_version(full),
+        "customer_id": full["customer_id"],
+        "plans": plan_codes(full["agreements"]),
+        "features": features,
+    }
+
+
+def reference_form(full: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "form": "reference",
+        "v": content_version(full),
+        "customer_id": full["customer_id"],
+        "plans": plan_codes(full["agreements"]),
+    }
+
+
+def set_on_both_tokens(bindings: Bindings, claim: str, full: dict[str, Any]) -> None:
+    fallbacks = (compact_form(full), reference_form(full))
+    bindings.access_token.set_custom_claim(claim, full, fallbacks)
+    bindings.id_token.set_custom_claim(claim, full, fallbacks)
+
+
+async def cached(
+    bindings: Bindings, key: str, load: Callable[[], Awaitable[dict[str, Any] | None]]
+) -> dict[str, Any] | None:
+    """The billing cache's value for ``key``, loading it when needed; ``None`` (skip) is not cached."""
+
+    async def loader() -> Loaded:
+        value = await load()
+        return Loaded(value, frozenset([value["customer_id"]]) if value else frozenset())
+
+    cache = bindings.billing_cache_binding
+    if cache is None:
+        return await load()
+    value: dict[str, Any] | None = await cache.get_or_load(key, loader, bindings.logger)
+    return value

@@ -1,0 +1,69 @@
+"""``org_billing`` (B2B): the signed-in organization's billing in the access and ID tokens.
+
+Kinde's ``addBillingDetailsToTokensB2BWorkflow`` (design §1) with design §7's fixes: values go in
+``params`` (URL-encoded), HTTP status is checked (404 → skip), entitlements and agreements are
+fetched in parallel and completely, agreements have one shape, the result is cached per customer,
+and the claim comes with compact and reference forms for the size budget.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from claimflow.errors import ManagementAPINotFound
+from claimflow.workflows.bindings import Bindings
+from claimflow.workflows.builtin._billing import cached, fetch_customer_billing, set_on_both_tokens
+from claimflow.workflows.definition import Binding, FailurePolicy, WorkflowSettings
+from claimflow.workflows.event import TokensGenerationEvent, Trigger
+
+CLAIM = "org_billing"
+
+workflow_settings = WorkflowSettings(
+    id="org_billing",
+    name="Organization billing in tokens (B2B)",
+    trigger=Trigger.USER_TOKENS_GENERATION,
+    failure_policy=FailurePolicy.STOP,
+    bindings=frozenset(
+        {
+            Binding.ACCESS_TOKEN,
+            Binding.ID_TOKEN,
+            Binding.MANAGEMENT_API,
+            Binding.BILLING_CACHE,
+        }
+    ),
+    claims=frozenset({CLAIM}),
+)
+
+
+async def load_org_billing(bindings: Bindings, org_code: str) -> dict[str, Any] | None:
+    """``{customer_id, entitlements, agreements}`` of the organization, or None to skip."""
+    api = bindings.management_api
+    try:
+        org = await api.get("organization", {"code": org_code, "expand": "billing"})
+    except ManagementAPINotFound:
+        bindings.logger.info(f"organization {org_code!r} not found; no billing claim")
+        return None
+    billing = org.get("billing")
+    customer_id = billing.get("billing_customer_id") if isinstance(billing, dict) else None
+    if not isinstance(customer_id, str) or not customer_id:
+        bindings.logger.info(f"organization {org_code!r} has no billing customer; no billing claim")
+        return None
+    entitlements, agreements = await fetch_customer_billing(api, customer_id)
+    return {"customer_id": customer_id, "entitlements": entitlements, "agreements": agreements}
+
+
+async def run(event: TokensGenerationEvent, bindings: Bindings) -> None:
+    organization = event.context.organization
+    if organization is None:
+        bindings.logger.info("personal sign-in (no organization); no org_billing claim")
+        return
+    full = await cached(
+        bindings, f"org:{organization.code}", lambda: load_org_billing(bindings, organization.code)
+    )
+    if full is None:
+        return
+    set_on_both_tokens(bindings, CLAIM, full)
+    bindings.logger.info(
+        f"org_billing set for customer {full['customer_id']}: "
+        f"{len(full['entitlements'])} entitlements, {len(full['agreements'])} agreements"
+    )

@@ -1,0 +1,72 @@
+"""``user_billing`` (B2C): a personal sign-in's own billing as ``billingDetails``.
+
+Kinde's ``addBillingDetailsToTokensB2C`` (design §1): ``GET user?id=..&expand=billing`` gives
+``billing.customer_id``; entitlements and agreements are fetched in parallel and completely; the
+claim is ``{customer_id, user_billing, entitlements, agreements}`` where ``user_billing`` is the
+user's ``billing`` object as the Management API returns it. An organization sign-in never
+carries personal billing, so this workflow skips when the event names an organization.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from claimflow.errors import ManagementAPINotFound
+from claimflow.workflows.bindings import Bindings
+from claimflow.workflows.builtin._billing import cached, fetch_customer_billing, set_on_both_tokens
+from claimflow.workflows.definition import Binding, FailurePolicy, WorkflowSettings
+from claimflow.workflows.event import TokensGenerationEvent, Trigger
+
+CLAIM = "billingDetails"
+
+workflow_settings = WorkflowSettings(
+    id="user_billing",
+    name="Personal billing in tokens (B2C)",
+    trigger=Trigger.USER_TOKENS_GENERATION,
+    failure_policy=FailurePolicy.STOP,
+    bindings=frozenset(
+        {
+            Binding.ACCESS_TOKEN,
+            Binding.ID_TOKEN,
+            Binding.MANAGEMENT_API,
+            Binding.BILLING_CACHE,
+        }
+    ),
+    claims=frozenset({CLAIM}),
+)
+
+
+async def load_user_billing(bindings: Bindings, user_id: str) -> dict[str, Any] | None:
+    api = bindings.management_api
+    try:
+        user = await api.get("user", {"id": user_id, "expand": "billing"})
+    except ManagementAPINotFound:
+        bindings.logger.info(f"user {user_id!r} not found; no billing claim")
+        return None
+    billing = user.get("billing")
+    customer_id = billing.get("customer_id") if isinstance(billing, dict) else None
+    if not isinstance(billing, dict) or not isinstance(customer_id, str) or not customer_id:
+        bindings.logger.info(f"user {user_id!r} has no billing customer; no billing claim")
+        return None
+    entitlements, agreements = await fetch_customer_billing(api, customer_id)
+    return {
+        "customer_id": customer_id,
+        "user_billing": billing,
+        "entitlements": entitlements,
+        "agreements": agreements,
+    }
+
+
+async def run(event: TokensGenerationEvent, bindings: Bindings) -> None:
+    if event.context.organization is not None:
+        bindings.logger.info("organization sign-in; personal billing is not added")
+        return
+    user_id = event.context.user.id
+    full = await cached(bindings, f"user:{user_id}", lambda: load_user_billing(bindings, user_id))
+    if full is None:
+        return
+    set_on_both_tokens(bindings, CLAIM, full)
+    bindings.logger.info(
+        f"billingDetails set for customer {full['customer_id']}: "
+        f"{len(full['entitlements'])} entitlements, {len(full['agreements'])} agreements"
+    )

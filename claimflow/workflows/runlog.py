@@ -1,0 +1,226 @@
+"""The run log: every workflow run, recorded without holding up the token response.
+
+A run's record (workflow, trigger, user, organization, start, duration, outcome, log lines, claim
+sizes, error) is queued and written by a background task in batches, so issuance pays an
+``append`` rather than a database round trip. ``flush()`` waits for the queue (tests, shutdown);
+runs older than ``workflow_runs_retention_days`` are pruned by the writer once an hour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, or_, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from claimflow.store import Database
+from claimflow.store import tables as t
+from claimflow.store._rows import required_utc, utcnow
+
+
+class RunOutcome(enum.StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    DENIED = "denied"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowRun:
+    id: str
+    workflow_id: str
+    trigger: str
+    user_id: str | None
+    org_code: str | None
+    started_on: datetime
+    duration_ms: float
+    outcome: RunOutcome
+    log_lines: list[dict[str, str]] = field(default_factory=list)
+    claim_sizes: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "workflow_id": self.workflow_id,
+            "trigger": self.trigger,
+            "user_id": self.user_id,
+            "org_code": self.org_code,
+            "started_on": self.started_on.isoformat().replace("+00:00", "Z"),
+            "duration_ms": round(self.duration_ms, 3),
+            "outcome": self.outcome.value,
+            "log_lines": self.log_lines,
+            "claim_sizes": self.claim_sizes,
+            "error": self.error,
+        }
+
+
+def _run(row: Any) -> WorkflowRun:
+    return WorkflowRun(
+        id=row.id,
+        workflow_id=row.workflow_id,
+        trigger=row.trigger,
+        user_id=row.user_id,
+        org_code=row.org_code,
+        started_on=required_utc(row.started_on),
+        duration_ms=float(row.duration_ms),
+        outcome=RunOutcome(row.outcome),
+        log_lines=list(row.log_lines or []),
+        claim_sizes=dict(row.claim_sizes or {}),
+        error=row.error,
+    )
+
+
+async def insert_runs(conn: AsyncConnection, runs: Sequence[WorkflowRun]) -> None:
+    if runs:
+        await conn.execute(
+            insert(t.workflow_runs),
+            [
+                {
+                    "id": r.id,
+                    "workflow_id": r.workflow_id,
+                    "trigger": r.trigger,
+                    "user_id": r.user_id,
+                    "org_code": r.org_code,
+                    "started_on": r.started_on,
+                    "duration_ms": r.duration_ms,
+                    "outcome": r.outcome.value,
+                    "log_lines": r.log_lines,
+                    "claim_sizes": r.claim_sizes,
+                    "error": r.error,
+                }
+                for r in runs
+            ],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    workflow_id: str | None = None
+    outcome: RunOutcome | None = None
+    user_id: str | None = None
+    org_code: str | None = None
+
+
+async def list_runs(
+    conn: AsyncConnection,
+    filters: RunFilter = RunFilter(),
+    *,
+    page_size: int = 20,
+    starting_after: str | None = None,
+) -> tuple[list[WorkflowRun], bool]:
+    """Newest first; ``starting_after`` is the id of the last run of the previous page."""
+    table = t.workflow_runs
+    query = select(table)
+    if filters.workflow_id is not None:
+        query = query.where(table.c.workflow_id == filters.workflow_id)
+    if filters.outcome is not None:
+        query = query.where(table.c.outcome == filters.outcome.value)
+    if filters.user_id is not None:
+        query = query.where(table.c.user_id == filters.user_id)
+    if filters.org_code is not None:
+        query = query.where(table.c.org_code == filters.org_code)
+    if starting_after is not None:
+        cursor = (
+            await conn.execute(
+                select(table.c.started_on, table.c.id).where(table.c.id == starting_after)
+            )
+        ).first()
+        if cursor is not None:
+            query = query.where(
+                or_(
+                    table.c.started_on < cursor.started_on,
+                    and_(table.c.started_on == cursor.started_on, table.c.id < cursor.id),
+                )
+            )
+    rows = (
+        await conn.execute(
+            query.order_by(table.c.started_on.desc(), table.c.id.desc()).limit(page_size + 1)
+        )
+    ).all()
+    return [_run(r) for r in rows[:page_size]], len(rows) > page_size
+
+
+async def get_run(conn: AsyncConnection, run_id: str) -> WorkflowRun | None:
+    row = (
+        await conn.execute(select(t.workflow_runs).where(t.workflow_runs.c.id == run_id))
+    ).first()
+    return None if row is None else _run(row)
+
+
+async def prune_runs(conn: AsyncConnection, older_than: datetime) -> int:
+    result = await conn.execute(
+        delete(t.workflow_runs).where(t.workflow_runs.c.started_on < older_than)
+    )
+    return int(result.rowcount or 0)
+
+
+async def count_runs(conn: AsyncConnection) -> int:
+    return int((await conn.execute(select(func.count()).select_from(t.workflow_runs))).scalar_one())
+
+
+class RunLog:
+    """Queues run records and writes them in the background, in batches."""
+
+    BATCH = 200
+    PRUNE_EVERY_SECONDS = 3600.0
+
+    def __init__(self, db: Database, retention_days: int) -> None:
+        self._db = db
+        self._retention = timedelta(days=retention_days)
+        self._pending: list[WorkflowRun] = []
+        self._wakeup = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._last_prune = float("-inf")
+        self.write_errors = 0
+
+    def record(self, runs: Sequence[WorkflowRun]) -> None:
+        if not runs:
+            return
+        self._pending.extend(runs)
+        self._idle.clear()
+        self._wakeup.set()
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_forever())
+
+    async def _write_forever(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch, self._pending = self._pending[: self.BATCH], self._pending[self.BATCH :]
+                try:
+                    async with self._db.transaction() as conn:
+                        await insert_runs(conn, batch)
+                        if time.monotonic() - self._last_prune > self.PRUNE_EVERY_SECONDS:
+                            await prune_runs(conn, utcnow() - self._retention)
+                            self._last_prune = time.monotonic()
+                except SQLAlchemyError:
+                    # A lost log batch must not stop issuance; the count shows it happened.
+                    self.write_errors += len(batch)
+            self._idle.set()
+
+    async def flush(self) -> None:
+        """Wait until every queued run is written."""
+        if self._pending and (self._writer is None or self._writer.done()):
+            self._writer = asyncio.get_running_loop().create_task(self._write_forever())
+            self._wakeup.set()
+        await self._idle.wait()
+
+    async def aclose(self) -> None:
+        await self.flush()
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            self._writer = None
