@@ -1,0 +1,303 @@
+"""Responses of every Kinde path we implement validate against Kinde's own OpenAPI document.
+
+The spec file (``shared/reference/kinde-management-api.yml``) is OpenAPI 3.0: its schemas are
+turned into JSON Schema (``nullable`` becomes a ``null`` type, ``$ref`` is inlined) and every
+response body of a scenario touching each implemented operation is validated against the schema
+the spec declares for that operation and status.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import httpx
+import jsonschema
+import pytest
+import yaml
+from fastapi import FastAPI
+
+from tests.management.catalogue import make_plan
+from tests.management.test_auth import ROUTES
+
+SPEC_FILE = Path("/work/shared/reference/kinde-management-api.yml")
+pytestmark = pytest.mark.skipif(not SPEC_FILE.is_file(), reason="Kinde's spec file is not here")
+
+
+@cache
+def spec() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(SPEC_FILE.read_text(encoding="utf-8"))
+    return loaded
+
+
+def _resolve(ref: str) -> Any:
+    node: Any = spec()
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part]
+    return node
+
+
+def to_json_schema(node: Any, seen: frozenset[str] = frozenset()) -> Any:
+    """OpenAPI 3.0 schema → JSON Schema: inline ``$ref``, ``nullable`` → ``null`` allowed."""
+    if isinstance(node, list):
+        return [to_json_schema(item, seen) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        ref = node["$ref"]
+        assert ref not in seen, f"recursive schema {ref}"
+        return to_json_schema(_resolve(ref), seen | {ref})
+    out = {
+        key: to_json_schema(value, seen)
+        for key, value in node.items()
+        if key not in ("nullable", "example", "deprecated", "x-scope")
+    }
+    if node.get("nullable"):
+        if "type" in out:
+            out["type"] = [out["type"], "null"]
+        if "enum" in out:
+            out["enum"] = [*out["enum"], None]
+        if "type" not in out:
+            out = {"anyOf": [out, {"type": "null"}]}
+    return out
+
+
+def response_schema(method: str, path: str, status: int) -> dict[str, Any]:
+    operation = spec()["paths"][path][method.lower()]
+    responses = operation["responses"]
+    declared = responses.get(str(status))
+    if declared is None:
+        assert status >= 400, f"{method} {path} does not declare {status}"
+        declared = responses.get("400") or {"$ref": "#/components/responses/bad_request"}
+    if "$ref" in declared:
+        declared = _resolve(declared["$ref"])
+    content = declared.get("content") or {}
+    if not content:
+        return to_json_schema({"$ref": "#/components/schemas/error_response"})
+    schema: dict[str, Any] = to_json_schema(content["application/json"]["schema"])
+    return schema
+
+
+def spec_scope(method: str, path: str) -> str:
+    operation = spec()["paths"][path][method.lower()]
+    if "x-scope" in operation:
+        return str(operation["x-scope"])
+    found = re.search(r"<code>([a-z_]+:[a-z_]+)</code>", operation.get("description", ""))
+    assert found, f"no scope named for {method} {path}"
+    return found.group(1)
+
+
+KINDE_PATHS = {
+    "/api/v1/organization",
+    "/api/v1/organizations",
+    "/api/v1/organization/{org_code}",
+    "/api/v1/user",
+    "/api/v1/users",
+    "/api/v1/users/{user_id}/password",
+    "/api/v1/organizations/{org_code}/users",
+    "/api/v1/organizations/{org_code}/users/{user_id}",
+    "/api/v1/applications",
+    "/api/v1/applications/{app_id}/auth_redirect_urls",
+    "/api/v1/applications/{app_id}/auth_logout_urls",
+    "/api/v1/billing/entitlements",
+    "/api/v1/billing/agreements",
+    "/api/v1/billing/meter_usage",
+}
+
+
+class Recorder:
+    """Calls the API and validates each response against the spec operation it belongs to."""
+
+    def __init__(self, api: httpx.AsyncClient) -> None:
+        self.api = api
+        self.checked: set[tuple[str, str, int]] = set()
+
+    async def call(self, method: str, spec_path: str, url: str, **kwargs: Any) -> Any:
+        response = await self.api.request(method, url, **kwargs)
+        assert response.headers["content-type"] == "application/json", url
+        body = response.json()
+        schema = response_schema(method, spec_path, response.status_code)
+        jsonschema.validate(body, schema, cls=jsonschema.Draft202012Validator)
+        self.checked.add((method, spec_path, response.status_code))
+        return body
+
+
+async def test_every_implemented_kinde_operation_matches_the_spec(
+    api: httpx.AsyncClient, app: FastAPI
+) -> None:
+    r = Recorder(api)
+    await make_plan(api, "pro", {"seats": 10, "sso": None})
+    created = await r.call(
+        "POST",
+        "/api/v1/organization",
+        "/api/v1/organization",
+        json={"name": "Acme", "is_create_billing_customer": True, "billing_plan_code": "pro"},
+    )
+    org = created["organization"]["code"]
+    customer = created["organization"]["billing_customer_id"]
+    for params in ({"code": org}, {"code": org, "expand": "billing"}, {"code": "org_none"}):
+        await r.call("GET", "/api/v1/organization", "/api/v1/organization", params=params)
+    await r.call("GET", "/api/v1/organizations", "/api/v1/organizations", params={"page_size": 1})
+    await r.call(
+        "PATCH",
+        "/api/v1/organization/{org_code}",
+        f"/api/v1/organization/{org}",
+        json={"name": "B"},
+    )
+
+    user = await r.call(
+        "POST",
+        "/api/v1/user",
+        "/api/v1/user",
+        json={
+            "profile": {"given_name": "Ada"},
+            "organization_code": org,
+            "identities": [{"type": "email", "details": {"email": "ada@example.com"}}],
+        },
+    )
+    uid = user["id"]
+    await r.call(
+        "GET",
+        "/api/v1/user",
+        "/api/v1/user",
+        params={"id": uid, "expand": "organizations,identities,billing"},
+    )
+    await r.call(
+        "PATCH", "/api/v1/user", "/api/v1/user", params={"id": uid}, json={"family_name": "L"}
+    )
+    await r.call(
+        "GET",
+        "/api/v1/users",
+        "/api/v1/users",
+        params={"expand": "organizations,identities,billing"},
+    )
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
+    await r.call(
+        "PUT",
+        "/api/v1/users/{user_id}/password",
+        f"/api/v1/users/{uid}/password",
+        json={"hashed_password": hashed},
+    )
+    await r.call(
+        "PUT",
+        "/api/v1/users/{user_id}/password",
+        f"/api/v1/users/{uid}/password",
+        json={"hashed_password": "x"},
+    )
+
+    members = f"/api/v1/organizations/{org}/users"
+    await r.call(
+        "POST",
+        "/api/v1/organizations/{org_code}/users",
+        members,
+        json={"users": [{"id": uid, "roles": ["admin"]}]},
+    )
+    await r.call("GET", "/api/v1/organizations/{org_code}/users", members)
+    await r.call("DELETE", "/api/v1/organizations/{org_code}/users/{user_id}", f"{members}/{uid}")
+
+    application = await r.call(
+        "POST", "/api/v1/applications", "/api/v1/applications", json={"name": "Web", "type": "reg"}
+    )
+    app_id = application["application"]["id"]
+    await r.call("GET", "/api/v1/applications", "/api/v1/applications")
+    for kind in ("auth_redirect_urls", "auth_logout_urls"):
+        path = f"/api/v1/applications/{{app_id}}/{kind}"
+        await r.call(
+            "POST",
+            path,
+            f"/api/v1/applications/{app_id}/{kind}",
+            json={"urls": ["https://a.test/cb"]},
+        )
+        await r.call("GET", path, f"/api/v1/applications/{app_id}/{kind}")
+
+    await r.call(
+        "POST",
+        "/api/v1/billing/agreements",
+        "/api/v1/billing/agreements",
+        json={"customer_id": customer, "plan_code": "pro"},
+    )
+    entitlements = await r.call(
+        "GET",
+        "/api/v1/billing/entitlements",
+        "/api/v1/billing/entitlements",
+        params={"customer_id": customer, "expand": "plans", "page_size": 1},
+    )
+    await r.call(
+        "GET",
+        "/api/v1/billing/entitlements",
+        "/api/v1/billing/entitlements",
+        params={"customer_id": customer, "max_value": "100"},
+    )
+    await r.call(
+        "GET",
+        "/api/v1/billing/entitlements",
+        "/api/v1/billing/entitlements",
+        params={"customer_id": customer, "starting_after": entitlements["entitlements"][0]["id"]},
+    )
+    agreements = await r.call(
+        "GET",
+        "/api/v1/billing/agreements",
+        "/api/v1/billing/agreements",
+        params={"customer_id": customer},
+    )
+    await r.call(
+        "POST",
+        "/api/v1/billing/meter_usage",
+        "/api/v1/billing/meter_usage",
+        json={
+            "customer_agreement_id": agreements["agreements"][0]["id"],
+            "billing_feature_code": "seats",
+            "meter_value": "3",
+        },
+    )
+    await r.call("DELETE", "/api/v1/user", "/api/v1/user", params={"id": uid})
+    await r.call("DELETE", "/api/v1/organization/{org_code}", f"/api/v1/organization/{org}")
+
+    operations = {(m, p) for m, p, status in r.checked if status < 300}
+    implemented = {
+        (method.upper(), path)
+        for path, methods in app.openapi()["paths"].items()
+        if path in KINDE_PATHS
+        for method in methods
+    }
+    assert operations == implemented
+    assert len(implemented) == 24
+
+
+def test_the_conversion_really_validates() -> None:
+    """A guard against a vacuous check: wrong types and nulls where none are allowed fail."""
+    entitlements = response_schema("GET", "/api/v1/billing/entitlements", 200)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"entitlements": [{"fixed_charge": "35"}]}, entitlements)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"entitlements": [{"unit_amount": None}]}, entitlements)
+    organization = response_schema("GET", "/api/v1/organization", 200)
+    jsonschema.validate({"handle": None, "billing": {"agreements": []}}, organization)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"billing": {"agreements": [{"plan_code": 1}]}}, organization)
+
+
+async def test_our_kinde_routes_exist_in_the_spec_with_its_scopes(app: FastAPI) -> None:
+    """Every non-extension ``/api/v1`` route is a Kinde operation, guarded by Kinde's scope."""
+    ours = app.openapi()["paths"]
+    for path, operations in ours.items():
+        if not path.startswith("/api/v1/"):
+            continue
+        for method, operation in operations.items():
+            if "claimflow extension" in operation.get("tags", []):
+                continue
+            if path not in KINDE_PATHS:
+                continue
+            assert method in spec()["paths"][path], f"{method} {path} is not in Kinde's spec"
+    compared = 0
+    for method, url, scope in ROUTES:
+        path = url.split("?")[0]
+        for template in KINDE_PATHS:
+            pattern = "^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$"
+            if re.match(pattern, path):
+                assert spec_scope(method, template) == scope, (method, template)
+                compared += 1
+    assert compared == 24
