@@ -260,7 +260,7 @@ async def kinde() -> AsyncIterator[FakeKinde]:
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
         await asyncio.sleep(0.01)
     state.base_url = f"http://127.0.0.1:{port}"
     yield state
