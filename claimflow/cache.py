@@ -213,9 +213,11 @@ class RedisBillingCache(_SingleFlightCache):
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisBillingCache:
-        from redis.asyncio import Redis
+        from redis.asyncio import BlockingConnectionPool, Redis
 
-        return cls(Redis.from_url(url), **kwargs)
+        # A sign-in burst must queue for a connection, not fail with "Too many connections".
+        pool = BlockingConnectionPool.from_url(url, max_connections=64, timeout=5)
+        return cls(Redis(connection_pool=pool), **kwargs)
 
     def _k(self, *parts: str) -> str:
         return ":".join((self._prefix, *parts))
