@@ -6,9 +6,11 @@ from claimflow.management import (
     applications,
     billing,
     catalogue,
+    environment_variables,
     organization_users,
     organizations,
     users,
+    workflow_runs,
 )
 
 router = APIRouter(prefix="/api/v1")
@@ -18,5 +20,7 @@ router.include_router(users.router)
 router.include_router(applications.router)
 router.include_router(billing.router)
 router.include_router(catalogue.router)
+router.include_router(environment_variables.router)
+router.include_router(workflow_runs.router)
 
 __all__ = ["router"]

@@ -31,6 +31,7 @@ from claimflow.management.wire import (
     PageSize,
     StrictModel,
     expansions,
+    is_email,
     iso,
     without_none,
 )
@@ -232,7 +233,7 @@ def _split(values: str | None, *, as_email: bool) -> list[str] | None:
         return None
     parts = [part.strip() for part in values.split(",") if part.strip()]
     for part in parts:
-        bad_email = as_email and ("@" not in part or not part.isprintable())
+        bad_email = as_email and not is_email(part)
         bad_id = not as_email and not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", part)
         if bad_email or bad_id or len(part) > 320:
             raise InvalidRequest(f"Invalid filter value {part[:64]!r}.", "FILTER_INVALID")

@@ -34,9 +34,16 @@ def _printable(value: str) -> str:
     return value
 
 
-def _email(value: str) -> str:
+def is_email(value: str) -> bool:
+    """Shape only (one ``@``, a dotted domain, printable, no spaces); delivery proves the rest."""
     local, at, domain = value.partition("@")
-    if not at or not local or "." not in domain or any(c.isspace() for c in value):
+    return bool(
+        at and local and "." in domain and "@" not in domain and value.isprintable()
+    ) and not any(c.isspace() for c in value)
+
+
+def _email(value: str) -> str:
+    if not is_email(value):
         raise ValueError("is not an email address")
     return value
 
