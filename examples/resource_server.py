@@ -15,8 +15,6 @@ Nothing here calls claimflow per request: the JWKS is fetched once (and again af
 rotation) and the plan is read from the token's ``org_billing`` claim.
 """
 
-from __future__ import annotations
-
 import os
 from collections import defaultdict
 from typing import Annotated, Any

@@ -14,7 +14,7 @@ Starlette apps call ``await api.authenticate(request)`` and ``api.install(app)``
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import Depends
 from starlette.applications import Starlette
@@ -137,8 +137,10 @@ class ResourceServer:
         realm = self.realm
 
         async def dependency(
-            limit: Annotated[FeatureLimit, Depends(limit_dependency)],
-            in_use: Annotated[int, Depends(used)],
+            # Defaults, not Annotated: with postponed annotations FastAPI could not resolve
+            # these closure variables from a string annotation.
+            limit: FeatureLimit = Depends(limit_dependency),  # noqa: B008
+            in_use: int = Depends(used),
         ) -> FeatureLimit:
             if limit.maximum is not None and in_use >= limit.maximum:
                 raise insufficient(
