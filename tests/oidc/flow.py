@@ -89,7 +89,7 @@ async def submit_login(
     client: httpx.AsyncClient, page: httpx.Response, email: str, password: str
 ) -> httpx.Response:
     data = hidden_fields(page.text) | {"email": email, "password": password}
-    return await client.post("/oauth2/auth/login", data=data)
+    return await client.post(page.url.join("/oauth2/auth/login"), data=data)
 
 
 def redirect_params(response: httpx.Response) -> dict[str, str]:

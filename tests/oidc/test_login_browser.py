@@ -4,22 +4,14 @@ a real uvicorn server on loopback: from the authorization request to the callbac
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
-import uvicorn
 
-from claimflow.app import create_app
-from claimflow.services import build_services
-from claimflow.settings import Settings
-from tests.conftest import make_settings
-from tests.oidc.flow import CALLBACK, PASSWORD, Business, pkce_pair, seed_business
+from tests.oidc.conftest import LiveServer
+from tests.oidc.flow import CALLBACK, PASSWORD, Business, pkce_pair
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -34,51 +26,6 @@ CHROMIUM_ARGS = [
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"
 )
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class LiveServer:
-    issuer: str
-    settings: Settings
-
-
-@pytest.fixture
-def live_server(db_url: str) -> Iterator[LiveServer]:
-    """claimflow served by uvicorn in a thread; its services live in the server's event loop."""
-    port = free_port()
-    issuer = f"http://127.0.0.1:{port}"
-    settings = make_settings(db_url, issuer=issuer)
-    config = uvicorn.Config(
-        create_app(settings=settings), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield LiveServer(issuer, settings)
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture
-async def business(live_server: LiveServer) -> AsyncIterator[Business]:
-    services = build_services(live_server.settings)
-    try:
-        yield await seed_business(services)
-    finally:
-        await services.close()
 
 
 async def test_browser_signs_in_through_the_login_page_to_the_callback(
