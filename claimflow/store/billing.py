@@ -326,8 +326,15 @@ async def create_agreement(
     """Put a customer on a plan; by default cancels the customer's other active agreements.
 
     Kinde's ``POST /billing/agreements`` says the customer's existing agreements are cancelled
-    when a new one is created, so a plan change is one call.
+    when a new one is created, so a plan change is one call. The customer row is locked first
+    (``FOR UPDATE`` on PostgreSQL; SQLite serialises writers anyway), so concurrent plan
+    changes queue up and leave exactly one active agreement.
     """
+    await conn.execute(
+        select(t.billing_customers.c.id)
+        .where(t.billing_customers.c.id == customer_id)
+        .with_for_update()
+    )
     await get_customer(conn, customer_id)
     await get_plan(conn, plan_code)
     now = utcnow()

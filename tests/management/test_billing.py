@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from claimflow.services import Services
@@ -157,3 +159,23 @@ async def test_meter_usage_needs_an_entitled_feature(api: httpx.AsyncClient) -> 
         "/api/v1/billing/meter_usage", json={**body, "meter_usage_timestamp": "2026-11-25T10:00:00"}
     )
     assert response.status_code == 400
+
+
+async def test_concurrent_plan_changes_leave_exactly_one_active_agreement(
+    any_api: httpx.AsyncClient,
+) -> None:
+    api = any_api
+    for plan in ("a", "b", "c", "d"):
+        await make_plan(api, plan, {"seats": 1})
+    customer = (await make_org(api, "a"))["billing_customer_id"]
+    responses = await asyncio.gather(
+        *(
+            api.post("/api/v1/billing/agreements", json={"customer_id": customer, "plan_code": p})
+            for p in ("b", "c", "d", "b", "c", "d")
+        )
+    )
+    assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
+    agreements = await ok(
+        await api.get("/api/v1/billing/agreements", params={"customer_id": customer})
+    )
+    assert len(agreements["agreements"]) == 1
