@@ -136,15 +136,21 @@ async def add_member(
             .values(roles=sorted(set(roles)), permissions=sorted(set(permissions)))
         )
     else:
-        await conn.execute(
-            insert(t.memberships).values(
-                org_code=org_code,
-                user_id=user_id,
-                roles=sorted(set(roles)),
-                permissions=sorted(set(permissions)),
-                joined_on=utcnow(),
+        try:
+            await conn.execute(
+                insert(t.memberships).values(
+                    org_code=org_code,
+                    user_id=user_id,
+                    roles=sorted(set(roles)),
+                    permissions=sorted(set(permissions)),
+                    joined_on=utcnow(),
+                )
             )
-        )
+        except IntegrityError as exc:
+            # A concurrent request added (or deleted) the same member first.
+            raise Conflict(
+                "The membership changed concurrently; retry.", "MEMBER_CONFLICT"
+            ) from exc
     found = await find_membership(conn, org_code, user_id)
     assert found is not None
     return found

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from tests.management.catalogue import make_org, make_user, ok
@@ -44,3 +46,20 @@ async def test_one_unknown_user_adds_nobody(api: httpx.AsyncClient) -> None:
     assert listed["organization_users"] == []
     response = await api.get("/api/v1/organizations/org_missing/users")
     assert response.status_code == 404
+
+
+async def test_concurrent_adds_of_one_member_never_fail_with_5xx(
+    any_api: httpx.AsyncClient,
+) -> None:
+    api = any_api
+    org = (await make_org(api))["code"]
+    ada = await make_user(api, "ada@example.com")
+    responses = await asyncio.gather(
+        *(
+            api.post(f"/api/v1/organizations/{org}/users", json={"users": [{"id": ada}]})
+            for _ in range(8)
+        )
+    )
+    assert {r.status_code for r in responses} <= {200, 409}
+    listed = await ok(await api.get(f"/api/v1/organizations/{org}/users"))
+    assert [m["id"] for m in listed["organization_users"]] == [ada]
