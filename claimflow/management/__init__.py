@@ -1,6 +1,7 @@
 """The Management API: Kinde-compatible paths under ``/api/v1`` guarded by M2M scopes."""
 
 from fastapi import APIRouter
+from fastapi.routing import APIRoute
 
 from claimflow.management import (
     applications,
@@ -12,6 +13,7 @@ from claimflow.management import (
     users,
     workflow_runs,
 )
+from claimflow.management.auth import ScopeGuard
 
 router = APIRouter(prefix="/api/v1")
 router.include_router(organizations.router)
@@ -22,5 +24,22 @@ router.include_router(billing.router)
 router.include_router(catalogue.router)
 router.include_router(environment_variables.router)
 router.include_router(workflow_runs.router)
+
+
+def _publish_scopes(api: APIRouter) -> None:
+    """Each operation's OpenAPI entry names its scope as ``x-scope``, as Kinde's spec does."""
+    for route in api.routes:
+        included = getattr(route, "original_router", None)
+        if isinstance(included, APIRouter):
+            _publish_scopes(included)
+        if not isinstance(route, APIRoute):
+            continue
+        for dependency in route.dependant.dependencies:
+            if isinstance(dependency.call, ScopeGuard):
+                extra = route.openapi_extra or {}
+                route.openapi_extra = {**extra, "x-scope": dependency.call.scope}
+
+
+_publish_scopes(router)
 
 __all__ = ["router"]
