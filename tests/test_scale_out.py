@@ -1,0 +1,313 @@
+"""Scale-out: ``claimflow serve --workers 2`` on PostgreSQL and Redis behaves as one service.
+
+A real deployment in miniature: a fresh PostgreSQL database with the demo business imported by
+the CLI, Redis for the billing cache, two uvicorn worker processes behind one port. Which worker
+serves a request is read from the kernel (the worker process that holds the accepted socket), so
+the test can pin an HTTP keep-alive connection to each worker and show that:
+
+- an M2M token issued by one worker is accepted by both, over many requests;
+- after ``claimflow keys rotate`` (run while the server is up) tokens signed before and after the
+  rotation verify on every worker, and both workers publish the new key;
+- a plan change made through worker B reaches the ``org_billing`` claim that worker A issues
+  next (the billing cache and its invalidation live in Redis, not in one worker's memory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import asyncpg
+import httpx
+import jwt
+import pytest
+
+from claimflow.seed import demo_data_path
+from claimflow.services import build_services
+from tests.cli.conftest import free_port
+from tests.conftest import PG_SERVER, make_settings
+
+CLAIMFLOW = str(Path(sys.executable).with_name("claimflow"))
+SECRET_KEY = "scale-out-secret-key"
+REDIS_URL = os.environ.get("CLAIMFLOW_TEST_REDIS", "redis://127.0.0.1:6379/13")
+M2M = ("demo-m2m", "demo-m2m-secret-not-for-production")
+WEB = ("demo-web", "demo-web-secret-not-for-production")
+CALLBACK = "http://127.0.0.1:8765/callback"
+
+
+def _admin(sql: str) -> None:
+    async def run() -> None:
+        conn = await asyncpg.connect(f"{PG_SERVER}/postgres")
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    name = f"claimflow_scale_{os.getpid()}_{secrets.token_hex(3)}"
+    _admin(f'CREATE DATABASE "{name}"')
+    yield f"postgresql+asyncpg://{PG_SERVER.split('://', 1)[1]}/{name}"
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def environment(pg_database: str, tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMFLOW_")}
+    env |= {
+        "CLAIMFLOW_DATABASE_URL": pg_database,
+        "CLAIMFLOW_REDIS_URL": REDIS_URL,
+        "CLAIMFLOW_SECRET_KEY": SECRET_KEY,
+    }
+    return env
+
+
+def claimflow(env: dict[str, str], cwd: Path, *args: str) -> str:
+    done = subprocess.run(
+        [CLAIMFLOW, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def children_of(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def _socket_inode(server_port: int, client_port: int) -> str | None:
+    """The inode of the server-side socket of the loopback connection from ``client_port``."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+            if (local_port, remote_port) == (server_port, client_port):
+                return fields[9]
+    return None
+
+
+def serving_worker(response: httpx.Response, server_port: int, workers: set[int]) -> int:
+    """The worker process that holds the connection this response came over."""
+    stream = response.extensions["network_stream"]
+    client_port = stream.get_extra_info("client_addr")[1]
+    inode = _socket_inode(server_port, client_port)
+    assert inode is not None
+    for pid in workers:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                if os.readlink(fd) == f"socket:[{inode}]":
+                    return pid
+            except OSError:
+                continue
+    raise AssertionError("no worker holds the connection")
+
+
+def m2m_token(http: httpx.Client, base_url: str) -> str:
+    response = http.post(
+        "/oauth2/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": M2M[0],
+            "client_secret": M2M[1],
+            "audience": base_url + "/api",
+        },
+    )
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+def sign_in(http: httpx.Client, org_code: str) -> dict[str, object]:
+    """Alice signs in to ``org_code`` with the demo web app; the access token's claims."""
+    page = http.get(
+        "/oauth2/auth",
+        params={
+            "response_type": "code",
+            "client_id": WEB[0],
+            "redirect_uri": CALLBACK,
+            "scope": "openid profile email",
+            "state": "s",
+            "nonce": "n",
+            "org_code": org_code,
+            "prompt": "login",
+        },
+    )
+    fields = re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">', page.text)
+    form = {name: html.unescape(value) for name, value in fields}
+    login = http.post(
+        "/oauth2/auth/login",
+        data=form | {"email": "alice@acme.test", "password": "claimflow-demo"},
+    )
+    assert login.status_code == 302, login.text
+    code = parse_qs(urlsplit(login.headers["location"]).query)["code"][0]
+    tokens = http.post(
+        "/oauth2/token",
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK},
+        auth=WEB,
+    )
+    assert tokens.status_code == 200, tokens.text
+    claims: dict[str, object] = jwt.decode(
+        tokens.json()["access_token"], options={"verify_signature": False}
+    )
+    return claims
+
+
+@pytest.fixture
+def two_workers(environment: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, set[int]]]:
+    claimflow(environment, tmp_path, "import", str(demo_data_path()))
+    port = free_port()
+    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
+    server = subprocess.Popen(
+        [CLAIMFLOW, "serve", "--workers", "2", "--host", "127.0.0.1", "--port", str(port)],
+        env=environment,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while (tmp_path / "serve.log").read_text().count("Application startup complete") < 2:
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()
+            assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+            time.sleep(0.1)
+        log_text = (tmp_path / "serve.log").read_text()
+        workers = {int(pid) for pid in re.findall(r"Started server process \[(\d+)\]", log_text)}
+        assert workers <= children_of(server.pid)
+        assert len(workers) == 2, workers
+        yield base_url, workers
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        log.close()
+
+
+def pinned_clients(
+    base_url: str, workers: set[int], port: int
+) -> Iterator[tuple[int, httpx.Client]]:
+    """One keep-alive client per worker (new connections until every worker has one)."""
+    pinned: dict[int, httpx.Client] = {}
+    for _ in range(200):
+        http = httpx.Client(base_url=base_url, limits=httpx.Limits(max_connections=1))
+        response = http.get("/.well-known/openid-configuration")
+        pid = serving_worker(response, port, workers)
+        if pid in pinned:
+            http.close()
+        else:
+            pinned[pid] = http
+        if len(pinned) == len(workers):
+            break
+    assert set(pinned) == workers, "the kernel never gave a connection to one of the workers"
+    yield from pinned.items()
+
+
+def test_two_workers_share_tokens_keys_and_billing_cache(
+    two_workers: tuple[str, set[int]], environment: dict[str, str], tmp_path: Path
+) -> None:
+    base_url, workers = two_workers
+    port = int(base_url.rsplit(":", 1)[1])
+    (pid_a, worker_a), (pid_b, worker_b) = pinned_clients(base_url, workers, port)
+
+    def on(http: httpx.Client, pid: int, response: httpx.Response) -> httpx.Response:
+        assert serving_worker(response, port, workers) == pid
+        return response
+
+    # An M2M token from worker A works on both, across many requests on fresh connections too.
+    token = m2m_token(worker_a, base_url)
+    headers = {"Authorization": f"Bearer {token}"}
+    served_by = set()
+    for _ in range(40):
+        with httpx.Client(base_url=base_url) as fresh:
+            response = fresh.get("/api/v1/organizations", headers=headers)
+            assert response.status_code == 200, response.text
+            served_by.add(serving_worker(response, port, workers))
+    assert served_by == workers
+    for pid, http in ((pid_a, worker_a), (pid_b, worker_b)):
+        assert on(http, pid, http.get("/api/v1/organizations", headers=headers)).status_code == 200
+
+    # Rotate the signing key through the CLI while both workers run.
+    old_kid = jwt.get_unverified_header(token)["kid"]
+    output = claimflow(environment, tmp_path, "keys", "rotate")
+    new_kid = output.split("new active key ")[1].split()[0]
+    assert new_kid != old_kid
+    signed_after = asyncio.run(_sign_with_current_key(environment, base_url))
+    assert jwt.get_unverified_header(signed_after)["kid"] == new_kid
+    for pid, http in ((pid_a, worker_a), (pid_b, worker_b)):
+        for bearer in (token, signed_after):
+            response = on(
+                http,
+                pid,
+                http.get("/api/v1/organizations", headers={"Authorization": f"Bearer {bearer}"}),
+            )
+            assert response.status_code == 200, response.text
+        kids = {k["kid"] for k in on(http, pid, http.get("/.well-known/jwks.json")).json()["keys"]}
+        assert {old_kid, new_kid} <= kids
+
+    # Billing: worker A caches Acme's billing in Redis; a plan change through worker B must
+    # show in the next token worker A issues.
+    before = on(worker_a, pid_a, worker_a.get("/.well-known/openid-configuration"))
+    assert before.status_code == 200
+    claims = sign_in(worker_a, "org_acme")
+    assert [a["plan_code"] for a in claims["org_billing"]["agreements"]] == ["pro"]  # type: ignore[index]
+    changed = on(
+        worker_b,
+        pid_b,
+        worker_b.post(
+            "/api/v1/billing/agreements",
+            json={"customer_id": "customer_acme", "plan_code": "enterprise"},
+            headers=headers,
+        ),
+    )
+    assert changed.status_code == 200, changed.text
+    claims = sign_in(worker_a, "org_acme")
+    assert on(worker_a, pid_a, worker_a.get("/.well-known/openid-configuration")).status_code == 200
+    assert [a["plan_code"] for a in claims["org_billing"]["agreements"]] == ["enterprise"]  # type: ignore[index]
+    features = {e["feature_code"] for e in claims["org_billing"]["entitlements"]}  # type: ignore[index]
+    assert "sso" in features
+    worker_a.close()
+    worker_b.close()
+
+
+async def _sign_with_current_key(environment: dict[str, str], issuer: str) -> str:
+    """A token signed by the key that is active in the shared database now (KeyManager)."""
+    services = build_services(
+        make_settings(environment["CLAIMFLOW_DATABASE_URL"], secret_key=SECRET_KEY, issuer=issuer)
+    )
+    try:
+        now = int(time.time())
+        claims = {
+            "iss": issuer,
+            "sub": M2M[0],
+            "aud": [issuer + "/api"],
+            "azp": M2M[0],
+            "client_id": M2M[0],
+            "iat": now,
+            "exp": now + 300,
+            "jti": secrets.token_hex(8),
+            "gty": ["client_credentials"],
+            "scp": ["read:organizations"],
+        }
+        return await services.keys.sign(claims, typ="at+jwt")
+    finally:
+        await services.close()
