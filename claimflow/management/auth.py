@@ -7,11 +7,11 @@ Tokens come from ``POST /oauth2/token`` (``client_credentials``) with ``audience
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import jwt
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from claimflow.errors import Forbidden, Unauthorized
 from claimflow.services import Services
@@ -46,13 +46,37 @@ async def authenticate(request: Request) -> M2MCaller:
     return M2MCaller(client_id=str(claims.get("azp", "")), scopes=frozenset(map(str, scopes)))
 
 
-def require_scope(scope: str) -> Callable[[Request], Awaitable[M2MCaller]]:
-    """A FastAPI dependency: the caller, if its token carries ``scope``."""
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="m2m_bearer",
+    description="An access token from POST /oauth2/token (client_credentials, audience <issuer>/api).",
+)
 
-    async def dependency(request: Request) -> M2MCaller:
+BEARER_SECURITY = Security(bearer)
+"""Declares the bearer scheme in OpenAPI; ``authenticate`` does the checking."""
+
+
+class ScopeGuard:
+    """A FastAPI dependency: the caller, if its token carries ``scope``.
+
+    A class rather than a closure so the API can read the scope back and publish it as the
+    operation's ``x-scope``, the way Kinde's spec names each operation's scope.
+    """
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+
+    async def __call__(
+        self,
+        request: Request,
+        _credentials: HTTPAuthorizationCredentials | None = BEARER_SECURITY,
+    ) -> M2MCaller:
         caller = await authenticate(request)
-        if scope not in caller.scopes:
-            raise Forbidden(f"The token is missing the scope '{scope}'.", "SCOPE_MISSING")
+        if self.scope not in caller.scopes:
+            raise Forbidden(f"The token is missing the scope '{self.scope}'.", "SCOPE_MISSING")
         return caller
 
-    return dependency
+
+def require_scope(scope: str) -> ScopeGuard:
+    """The dependency guarding a route with ``scope``: 401 without a valid token, 403 without it."""
+    return ScopeGuard(scope)

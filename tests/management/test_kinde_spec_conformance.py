@@ -289,9 +289,11 @@ async def test_our_kinde_routes_exist_in_the_spec_with_its_scopes(app: FastAPI) 
         for method, operation in operations.items():
             if "claimflow extension" in operation.get("tags", []):
                 continue
+            assert operation.get("x-scope"), f"{method} {path} names no scope"
             if path not in KINDE_PATHS:
                 continue
             assert method in spec()["paths"][path], f"{method} {path} is not in Kinde's spec"
+            assert operation["x-scope"] == spec_scope(method, path), (method, path)
     compared = 0
     for method, url, scope in ROUTES:
         path = url.split("?")[0]
