@@ -12,6 +12,7 @@ from claimflow.management import errors as management_errors
 from claimflow.oidc import errors as oauth_errors
 from claimflow.services import Services, build_services
 from claimflow.settings import Settings
+from claimflow.workflows import routes as workflow_routes
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -38,4 +39,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     oauth_errors.install(app)
     app.include_router(oidc.router)
     app.include_router(management.router)
+    app.include_router(workflow_routes.router)
     return app
