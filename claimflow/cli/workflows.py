@@ -1,7 +1,275 @@
-"""``claimflow workflows``: what is active, recent runs, and a dry run against real data."""
+"""``claimflow workflows``: what is active, recent runs, and a dry run against real data.
+
+``test`` runs one workflow exactly as sign-in would (same engine, transport and cache) but issues
+nothing and records no run; it prints the claims, the size of the tokens they would produce
+under the configured budget (and which form of each claim fits), and where the time went.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any
+
 import typer
 
+from claimflow.cli.server import DATABASE_URL_OPTION, settings_from_flags
+from claimflow.errors import ClaimflowError, TokenTooLarge
+from claimflow.services import Services, build_services
+from claimflow.settings import Settings
+from claimflow.store import migrate as apply_migrations
+from claimflow.store import organizations, users
+from claimflow.store._rows import utcnow
+from claimflow.tokens.budget import encoded_size, fit_to_budget
+from claimflow.tokens.claims import TokenContext, access_token_claims, id_token_claims
+from claimflow.workflows.engine import RunReport
+from claimflow.workflows.event import (
+    AuthOrigin,
+    EventApplication,
+    EventAuth,
+    EventContext,
+    EventDomains,
+    EventOrganization,
+    EventUser,
+    TokensGenerationEvent,
+)
+from claimflow.workflows.registry import WorkflowRegistry
+from claimflow.workflows.runlog import RunFilter, RunOutcome, WorkflowRun, list_runs, prune_runs
+
 app = typer.Typer(no_args_is_help=True)
+
+
+def _prepare(database_url: str | None) -> Settings:
+    settings = settings_from_flags(database_url)
+    settings.resolved_secret_key()
+    apply_migrations(settings.database_url)
+    return settings
+
+
+@app.command("list")
+def list_workflows(database_url: str | None = DATABASE_URL_OPTION) -> None:
+    """Every workflow found (built-in, entry points, workflows_dir) and which are enabled, in order."""
+    settings = settings_from_flags(database_url)
+    registry = WorkflowRegistry.from_settings(
+        settings.workflows_enabled, settings.workflows_dir, settings.workflow_overrides
+    )
+    enabled = registry.enabled_ids
+    typer.echo(f"{'#':<3} {'id':<16} {'trigger':<24} {'policy':<9} {'limit':<6} bindings / source")
+    ordered = [registry.known[w] for w in enabled] + [
+        w for wid, w in sorted(registry.known.items()) if wid not in enabled
+    ]
+    for workflow in ordered:
+        s = workflow.settings
+        position = str(enabled.index(workflow.id) + 1) if workflow.id in enabled else "-"
+        limit = s.time_limit_seconds or settings.workflow_time_limit_seconds
+        bindings = ",".join(sorted(b.value for b in s.bindings))
+        typer.echo(
+            f"{position:<3} {s.id:<16} {s.trigger.value:<24} {s.failure_policy.value:<9} "
+            f"{limit:<6g} {bindings}"
+        )
+        typer.echo(f"{'':<3} {'':<16} {s.name} ({workflow.source})")
+
+
+async def _runs(settings: Settings, filters: RunFilter, limit: int, prune: bool) -> Any:
+    services = build_services(settings)
+    try:
+        async with services.db.transaction() as conn:
+            pruned = None
+            if prune:
+                from datetime import timedelta
+
+                cutoff = utcnow() - timedelta(days=settings.workflow_runs_retention_days)
+                pruned = await prune_runs(conn, cutoff)
+            runs, has_more = await list_runs(conn, filters, page_size=limit)
+        return runs, has_more, pruned
+    finally:
+        await services.close()
+
+
+def _run_line(run: WorkflowRun) -> str:
+    when = run.started_on.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (
+        f"{when} {run.id} {run.workflow_id:<14} {run.outcome.value:<10} "
+        f"{run.duration_ms:>8.1f} ms user={run.user_id} org={run.org_code or '-'}"
+    )
+
+
+@app.command()
+def runs(
+    workflow: Annotated[str | None, typer.Option(help="Only this workflow id.")] = None,
+    outcome: Annotated[RunOutcome | None, typer.Option(help="Only this outcome.")] = None,
+    user: Annotated[str | None, typer.Option(help="Only this user id.")] = None,
+    org: Annotated[str | None, typer.Option(help="Only this organization code.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log lines too.")] = False,
+    prune: Annotated[bool, typer.Option(help="Delete runs past the retention first.")] = False,
+    database_url: str | None = DATABASE_URL_OPTION,
+) -> None:
+    """Recent workflow runs, newest first (also GET /api/v1/workflows/runs)."""
+    settings = _prepare(database_url)
+    filters = RunFilter(workflow_id=workflow, outcome=outcome, user_id=user, org_code=org)
+    found, has_more, pruned = asyncio.run(_runs(settings, filters, limit, prune))
+    if pruned is not None:
+        typer.echo(
+            f"pruned {pruned} run(s) older than {settings.workflow_runs_retention_days} days"
+        )
+    for run in found:
+        typer.echo(_run_line(run))
+        if run.error:
+            typer.echo(f"    error: {run.error}")
+        if verbose:
+            for line in run.log_lines:
+                typer.echo(f"    {line['at']} {line['level']:<7} {line['message']}")
+    if not found:
+        typer.echo("no runs")
+    elif has_more:
+        typer.echo(f"... more; raise --limit (now {limit})")
+
+
+@dataclass
+class DryRun:
+    report: RunReport
+    sizes: dict[str, str]
+    elapsed_ms: float
+
+
+def _size_line(
+    token: str,
+    header: dict[str, Any],
+    base: dict[str, Any],
+    custom: dict[str, tuple[Any, ...]],
+    budget: int,
+    algorithm: str,
+) -> str:
+    try:
+        fitted = fit_to_budget(token, header, base, custom, budget, algorithm)
+    except TokenTooLarge as exc:
+        return f"{exc.size} bytes: OVER the {budget}-byte budget even with the smallest forms"
+    forms = []
+    for name, options in custom.items():
+        index = next(i for i, form in enumerate(options) if form == fitted[name])
+        forms.append(f"{name}={['full', 'compact', 'reference'][index] if index < 3 else index}")
+    size = encoded_size(header, fitted, algorithm)
+    full_size = encoded_size(header, {**base, **{n: f[0] for n, f in custom.items()}}, algorithm)
+    return (
+        f"{size} bytes of {budget} ({', '.join(forms) or 'no custom claims'}; "
+        f"with every full form: {full_size} bytes)"
+    )
+
+
+async def _dry_run(
+    settings: Settings, workflow_id: str, user_id: str, org_code: str | None
+) -> DryRun:
+    services: Services = build_services(settings)
+    try:
+        workflow = (
+            services.workflows.registry.get(workflow_id) if services.workflows.registry else None
+        )
+        if workflow is None:
+            raise typer.BadParameter(f"no workflow {workflow_id!r}")
+        async with services.db.connect() as conn:
+            user = await users.find_user(conn, user_id)
+            if user is None:
+                raise typer.BadParameter(f"no user {user_id!r}")
+            memberships = await organizations.memberships_of_user(conn, user_id)
+        membership = next((m for m in memberships if m.org_code == org_code), None)
+        if org_code is not None and membership is None:
+            raise typer.BadParameter(f"user {user_id} is not a member of {org_code}")
+        event = TokensGenerationEvent(
+            context=EventContext(
+                user=EventUser(id=user_id),
+                application=EventApplication(client_id="claimflow-cli"),
+                auth=EventAuth(origin=AuthOrigin.AUTHORIZATION_REQUEST),
+                domains=EventDomains(kinde_domain=services.issuer),
+                organization=EventOrganization(code=org_code) if org_code else None,
+            )
+        )
+        started = time.perf_counter()
+        (report,) = await services.workflows.run_workflows([workflow], event, record=False)
+        elapsed = (time.perf_counter() - started) * 1000
+        key = await services.keys.ensure_active_key()
+        ctx = TokenContext(
+            issuer=services.issuer,
+            user=user,
+            client_id="claimflow-cli",
+            scopes=("openid", "profile", "email", "offline"),
+            audience=(services.issuer + "/api",),
+            auth_time=utcnow(),
+            membership=membership,
+            org_codes=tuple(m.org_code for m in memberships),
+        )
+        now = int(time.time())
+        access_base = access_token_claims(
+            ctx, jti=secrets.token_hex(16), now=now, ttl=settings.access_token_ttl_seconds
+        )
+        id_base = id_token_claims(
+            ctx,
+            jti=secrets.token_hex(16),
+            now=now,
+            ttl=settings.id_token_ttl_seconds,
+            at_hash="A" * 22,
+        )
+        sizes = {
+            "access token": _size_line(
+                "access_token",
+                {"alg": key.algorithm, "kid": key.kid, "typ": "at+jwt"},
+                access_base,
+                report.access_token,
+                settings.access_token_max_bytes,
+                key.algorithm,
+            ),
+            "ID token": _size_line(
+                "id_token",
+                {"alg": key.algorithm, "kid": key.kid, "typ": "JWT"},
+                id_base,
+                report.id_token,
+                settings.id_token_max_bytes,
+                key.algorithm,
+            ),
+        }
+        return DryRun(report, sizes, elapsed)
+    finally:
+        await services.close()
+
+
+@app.command("test")
+def test_workflow(
+    workflow_id: Annotated[str, typer.Argument(help="The workflow to run, e.g. org_billing.")],
+    user: Annotated[str, typer.Option("--user", help="The user id (kp_...) signing in.")],
+    org: Annotated[str | None, typer.Option("--org", help="The organization code.")] = None,
+    database_url: str | None = DATABASE_URL_OPTION,
+) -> None:
+    """Run one workflow against real data without issuing tokens; print claims, sizes, timings."""
+    settings = _prepare(database_url)
+    try:
+        result = asyncio.run(_dry_run(settings, workflow_id, user, org))
+    except ClaimflowError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    run = result.report.run
+    typer.echo(f"workflow {workflow_id}: {run.outcome.value} in {run.duration_ms:.1f} ms")
+    if run.error:
+        typer.echo(f"error: {run.error}")
+    for log_line in run.log_lines:
+        typer.echo(f"  {log_line['level']:<7} {log_line['message']}")
+    for token, claims in (
+        ("access token", result.report.access_token),
+        ("ID token", result.report.id_token),
+    ):
+        typer.echo(f"{token} claims:")
+        if not claims:
+            typer.echo("  (none)")
+        for name, forms in claims.items():
+            typer.echo(f"  {name} = {json.dumps(forms[0], indent=2, ensure_ascii=False)}")
+    typer.echo("token sizes:")
+    for token, size in result.sizes.items():
+        typer.echo(f"  {token}: {size}")
+    typer.echo(
+        f"timings: workflow {run.duration_ms:.1f} ms, total {result.elapsed_ms:.1f} ms, "
+        f"{result.report.management_calls} Management API call(s)"
+    )
+    if run.outcome is not RunOutcome.SUCCEEDED:
+        raise typer.Exit(1)
