@@ -35,7 +35,7 @@ def test_list_shows_the_enabled_workflows_in_order(invoke: Invoke, cli_db_url: s
     assert result.exit_code == 0, result.output
     lines = [line.split() for line in result.stdout.splitlines()]
     assert lines[1][:5] == ["1", "org_billing", "user:tokens_generation", "stop", "2"]
-    assert ["2", "user_billing"] == lines[3][:2]
+    assert lines[3][:2] == ["2", "user_billing"]
 
 
 def test_test_prints_claims_sizes_and_timings_without_issuing(
