@@ -99,6 +99,64 @@ class NewCustomer(BaseModel):
         return self
 
 
+class FeatureOut(BaseModel):
+    code: str
+    name: str
+    kind: Kind
+
+
+class PriceOut(BaseModel):
+    feature_code: str
+    price_name: str
+    fixed_charge: int | None
+    unit_amount: int | None
+    entitlement_limit_min: int | None
+    entitlement_limit_max: int | None
+
+
+class PlanOut(BaseModel):
+    code: str
+    name: str
+    created_on: str | None = Field(description="RFC 3339 with an offset.")
+    prices: list[PriceOut]
+
+
+class CustomerOut(BaseModel):
+    id: str
+    email: str | None
+    org_code: str | None
+    user_id: str | None
+    created_on: str | None
+
+
+class CreatedCustomer(BaseModel):
+    id: str
+
+
+class FeatureResponse(BaseModel):
+    feature: FeatureOut
+
+
+class FeaturesResponse(BaseModel):
+    features: list[FeatureOut]
+
+
+class PlanResponse(BaseModel):
+    plan: PlanOut
+
+
+class PlansResponse(BaseModel):
+    plans: list[PlanOut]
+
+
+class CustomerResponse(BaseModel):
+    customer: CustomerOut
+
+
+class CreatedCustomerResponse(BaseModel):
+    customer: CreatedCustomer
+
+
 def feature_json(feature: Feature) -> dict[str, Any]:
     return {"code": feature.code, "name": feature.name, "kind": feature.kind.value}
 
@@ -132,7 +190,9 @@ def customer_json(customer: BillingCustomer) -> dict[str, Any]:
     }
 
 
-@router.post("/features", status_code=201, summary="Create a feature")
+@router.post(
+    "/features", status_code=201, response_model=FeatureResponse, summary="Create a feature"
+)
 async def create_feature(request: Request, body: NewFeature, _: object = write_billing) -> Any:
     async with services_of(request).db.transaction() as conn:
         feature = await billing.create_feature(
@@ -141,21 +201,21 @@ async def create_feature(request: Request, body: NewFeature, _: object = write_b
     return {"feature": feature_json(feature)}
 
 
-@router.get("/features", summary="List features")
+@router.get("/features", response_model=FeaturesResponse, summary="List features")
 async def list_features(request: Request, _: object = read_billing) -> Any:
     async with services_of(request).db.connect() as conn:
         features = await billing.list_features(conn)
     return {"features": [feature_json(f) for f in features]}
 
 
-@router.get("/features/{code}", summary="Get a feature")
+@router.get("/features/{code}", response_model=FeatureResponse, summary="Get a feature")
 async def get_feature(request: Request, code: CodePath, _: object = read_billing) -> Any:
     async with services_of(request).db.connect() as conn:
         feature = await billing.get_feature(conn, code)
     return {"feature": feature_json(feature)}
 
 
-@router.patch("/features/{code}", summary="Update a feature")
+@router.patch("/features/{code}", response_model=FeatureResponse, summary="Update a feature")
 async def update_feature(
     request: Request, code: CodePath, body: FeatureChanges, _: object = write_billing
 ) -> Any:
@@ -169,7 +229,9 @@ async def update_feature(
     return {"feature": feature_json(feature)}
 
 
-@router.post("/plans", status_code=201, summary="Create a plan with its prices")
+@router.post(
+    "/plans", status_code=201, response_model=PlanResponse, summary="Create a plan with its prices"
+)
 async def create_plan(request: Request, body: NewPlan, _: object = write_billing) -> Any:
     async with services_of(request).db.transaction() as conn:
         plan = await billing.create_plan(
@@ -178,21 +240,23 @@ async def create_plan(request: Request, body: NewPlan, _: object = write_billing
     return {"plan": plan_json(plan)}
 
 
-@router.get("/plans", summary="List plans")
+@router.get("/plans", response_model=PlansResponse, summary="List plans")
 async def list_plans(request: Request, _: object = read_billing) -> Any:
     async with services_of(request).db.connect() as conn:
         plans = await billing.list_plans(conn)
     return {"plans": [plan_json(p) for p in plans]}
 
 
-@router.get("/plans/{code}", summary="Get a plan")
+@router.get("/plans/{code}", response_model=PlanResponse, summary="Get a plan")
 async def get_plan(request: Request, code: CodePath, _: object = read_billing) -> Any:
     async with services_of(request).db.connect() as conn:
         plan = await billing.get_plan(conn, code)
     return {"plan": plan_json(plan)}
 
 
-@router.patch("/plans/{code}", summary="Rename a plan or replace its prices")
+@router.patch(
+    "/plans/{code}", response_model=PlanResponse, summary="Rename a plan or replace its prices"
+)
 async def update_plan(
     request: Request, code: CodePath, body: PlanChanges, _: object = write_billing
 ) -> Any:
@@ -206,7 +270,12 @@ async def update_plan(
     return {"plan": plan_json(plan)}
 
 
-@router.post("/customers", status_code=201, summary="Create a billing customer")
+@router.post(
+    "/customers",
+    status_code=201,
+    response_model=CreatedCustomerResponse,
+    summary="Create a billing customer",
+)
 async def create_customer(request: Request, body: NewCustomer, _: object = write_billing) -> Any:
     services = services_of(request)
     async with services.db.transaction() as conn:
@@ -220,7 +289,9 @@ async def create_customer(request: Request, body: NewCustomer, _: object = write
     return {"customer": {"id": customer.id}}
 
 
-@router.get("/customers/{customer_id}", summary="Get a billing customer")
+@router.get(
+    "/customers/{customer_id}", response_model=CustomerResponse, summary="Get a billing customer"
+)
 async def get_customer(request: Request, customer_id: CodePath, _: object = read_billing) -> Any:
     async with services_of(request).db.connect() as conn:
         customer = await billing.get_customer(conn, customer_id)
