@@ -36,7 +36,7 @@ from claimflow.oidc.browser import (
 from claimflow.oidc.login import SignInOutcome, sign_in_with_password
 from claimflow.oidc.params import form_params, parse_query_string, query_params
 from claimflow.services import Services
-from claimflow.store import oidc_codes, oidc_sessions, organizations
+from claimflow.store import oidc_codes, oidc_sessions, organizations, users
 from claimflow.store._rows import utcnow
 
 router = APIRouter(tags=["oauth2"])
@@ -156,11 +156,14 @@ async def _continue_signed_in(
 
 
 async def _current_session(request: Request) -> oidc_sessions.Session | None:
+    """The browser's live session, if its user may still sign in (not suspended or deleted)."""
     session_id = request.cookies.get(SESSION_COOKIE)
     if not session_id:
         return None
     async with _services(request).db.connect() as conn:
-        return await oidc_sessions.find_session(conn, session_id)
+        session = await oidc_sessions.find_session(conn, session_id)
+        user = await users.find_user(conn, session.user_id) if session else None
+    return session if user is not None and not user.is_suspended else None
 
 
 Step = Callable[[AuthorizationRequest], Awaitable[Response]]

@@ -8,6 +8,7 @@ import html
 import re
 import secrets
 from dataclasses import dataclass
+from functools import cache
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -20,6 +21,12 @@ from claimflow.store import applications, organizations, users
 PASSWORD = "correct horse battery staple"
 CALLBACK = "http://127.0.0.1:9/callback"
 LOGOUT_URL = "http://127.0.0.1:9/bye"
+
+
+@cache
+def password_hash() -> str:
+    """One argon2id hash of PASSWORD per test process: hashing costs ~0.3 s on purpose."""
+    return hash_password(PASSWORD)
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,7 @@ async def seed_business(services: Services, *, require_organization: bool = Fals
             email="alice@example.com",
             given_name="Alice",
             family_name="Liddell",
-            password_hash=hash_password(PASSWORD),
+            password_hash=password_hash(),
         )
         acme = await organizations.create_organization(conn, name="Acme", code="org_acme")
         other = await organizations.create_organization(conn, name="Globex", code="org_globex")

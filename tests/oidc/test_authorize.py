@@ -392,3 +392,15 @@ async def test_pkce_public_client_gets_tokens_without_a_secret(
     )
     assert response.status_code == 200, response.text
     assert claims_of(response.json()["access_token"])["client_id"] == biz.spa_client_id
+
+
+async def test_session_of_a_suspended_user_is_not_reused(
+    client: httpx.AsyncClient, services: Services, biz: Business
+) -> None:
+    from claimflow.store import users
+
+    await sign_in_for_code(client, biz)
+    async with services.db.transaction() as conn:
+        await users.update_user(conn, biz.user_id, is_suspended=True)
+    page = await client.get("/oauth2/auth", params=auth_params(biz))
+    assert page.status_code == 200 and "/oauth2/auth/login" in page.text
