@@ -193,6 +193,12 @@ class BillingResolver:
             raise ResourceAccessDenied(
                 503, "temporarily_unavailable", f"Cannot fetch the billing details: {exc}"
             ) from exc
+        if response.status_code == 401:
+            raise invalid_token("The issuer refused the token (revoked or expired).")
+        if response.status_code == 403:
+            raise ResourceAccessDenied(
+                403, "insufficient_scope", "The token does not cover this billing customer."
+            )
         if response.status_code != 200:
             raise ResourceAccessDenied(
                 503,
@@ -209,7 +215,7 @@ class BillingResolver:
         if resolved.customer_id != claim.customer_id:
             raise invalid_token("The billing details belong to another customer.")
         resolved = BillingClaim(
-            "full",
+            "reference",
             resolved.customer_id,
             resolved.plans,
             resolved.features,

@@ -51,7 +51,7 @@ class ResourceServer:
     ) -> None:
         self.verifier = verifier
         self.realm = realm
-        self.resolver = resolver or BillingResolver(verifier.issuer)
+        self.resolver = resolver or BillingResolver(verifier.issuer, http=verifier.http)
 
     def install(self, app: Starlette) -> None:
         """Answer every ``ResourceAccessDenied`` with its status, JSON body and header."""

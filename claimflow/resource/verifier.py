@@ -107,6 +107,8 @@ class TokenVerifier:
         self.algorithms = tuple(algorithms)
         self.leeway = leeway_seconds
         self.require_access_token_type = require_access_token_type
+        self.http = http
+        """The HTTP client given for calls to the issuer (``None``: each part makes its own)."""
         self.jwks = JWKSCache(
             jwks_url or f"{self.issuer}/.well-known/jwks.json",
             http=http,

@@ -74,7 +74,7 @@ async def test_other_authorization_schemes_are_400_invalid_request(
     assert response.json()["error"] == "invalid_request"
 
 
-@pytest.mark.parametrize("form", ["full", "compact"])
+@pytest.mark.parametrize("form", ["full", "compact", "reference"])
 async def test_feature_outside_the_plan_is_403_naming_feature_and_plan(
     api: httpx.AsyncClient, tokens: TokenFactory, form: str
 ) -> None:
@@ -88,7 +88,7 @@ async def test_feature_outside_the_plan_is_403_naming_feature_and_plan(
     assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
 
 
-@pytest.mark.parametrize("form", ["full", "compact"])
+@pytest.mark.parametrize("form", ["full", "compact", "reference"])
 async def test_feature_in_the_plan_passes(
     api: httpx.AsyncClient, tokens: TokenFactory, form: str
 ) -> None:
@@ -112,7 +112,7 @@ async def test_me_shows_the_plan_and_limits_from_the_token(
     assert set(body["features"]) == {"seats", "projects", "audit_log", "api_calls"}
 
 
-@pytest.mark.parametrize("form", ["full", "compact"])
+@pytest.mark.parametrize("form", ["full", "compact", "reference"])
 async def test_limit_allows_up_to_the_plan_maximum_then_403(
     api: httpx.AsyncClient, tokens: TokenFactory, form: str
 ) -> None:
@@ -166,3 +166,14 @@ async def test_a_malformed_billing_claim_is_401_not_500(
     response = await api.get("/sso/settings", headers=bearer(token))
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_token"
+
+
+async def test_reference_of_another_customer_is_refused_by_the_issuer(
+    api: httpx.AsyncClient, tokens: TokenFactory
+) -> None:
+    """A token for Initech whose reference claim names Globex's customer gets nothing."""
+    globex = await tokens.billing_claim("customer_globex", "reference")
+    token = await tokens.token(org_code="org_initech", org_billing=globex)
+    response = await api.get("/sso/settings", headers=bearer(token))
+    assert response.status_code == 403
+    assert response.json()["error"] == "insufficient_scope"

@@ -2,9 +2,9 @@
 
 claimflow runs in uvicorn on a free loopback port with the demo business; Alice signs in to an
 organization through the authorization endpoint asking for the example API as audience; the
-example API verifies the access token offline and enforces the plan in its ``org_billing``. A
-small token budget makes the billing workflow fall back to the compact form, which the kit
-enforces just the same.
+example API verifies the access token offline and enforces the plan in its ``org_billing``. Smaller
+token budgets make the billing workflow fall back to the compact and the reference form; the kit
+enforces them just the same (for a reference it fetches the full form from the issuer).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def serve_in_thread(app: object, port: int) -> Iterator[None]:
     thread.join(timeout=10)
 
 
-BUDGETS = {"full": 4096, "compact": 2000}
+BUDGETS = {"full": 4096, "compact": 2000, "reference": 1300}
 """Access-token budgets that make Globex's org_billing come out in each form (full: ~3 kB)."""
 
 
