@@ -54,7 +54,7 @@ async def api_http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if not request.url.path.startswith("/api/"):
         return await http_exception_handler(request, exc)
-    code = _HTTP_CODES.get(exc.status_code, "REQUEST_INVALID")
+    code = _HTTP_CODES.get(exc.status_code, "INVALID_REQUEST")
     message = exc.detail if isinstance(exc.detail, str) else "Invalid request."
     return error_response(exc.status_code, code, message, dict(exc.headers or {}) or None)
 
