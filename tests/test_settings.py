@@ -97,3 +97,11 @@ def test_secret_key_from_environment_is_used_and_nothing_is_written(
     monkeypatch.setenv("CLAIMFLOW_SECRET_KEY", "from-the-environment")
     assert Settings().resolved_secret_key() == "from-the-environment"
     assert not (tmp_path / SECRET_KEY_FILE).exists()
+
+
+def test_the_readme_configuration_table_names_every_setting() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    missing = [
+        name for name in Settings.model_fields if f"`CLAIMFLOW_{name.upper()}`" not in readme
+    ]
+    assert missing == []

@@ -132,7 +132,22 @@ def what_to_try(issuer: str, data: BusinessData) -> list[tuple[str, str]]:
         )
         steps.append(
             (
-                "The browser lands on the redirect URI with ?code=...; swap the code (60 s)",
+                "Or let the example client catch the callback and print the decoded tokens",
+                " ".join(
+                    [
+                        "python examples/oidc_client.py",
+                        f"--issuer {shlex.quote(issuer)}",
+                        f"--client-id {DEMO_WEB_CLIENT_ID}",
+                        f"--client-secret {shlex.quote(web_secret)}",
+                        "--org-code org_acme",
+                    ]
+                ),
+            )
+        )
+        steps.append(
+            (
+                "Without it, the browser lands on the redirect URI with ?code=...; swap the code"
+                " within 60 s",
                 " ".join(
                     [
                         "curl -s -X POST",
