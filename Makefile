@@ -15,9 +15,11 @@ install: $(BIN)/python
 demo: install
 	$(BIN)/claimflow demo
 
+LINTED := claimflow tests examples $(wildcard bench)
+
 lint: install
-	$(BIN)/ruff check claimflow tests bench examples
-	$(BIN)/ruff format --check claimflow tests bench examples
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 typecheck: install
 	$(BIN)/mypy
