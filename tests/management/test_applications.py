@@ -7,7 +7,7 @@ from fastapi import FastAPI
 
 from tests.conftest import ISSUER
 from tests.helpers import m2m_token
-from tests.management.api_steps import ok
+from tests.management.catalogue import ok
 
 
 async def test_m2m_application_secret_is_shown_once_and_works(

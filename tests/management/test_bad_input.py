@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from claimflow.services import Services
 from claimflow.store import tables as t
-from tests.management.api_steps import make_org, make_plan, make_user, ok
+from tests.management.catalogue import make_org, make_plan, make_user, ok
 
 HOSTILE_CODES = [
     "a&b",

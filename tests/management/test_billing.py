@@ -7,7 +7,7 @@ import asyncio
 import httpx
 
 from claimflow.services import Services
-from tests.management.api_steps import make_org, make_plan, ok
+from tests.management.catalogue import make_org, make_plan, ok
 
 
 async def entitlements(api: httpx.AsyncClient, customer_id: str, **params: str) -> dict:

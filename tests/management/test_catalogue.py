@@ -6,7 +6,7 @@ import httpx
 
 from claimflow.services import Services
 from tests.helpers import management_client
-from tests.management.api_steps import make_org, make_plan, make_user, ok
+from tests.management.catalogue import make_org, make_plan, make_user, ok
 
 
 async def test_features_create_read_update(any_api: httpx.AsyncClient) -> None:

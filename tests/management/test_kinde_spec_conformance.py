@@ -20,7 +20,7 @@ import pytest
 import yaml
 from fastapi import FastAPI
 
-from tests.management.api_steps import make_plan
+from tests.management.catalogue import make_plan
 from tests.management.test_auth import ROUTES
 
 SPEC_FILE = Path("/work/shared/reference/kinde-management-api.yml")

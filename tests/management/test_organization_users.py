@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 
-from tests.management.api_steps import make_org, make_user, ok
+from tests.management.catalogue import make_org, make_user, ok
 
 
 async def test_add_list_and_remove_members(any_api: httpx.AsyncClient) -> None:

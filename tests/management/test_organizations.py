@@ -6,7 +6,7 @@ import httpx
 
 from claimflow.services import Services
 from claimflow.store import billing
-from tests.management.api_steps import make_org, make_plan, ok
+from tests.management.catalogue import make_org, make_plan, ok
 
 
 async def test_create_with_billing_customer_and_read_back_with_expand_billing(

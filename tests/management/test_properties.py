@@ -20,7 +20,7 @@ from claimflow.app import create_app
 from claimflow.services import build_services
 from tests.conftest import ISSUER, make_settings
 from tests.helpers import management_client
-from tests.management.api_steps import make_org, make_plan, make_user
+from tests.management.catalogue import make_org, make_plan, make_user
 
 EXAMPLES_PER_OPERATION = 20
 

@@ -8,7 +8,7 @@ import httpx
 from claimflow.crypto import verify_password
 from claimflow.services import Services
 from claimflow.store import users
-from tests.management.api_steps import make_org, make_plan, make_user, ok
+from tests.management.catalogue import make_org, make_plan, make_user, ok
 
 
 async def test_create_user_with_profile_identity_and_organization(
