@@ -158,7 +158,8 @@ async def hostile_requests(api: httpx.AsyncClient, org: str, customer: str, user
         )
         if value != 1:
             refused(await api.get("/api/v1/organizations", params={"page_size": str(value)}), 400)
-    for body in ([], "text", 1, None, {"unexpected": True}):
+    bodies: list[Any] = [[], "text", 1, None, {"unexpected": True}]
+    for body in bodies:
         refused(await api.post("/api/v1/billing/plans", json=body), 400)
         refused(await api.post("/api/v1/billing/agreements", json=body), 400)
         refused(await api.post("/api/v1/applications", json=body), 400)

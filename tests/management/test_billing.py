@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 
@@ -10,7 +11,7 @@ from claimflow.services import Services
 from tests.management.catalogue import make_org, make_plan, ok
 
 
-async def entitlements(api: httpx.AsyncClient, customer_id: str, **params: str) -> dict:
+async def entitlements(api: httpx.AsyncClient, customer_id: str, **params: str) -> Any:
     return await ok(
         await api.get("/api/v1/billing/entitlements", params={"customer_id": customer_id, **params})
     )

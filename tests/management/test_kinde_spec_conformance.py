@@ -15,7 +15,7 @@ from typing import Any
 
 import bcrypt
 import httpx
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml
 from fastapi import FastAPI
@@ -76,7 +76,7 @@ def response_schema(method: str, path: str, status: int) -> dict[str, Any]:
         declared = _resolve(declared["$ref"])
     content = declared.get("content") or {}
     if not content:
-        return to_json_schema({"$ref": "#/components/schemas/error_response"})
+        content = {"application/json": {"schema": {"$ref": "#/components/schemas/error_response"}}}
     schema: dict[str, Any] = to_json_schema(content["application/json"]["schema"])
     return schema
 

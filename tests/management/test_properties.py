@@ -44,6 +44,11 @@ def request_of(case: Any) -> dict[str, Any]:
     return kwargs
 
 
+def ok_operation(result: Any) -> Any:
+    """Our own schema must load cleanly; an ``Err`` here is a bug in our OpenAPI document."""
+    return result.ok()
+
+
 def test_no_route_returns_5xx_and_4xx_carry_the_envelope(db_url: str) -> None:
     loop = asyncio.new_event_loop()
     services = build_services(make_settings(db_url))
@@ -60,9 +65,9 @@ def test_no_route_returns_5xx_and_4xx_carry_the_envelope(db_url: str) -> None:
         loop.run_until_complete(seed())
         schema = schemathesis.openapi.from_dict(app.openapi())
         operations = [
-            result.ok()
-            for result in schema.get_all_operations()
-            if result.ok().path.startswith("/api/v1/")
+            op
+            for op in map(ok_operation, schema.get_all_operations())
+            if op.path.startswith("/api/v1/")
         ]
         assert len(operations) >= 30
         for operation in operations:
