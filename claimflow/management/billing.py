@@ -23,6 +23,7 @@ from claimflow.management.wire import (
     Code,
     CodeQuery,
     Cursor,
+    OptionalCodeQuery,
     PageSize,
     StrictModel,
     cursor_page,
@@ -127,7 +128,7 @@ async def get_agreements(
     page_size: PageSize = None,
     starting_after: Cursor = None,
     ending_before: Cursor = None,
-    feature_code: Cursor = None,
+    feature_code: OptionalCodeQuery = None,
     _: object = Depends(require_scope("read:billing_agreements")),
 ) -> dict[str, Any]:
     """The customer's active agreements, each with the entitlements it grants."""

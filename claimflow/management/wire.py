@@ -65,6 +65,7 @@ CodeQuery = Annotated[str, Query(pattern=CODE_PATTERN, max_length=64)]
 CodePath = Annotated[str, Path(pattern=CODE_PATTERN, max_length=64)]
 PageSize = Annotated[int | None, Query(ge=1, le=MAX_PAGE_SIZE)]
 Cursor = Annotated[str | None, Query(pattern=CODE_PATTERN, max_length=64)]
+OptionalCodeQuery = Annotated[str | None, Query(pattern=CODE_PATTERN, max_length=64)]
 
 
 def iso(value: datetime | None) -> str | None:
