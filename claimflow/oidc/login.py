@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,6 +21,8 @@ from claimflow.services import Services
 from claimflow.store import oidc_login_attempts, users
 
 MAX_EMAIL_LENGTH = 320
+
+log = logging.getLogger("claimflow.oidc")
 
 
 class SignInOutcome(enum.Enum):
@@ -50,6 +53,7 @@ async def sign_in_with_password(
     async with services.db.connect() as conn:
         locked = await oidc_login_attempts.locked_until(conn, keys)
         if locked is not None:
+            log.warning("sign-in refused: throttled until %s (%s)", locked.isoformat(), address)
             return SignInResult(SignInOutcome.LOCKED, locked_until=locked)
         user = await users.find_user_by_email(conn, email)
         stored = await users.get_password_hash(conn, user.id) if user else None

@@ -404,3 +404,22 @@ async def test_session_of_a_suspended_user_is_not_reused(
         await users.update_user(conn, biz.user_id, is_suspended=True)
     page = await client.get("/oauth2/auth", params=auth_params(biz))
     assert page.status_code == 200 and "/oauth2/auth/login" in page.text
+
+
+async def test_values_are_escaped_on_the_login_page(
+    client: httpx.AsyncClient, services: Services, biz: Business
+) -> None:
+    from claimflow.store import applications
+
+    async with services.db.transaction() as conn:
+        await applications.update_application(
+            conn, biz.web_client_id, name="<img src=x onerror=alert(1)>"
+        )
+    page = await client.get(
+        "/oauth2/auth", params=auth_params(biz, state='"><script>alert(1)</script>')
+    )
+    assert page.status_code == 200
+    assert "<script>" not in page.text and "<img" not in page.text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page.text
+    callback = redirect_params(await submit_login(client, page, biz.email, PASSWORD))
+    assert callback["state"] == '"><script>alert(1)</script>'

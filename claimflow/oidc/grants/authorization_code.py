@@ -9,6 +9,7 @@ issued based on that authorization code").
 
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import Any
 
@@ -28,8 +29,15 @@ from claimflow.store import oidc_codes, oidc_refresh_tokens, oidc_revocations
 from claimflow.store._rows import utcnow
 from claimflow.workflows.event import AuthOrigin
 
+log = logging.getLogger("claimflow.oidc")
+
 
 async def _revoke_issued(request: TokenRequest, code: oidc_codes.AuthorizationCode) -> None:
+    log.warning(
+        "authorization code replayed by client %s for user %s; revoking what it issued",
+        code.client_id,
+        code.user_id,
+    )
     async with request.services.db.transaction() as conn:
         if code.refresh_family_id:
             await oidc_refresh_tokens.revoke_family(conn, code.refresh_family_id)

@@ -8,6 +8,7 @@ the old token is spent only after they succeed, so a failing workflow leaves it 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from claimflow.errors import OAuthError
@@ -24,8 +25,15 @@ from claimflow.store import oidc_refresh_tokens
 from claimflow.store._rows import utcnow
 from claimflow.workflows.event import AuthOrigin
 
+log = logging.getLogger("claimflow.oidc")
+
 
 async def _revoke_family(request: TokenRequest, family_id: str) -> None:
+    log.warning(
+        "spent or revoked refresh token presented by client %s; revoking family %s",
+        request.client.client_id,
+        family_id,
+    )
     async with request.services.db.transaction() as conn:
         await oidc_refresh_tokens.revoke_family(conn, family_id)
 
