@@ -220,7 +220,14 @@ async def _sign_in(request: Request, authz: AuthorizationRequest, form: dict[str
         session = await oidc_sessions.create_session(
             conn, session_id, result.user.id, services.settings.session_ttl_seconds
         )
-    response = await _continue_signed_in(request, authz, result.user.id, session.auth_time, False)
+    response: Response
+    try:
+        response = await _continue_signed_in(
+            request, authz, result.user.id, session.auth_time, False
+        )
+    except RedirectedError as exc:
+        # Signed in but refused (e.g. not a member): the session still stands.
+        response = _redirect(error_redirect(services, exc))
     set_session_cookie(response, services, session_id)
     return response
 

@@ -220,6 +220,9 @@ async def test_org_code_of_a_non_member_is_access_denied_and_nothing_issued(
     assert await count_codes(services) == 0
     async with services.db.connect() as conn:
         assert await organizations.find_membership(conn, biz.stranger_org_code, biz.user_id) is None
+    # The refusal came after a successful sign-in: that session is kept and reused.
+    personal = redirect_params(await client.get("/oauth2/auth", params=auth_params(biz)))
+    assert "code" in personal
 
 
 async def test_auto_membership_organization_admits_the_user(
