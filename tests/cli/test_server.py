@@ -32,12 +32,10 @@ def test_serve_answers_the_management_quickstart_over_http(
         [
             sys.executable,
             str(QUICKSTART),
-            "--base-url",
-            base_url,
-            "--client-id",
-            credentials["client_id"],
-            "--client-secret",
-            credentials["client_secret"],
+            f"--base-url={base_url}",
+            f"--client-id={credentials['client_id']}",
+            # '=' form: a generated secret may start with '-', which argparse reads as a flag.
+            f"--client-secret={credentials['client_secret']}",
         ],
         capture_output=True,
         text=True,
