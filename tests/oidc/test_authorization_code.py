@@ -15,6 +15,7 @@ from claimflow.services import Services
 from claimflow.store import applications
 from claimflow.store import tables as t
 from claimflow.store._rows import utcnow
+from tests.oidc.conftest import Deployment
 from tests.oidc.flow import CALLBACK, Business, exchange, pkce_pair, seed_business, sign_in_for_code
 
 
@@ -69,9 +70,9 @@ async def test_code_used_twice_is_refused_and_revokes_what_it_issued(
     assert_oauth_error(refreshed, "invalid_grant")
 
 
-async def test_concurrent_exchanges_of_one_code_have_one_winner(
-    client: httpx.AsyncClient, biz: Business
-) -> None:
+async def test_concurrent_exchanges_of_one_code_have_one_winner(deployment: Deployment) -> None:
+    client = deployment.client
+    biz = await seed_business(deployment.services)
     callback = await sign_in_for_code(client, biz)
     responses = await asyncio.gather(*(exchange(client, biz, callback["code"]) for _ in range(4)))
     assert sorted(r.status_code for r in responses) == [200, 400, 400, 400]
