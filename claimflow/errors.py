@@ -14,7 +14,9 @@
     │   ├── BindingNotDeclared    a workflow used a binding its settings do not declare
     │   └── ManagementAPICallFailed  a Management API call failed (status, timeout, bad body)
     │       └── ManagementAPINotFound  404: the organization or user does not exist there
-    └── TokenTooLarge         even the smallest claim forms do not fit the token size budget
+    ├── TokenTooLarge         even the smallest claim forms do not fit the token size budget
+    ├── ResourceAccessDenied  (claimflow.resource) an API refuses a token: 401/403 per RFC 6750
+    └── JWKSUnavailable       (claimflow.resource) the issuer's key set cannot be fetched
 
 The HTTP layers translate these in one place each (``management/errors.py``, ``oidc/errors.py``);
 nothing else catches a broad ``Exception``.

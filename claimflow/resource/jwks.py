@@ -15,11 +15,12 @@ from typing import Any
 import httpx
 import jwt
 
+from claimflow.errors import ClaimflowError
 from claimflow.resource.errors import invalid_token
 
 
-class JWKSUnavailable(Exception):
-    """The key set could not be fetched or parsed."""
+class JWKSUnavailable(ClaimflowError):
+    """The key set could not be fetched or parsed (the verifier answers 503)."""
 
 
 class JWKSCache:

@@ -87,3 +87,13 @@ async def test_init_without_json_prints_the_secret_once_with_a_curl_command(
     assert result.exit_code == 0, result.output
     assert "client_secret:" in result.stdout
     assert "grant_type=client_credentials" in result.stdout
+
+
+async def test_database_url_flag_beats_the_environment(
+    invoke: Invoke, cli_db_url: str, workdir
+) -> None:  # type: ignore[no-untyped-def]
+    flagged = f"sqlite+aiosqlite:///{workdir / 'flagged.db'}"
+    result = await asyncio.to_thread(invoke, "migrate", "--database-url", flagged)
+    assert result.exit_code == 0, result.output
+    assert "organizations" in await table_names(flagged)
+    assert not (workdir / "cli.db").exists()
