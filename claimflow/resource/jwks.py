@@ -43,8 +43,10 @@ class JWKSCache:
         self._timeout = timeout_seconds
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
+        self._attempted_at: float | None = None
         self._lock = asyncio.Lock()
         self.fetch_count = 0
+        """Fetch attempts so far (successful or not)."""
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
@@ -81,20 +83,33 @@ class JWKSCache:
         self._keys = keys
         self._fetched_at = time.monotonic()
 
-    def _age(self) -> float:
-        return float("inf") if self._fetched_at is None else time.monotonic() - self._fetched_at
+    def _since(self, moment: float | None) -> float:
+        return float("inf") if moment is None else time.monotonic() - moment
+
+    def _wants_fetch(self, kid: str) -> bool:
+        if self._since(self._attempted_at) < self._min_refetch:
+            return False  # just tried (or failed): no stampede, no retry storm against the issuer
+        return self._since(self._fetched_at) > self._ttl or kid not in self._keys
 
     async def key(self, kid: str) -> jwt.PyJWK:
-        """The key ``kid``; refetches when stale or unknown. Raises 401 ``invalid_token``."""
-        if self._age() > self._ttl or (kid not in self._keys and self._age() > self._min_refetch):
-            seen_at = self._fetched_at
+        """The key ``kid``; refetches when stale or unknown. Raises 401 ``invalid_token``.
+
+        When the issuer is unreachable the last good key set keeps serving (keys change rarely,
+        and a retired key stays published long after rotation); with no key set at all, the
+        caller gets ``JWKSUnavailable``.
+        """
+        if self._wants_fetch(kid):
+            attempt_seen = self._attempted_at
             async with self._lock:
-                if self._fetched_at == seen_at:  # nobody refreshed while we waited
+                if self._attempted_at == attempt_seen:  # nobody fetched while we waited
+                    self._attempted_at = time.monotonic()
                     try:
                         await self._fetch()
                     except JWKSUnavailable:
                         if not self._keys:
                             raise
+        if not self._keys:
+            raise JWKSUnavailable(f"no key set from {self.jwks_url} yet")
         found = self._keys.get(kid)
         if found is None:
             raise invalid_token("The token is signed with an unknown key.")

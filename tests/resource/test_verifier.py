@@ -13,9 +13,12 @@ import httpx
 import jwt
 import pytest
 
+from claimflow.app import create_app
 from claimflow.resource import ResourceAccessDenied, TokenVerifier
-from tests.conftest import ISSUER
+from tests.cli.conftest import free_port
+from tests.conftest import ISSUER, make_settings
 from tests.resource.conftest import API_AUDIENCE, TokenFactory
+from tests.resource.test_end_to_end import serve_in_thread
 
 
 def b64(value: dict[str, Any]) -> str:
@@ -163,3 +166,27 @@ async def test_unreachable_issuer_is_503_not_a_crash() -> None:
         ).rstrip(b"=")
         error = await refused(verify, header.decode() + "." + token.split(".", 1)[1])
     assert (error.status_code, error.error) == (503, "temporarily_unavailable")
+
+
+async def test_last_good_keys_serve_while_the_issuer_is_down_without_a_retry_storm(
+    tokens: TokenFactory, db_url: str
+) -> None:
+    """The JWKS comes from claimflow on a loopback port, which then stops."""
+    port = free_port()
+    running = serve_in_thread(create_app(make_settings(db_url)), port)
+    next(running)
+    verify = TokenVerifier(
+        ISSUER,
+        API_AUDIENCE,
+        jwks_url=f"http://127.0.0.1:{port}/.well-known/jwks.json",
+        jwks_ttl_seconds=0.0,
+        jwks_min_refetch_seconds=0.3,
+    )
+    token = await tokens.token()
+    await verify.verify(token)
+    next(running, None)
+    await asyncio.sleep(0.35)
+    for _ in range(10):
+        assert (await verify.verify(token)).subject == "kp_demo"
+    assert verify.jwks.fetch_count == 2  # one good fetch, one failed attempt, then the backoff
+    await verify.aclose()
