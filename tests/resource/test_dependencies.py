@@ -177,3 +177,29 @@ async def test_reference_of_another_customer_is_refused_by_the_issuer(
     response = await api.get("/sso/settings", headers=bearer(token))
     assert response.status_code == 403
     assert response.json()["error"] == "insufficient_scope"
+
+
+async def test_plain_starlette_apps_use_authenticate_and_install(
+    issuer_http: httpx.AsyncClient, tokens: TokenFactory
+) -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from claimflow.resource import ResourceServer, TokenVerifier
+
+    guard = ResourceServer(TokenVerifier(ISSUER, API_AUDIENCE, http=issuer_http))
+
+    async def whoami(request: Request) -> JSONResponse:
+        token = await guard.authenticate(request)
+        return JSONResponse({"org_code": token.org_code})
+
+    app = Starlette(routes=[Route("/whoami", whoami)])
+    guard.install(app)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as http:
+        assert (await http.get("/whoami")).status_code == 401
+        token = await tokens.token(org_code="org_acme")
+        response = await http.get("/whoami", headers=bearer(token))
+        assert response.json() == {"org_code": "org_acme"}
