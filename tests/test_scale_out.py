@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
@@ -138,8 +139,9 @@ def m2m_token(http: httpx.Client, base_url: str) -> str:
     return token
 
 
-def sign_in(http: httpx.Client, org_code: str) -> dict[str, object]:
-    """Alice signs in to ``org_code`` with the demo web app; the access token's claims."""
+def sign_in(http: httpx.Client, org_code: str) -> tuple[dict[str, Any], httpx.Response]:
+    """Alice signs in to ``org_code`` with the demo web app: the access token's claims and the
+    token endpoint's response (to tell which worker issued it)."""
     page = http.get(
         "/oauth2/auth",
         params={
@@ -167,10 +169,10 @@ def sign_in(http: httpx.Client, org_code: str) -> dict[str, object]:
         auth=WEB,
     )
     assert tokens.status_code == 200, tokens.text
-    claims: dict[str, object] = jwt.decode(
+    claims: dict[str, Any] = jwt.decode(
         tokens.json()["access_token"], options={"verify_signature": False}
     )
-    return claims
+    return claims, tokens
 
 
 @pytest.fixture
@@ -203,23 +205,49 @@ def two_workers(environment: dict[str, str], tmp_path: Path) -> Iterator[tuple[s
         log.close()
 
 
-def pinned_clients(
-    base_url: str, workers: set[int], port: int
-) -> Iterator[tuple[int, httpx.Client]]:
-    """One keep-alive client per worker (new connections until every worker has one)."""
-    pinned: dict[int, httpx.Client] = {}
-    for _ in range(200):
-        http = httpx.Client(base_url=base_url, limits=httpx.Limits(max_connections=1))
-        response = http.get("/.well-known/openid-configuration")
-        pid = serving_worker(response, port, workers)
-        if pid in pinned:
+class PinnedConnections:
+    """A keep-alive connection to each worker, re-established if the server closed it.
+
+    uvicorn closes idle keep-alive connections after 5 s; on a loaded machine a step may idle
+    longer, and httpx would silently reconnect to whichever worker the kernel picks. ``to(pid)``
+    checks where the client's connection lands and opens new ones until it is ``pid`` again.
+    """
+
+    def __init__(self, base_url: str, port: int, workers: set[int]) -> None:
+        self.base_url, self.port, self.workers = base_url, port, workers
+        self._clients: dict[int, httpx.Client] = {}
+        for _ in range(200):
+            self._connect()
+            if set(self._clients) == workers:
+                return
+        raise AssertionError("the kernel never gave a connection to one of the workers")
+
+    def _connect(self) -> int:
+        http = httpx.Client(base_url=self.base_url, limits=httpx.Limits(max_connections=1))
+        pid = self.served_by(http.get("/.well-known/openid-configuration"))
+        if pid in self._clients:
             http.close()
         else:
-            pinned[pid] = http
-        if len(pinned) == len(workers):
-            break
-    assert set(pinned) == workers, "the kernel never gave a connection to one of the workers"
-    yield from pinned.items()
+            self._clients[pid] = http
+        return pid
+
+    def served_by(self, response: httpx.Response) -> int:
+        return serving_worker(response, self.port, self.workers)
+
+    def to(self, pid: int) -> httpx.Client:
+        http = self._clients.pop(pid)
+        if self.served_by(http.get("/.well-known/openid-configuration")) == pid:
+            self._clients[pid] = http
+            return http
+        http.close()
+        for _ in range(200):
+            if self._connect() == pid:
+                return self._clients[pid]
+        raise AssertionError(f"no new connection reached worker {pid}")
+
+    def close(self) -> None:
+        for http in self._clients.values():
+            http.close()
 
 
 def test_two_workers_share_tokens_keys_and_billing_cache(
@@ -227,24 +255,25 @@ def test_two_workers_share_tokens_keys_and_billing_cache(
 ) -> None:
     base_url, workers = two_workers
     port = int(base_url.rsplit(":", 1)[1])
-    (pid_a, worker_a), (pid_b, worker_b) = pinned_clients(base_url, workers, port)
+    pinned = PinnedConnections(base_url, port, workers)
+    pid_a, pid_b = sorted(workers)
 
-    def on(http: httpx.Client, pid: int, response: httpx.Response) -> httpx.Response:
-        assert serving_worker(response, port, workers) == pid
+    def on(pid: int, response: httpx.Response) -> httpx.Response:
+        assert pinned.served_by(response) == pid
         return response
 
     # An M2M token from worker A works on both, across many requests on fresh connections too.
-    token = m2m_token(worker_a, base_url)
+    token = m2m_token(pinned.to(pid_a), base_url)
     headers = {"Authorization": f"Bearer {token}"}
     served_by = set()
     for _ in range(40):
         with httpx.Client(base_url=base_url) as fresh:
             response = fresh.get("/api/v1/organizations", headers=headers)
             assert response.status_code == 200, response.text
-            served_by.add(serving_worker(response, port, workers))
+            served_by.add(pinned.served_by(response))
     assert served_by == workers
-    for pid, http in ((pid_a, worker_a), (pid_b, worker_b)):
-        assert on(http, pid, http.get("/api/v1/organizations", headers=headers)).status_code == 200
+    for pid in (pid_a, pid_b):
+        assert on(pid, pinned.to(pid).get("/api/v1/organizations", headers=headers)).is_success
 
     # Rotate the signing key through the CLI while both workers run.
     old_kid = jwt.get_unverified_header(token)["kid"]
@@ -253,40 +282,31 @@ def test_two_workers_share_tokens_keys_and_billing_cache(
     assert new_kid != old_kid
     signed_after = asyncio.run(_sign_with_current_key(environment, base_url))
     assert jwt.get_unverified_header(signed_after)["kid"] == new_kid
-    for pid, http in ((pid_a, worker_a), (pid_b, worker_b)):
+    for pid in (pid_a, pid_b):
         for bearer in (token, signed_after):
-            response = on(
-                http,
-                pid,
-                http.get("/api/v1/organizations", headers={"Authorization": f"Bearer {bearer}"}),
+            response = pinned.to(pid).get(
+                "/api/v1/organizations", headers={"Authorization": f"Bearer {bearer}"}
             )
-            assert response.status_code == 200, response.text
-        kids = {k["kid"] for k in on(http, pid, http.get("/.well-known/jwks.json")).json()["keys"]}
-        assert {old_kid, new_kid} <= kids
+            assert on(pid, response).status_code == 200, response.text
+        jwks = on(pid, pinned.to(pid).get("/.well-known/jwks.json")).json()
+        assert {old_kid, new_kid} <= {k["kid"] for k in jwks["keys"]}
 
     # Billing: worker A caches Acme's billing in Redis; a plan change through worker B must
     # show in the next token worker A issues.
-    before = on(worker_a, pid_a, worker_a.get("/.well-known/openid-configuration"))
-    assert before.status_code == 200
-    claims = sign_in(worker_a, "org_acme")
-    assert [a["plan_code"] for a in claims["org_billing"]["agreements"]] == ["pro"]  # type: ignore[index]
-    changed = on(
-        worker_b,
-        pid_b,
-        worker_b.post(
-            "/api/v1/billing/agreements",
-            json={"customer_id": "customer_acme", "plan_code": "enterprise"},
-            headers=headers,
-        ),
+    claims, issued = sign_in(pinned.to(pid_a), "org_acme")
+    on(pid_a, issued)
+    assert [a["plan_code"] for a in claims["org_billing"]["agreements"]] == ["pro"]
+    changed = pinned.to(pid_b).post(
+        "/api/v1/billing/agreements",
+        json={"customer_id": "customer_acme", "plan_code": "enterprise"},
+        headers=headers,
     )
-    assert changed.status_code == 200, changed.text
-    claims = sign_in(worker_a, "org_acme")
-    assert on(worker_a, pid_a, worker_a.get("/.well-known/openid-configuration")).status_code == 200
-    assert [a["plan_code"] for a in claims["org_billing"]["agreements"]] == ["enterprise"]  # type: ignore[index]
-    features = {e["feature_code"] for e in claims["org_billing"]["entitlements"]}  # type: ignore[index]
-    assert "sso" in features
-    worker_a.close()
-    worker_b.close()
+    assert on(pid_b, changed).status_code == 200, changed.text
+    claims, issued = sign_in(pinned.to(pid_a), "org_acme")
+    on(pid_a, issued)
+    assert [a["plan_code"] for a in claims["org_billing"]["agreements"]] == ["enterprise"]
+    assert "sso" in {e["feature_code"] for e in claims["org_billing"]["entitlements"]}
+    pinned.close()
 
 
 async def _sign_with_current_key(environment: dict[str, str], issuer: str) -> str:
