@@ -175,9 +175,26 @@ def sign_in(http: httpx.Client, org_code: str) -> tuple[dict[str, Any], httpx.Re
     return claims, tokens
 
 
+RUN = secrets.token_hex(4)
+ACME, ACME_CUSTOMER = f"org_acme_{RUN}", f"customer_acme_{RUN}"
+
+
+def demo_for_this_run(directory: Path) -> Path:
+    """The demo business with organization codes and customer ids unique to this test run.
+
+    The billing cache lives in Redis, which outlives the test database: with the demo's fixed
+    codes, an earlier (or a concurrent) run's cached ``org:org_acme`` entry would answer ours.
+    """
+    text = demo_data_path().read_text(encoding="utf-8")
+    text = re.sub(r"\b(org|customer)_(acme|globex|initech|hooli|erin)\b", rf"\1_\2_{RUN}", text)
+    path = directory / "demo.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 @pytest.fixture
 def two_workers(environment: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, set[int]]]:
-    claimflow(environment, tmp_path, "import", str(demo_data_path()))
+    claimflow(environment, tmp_path, "import", str(demo_for_this_run(tmp_path)))
     port = free_port()
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
     server = subprocess.Popen(
@@ -293,16 +310,16 @@ def test_two_workers_share_tokens_keys_and_billing_cache(
 
     # Billing: worker A caches Acme's billing in Redis; a plan change through worker B must
     # show in the next token worker A issues.
-    claims, issued = sign_in(pinned.to(pid_a), "org_acme")
+    claims, issued = sign_in(pinned.to(pid_a), ACME)
     on(pid_a, issued)
     assert [a["plan_code"] for a in claims["org_billing"]["agreements"]] == ["pro"]
     changed = pinned.to(pid_b).post(
         "/api/v1/billing/agreements",
-        json={"customer_id": "customer_acme", "plan_code": "enterprise"},
+        json={"customer_id": ACME_CUSTOMER, "plan_code": "enterprise"},
         headers=headers,
     )
     assert on(pid_b, changed).status_code == 200, changed.text
-    claims, issued = sign_in(pinned.to(pid_a), "org_acme")
+    claims, issued = sign_in(pinned.to(pid_a), ACME)
     on(pid_a, issued)
     assert [a["plan_code"] for a in claims["org_billing"]["agreements"]] == ["enterprise"]
     assert "sso" in {e["feature_code"] for e in claims["org_billing"]["entitlements"]}
