@@ -73,10 +73,15 @@ def _check_json(name: str, value: Any) -> None:
 class TokenClaims:
     """``kinde.accessToken`` / ``kinde.idToken``: the custom claims one token will carry."""
 
-    def __init__(self, token: str, reserved: frozenset[str]) -> None:
+    def __init__(
+        self, token: str, reserved: frozenset[str], checked: set[int] | None = None
+    ) -> None:
         self.token = token
         self._reserved = reserved
         self._claims: dict[str, tuple[Any, ...]] = {}
+        self._checked = checked if checked is not None else set()
+        """Ids of values already found to be JSON in this run (one value often goes in both
+        tokens); the values are held by the claims, so their ids stay theirs for the run."""
 
     def set_custom_claim(self, name: str, value: Any, fallbacks: Sequence[Any] = ()) -> None:
         """Set ``name``; ``fallbacks`` are smaller forms the size budget may use instead, in order."""
@@ -86,7 +91,9 @@ class TokenClaims:
             raise ReservedClaim(self.token, name)
         forms = (value, *fallbacks)
         for form in forms:
-            _check_json(name, form)
+            if id(form) not in self._checked:
+                _check_json(name, form)
+                self._checked.add(id(form))
         self._claims[name] = forms
 
     def get_custom_claims(self) -> dict[str, Any]:

@@ -72,11 +72,15 @@ class RunReport:
         return self.run.outcome is RunOutcome.SUCCEEDED
 
 
-def _sizes(claims: dict[str, ClaimForms]) -> dict[str, list[int]]:
-    return {
-        name: [len(json.dumps(f, separators=(",", ":")).encode("utf-8")) for f in forms]
-        for name, forms in claims.items()
-    }
+def _sizes(claims: dict[str, ClaimForms], memo: dict[int, int]) -> dict[str, list[int]]:
+    """Encoded JSON size of each form; ``memo`` spares re-encoding a value both tokens carry."""
+
+    def size(form: Any) -> int:
+        if id(form) not in memo:
+            memo[id(form)] = len(json.dumps(form, separators=(",", ":")).encode("utf-8"))
+        return memo[id(form)]
+
+    return {name: [size(f) for f in forms] for name, forms in claims.items()}
 
 
 class WorkflowEngine:
@@ -155,8 +159,9 @@ class WorkflowEngine:
     async def _run(self, workflow: Workflow, event: TokensGenerationEvent) -> RunReport:
         settings = workflow.settings
         logger = WorkflowLogger()
-        access = TokenClaims("access token", RESERVED_ACCESS_TOKEN_CLAIMS)
-        id_token = TokenClaims("ID token", RESERVED_ID_TOKEN_CLAIMS)
+        checked: set[int] = set()
+        access = TokenClaims("access token", RESERVED_ACCESS_TOKEN_CLAIMS, checked)
+        id_token = TokenClaims("ID token", RESERVED_ID_TOKEN_CLAIMS, checked)
         auth = Auth()
         management = (
             ManagementAPIClient(self.management, logger) if self.management is not None else None
@@ -206,9 +211,7 @@ class WorkflowEngine:
             duration_ms=duration_ms,
             outcome=outcome,
             log_lines=logger.lines,
-            claim_sizes={"access_token": _sizes(access.forms), "id_token": _sizes(id_token.forms)}
-            if ok
-            else {},
+            claim_sizes=_claim_sizes(access, id_token) if ok else {},
             error=error,
         )
         return RunReport(
@@ -227,6 +230,11 @@ class WorkflowEngine:
             await self.management.aclose()
         if self.billing_cache is not None:
             await self.billing_cache.aclose()
+
+
+def _claim_sizes(access: TokenClaims, id_token: TokenClaims) -> dict[str, Any]:
+    memo: dict[int, int] = {}
+    return {"access_token": _sizes(access.forms, memo), "id_token": _sizes(id_token.forms, memo)}
 
 
 def _check_declared(workflow: Workflow, *tokens: TokenClaims) -> None:

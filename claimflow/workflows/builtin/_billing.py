@@ -94,44 +94,65 @@ def plan_codes(agreements: list[dict[str, Any]]) -> list[str]:
 
 
 def compact_form(full: dict[str, Any]) -> dict[str, Any]:
-    features: dict[str, list[int | None]] = {}
-    for item in full["entitlements"]:
-        features[item["feature_code"]] = [item.get(name) for name in _LIMITS]
-    return {
-        "form": "compact",
-        "v": content_version(full),
-        "customer_id": full["customer_id"],
-        "plans": plan_codes(full["agreements"]),
-        "features": features,
-    }
+    return claim_forms(full)[1]
 
 
 def reference_form(full: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "form": "reference",
-        "v": content_version(full),
-        "customer_id": full["customer_id"],
-        "plans": plan_codes(full["agreements"]),
+    return claim_forms(full)[2]
+
+
+ClaimFormSet = tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
+
+
+def claim_forms(full: dict[str, Any]) -> ClaimFormSet:
+    """(full, compact, reference), computed once per cache load rather than per sign-in."""
+    version = content_version(full)
+    plans = plan_codes(full["agreements"])
+    features = {
+        item["feature_code"]: [item.get(name) for name in _LIMITS] for item in full["entitlements"]
     }
+    compact = {
+        "form": "compact",
+        "v": version,
+        "customer_id": full["customer_id"],
+        "plans": plans,
+        "features": features,
+    }
+    reference = {
+        "form": "reference",
+        "v": version,
+        "customer_id": full["customer_id"],
+        "plans": plans,
+    }
+    return full, compact, reference
 
 
-def set_on_both_tokens(bindings: Bindings, claim: str, full: dict[str, Any]) -> None:
-    fallbacks = (compact_form(full), reference_form(full))
+def set_on_both_tokens(bindings: Bindings, claim: str, forms: ClaimFormSet) -> None:
+    full, *fallbacks = forms
     bindings.access_token.set_custom_claim(claim, full, fallbacks)
     bindings.id_token.set_custom_claim(claim, full, fallbacks)
 
 
 async def cached(
     bindings: Bindings, key: str, load: Callable[[], Awaitable[dict[str, Any] | None]]
-) -> dict[str, Any] | None:
-    """The billing cache's value for ``key``, loading it when needed; ``None`` (skip) is not cached."""
+) -> ClaimFormSet | None:
+    """The claim forms for ``key`` from the billing cache, loading them when needed.
+
+    ``None`` (nothing to add) is not cached, so a customer created a moment later shows up.
+    """
 
     async def loader() -> Loaded:
-        value = await load()
-        return Loaded(value, frozenset([value["customer_id"]]) if value else frozenset())
+        full = await load()
+        if full is None:
+            return Loaded(None, frozenset())
+        return Loaded(list(claim_forms(full)), frozenset([full["customer_id"]]))
 
     cache = bindings.billing_cache_binding
     if cache is None:
-        return await load()
-    value: dict[str, Any] | None = await cache.get_or_load(key, loader, bindings.logger)
-    return value
+        full = await load()
+        return None if full is None else claim_forms(full)
+    value = await cache.get_or_load(key, loader, bindings.logger)
+    if value is None:
+        return None
+    full, compact, reference = value
+    return full, compact, reference

@@ -57,12 +57,13 @@ async def run(event: TokensGenerationEvent, bindings: Bindings) -> None:
     if organization is None:
         bindings.logger.info("personal sign-in (no organization); no org_billing claim")
         return
-    full = await cached(
+    forms = await cached(
         bindings, f"org:{organization.code}", lambda: load_org_billing(bindings, organization.code)
     )
-    if full is None:
+    if forms is None:
         return
-    set_on_both_tokens(bindings, CLAIM, full)
+    set_on_both_tokens(bindings, CLAIM, forms)
+    full = forms[0]
     bindings.logger.info(
         f"org_billing set for customer {full['customer_id']}: "
         f"{len(full['entitlements'])} entitlements, {len(full['agreements'])} agreements"

@@ -62,10 +62,11 @@ async def run(event: TokensGenerationEvent, bindings: Bindings) -> None:
         bindings.logger.info("organization sign-in; personal billing is not added")
         return
     user_id = event.context.user.id
-    full = await cached(bindings, f"user:{user_id}", lambda: load_user_billing(bindings, user_id))
-    if full is None:
+    forms = await cached(bindings, f"user:{user_id}", lambda: load_user_billing(bindings, user_id))
+    if forms is None:
         return
-    set_on_both_tokens(bindings, CLAIM, full)
+    set_on_both_tokens(bindings, CLAIM, forms)
+    full = forms[0]
     bindings.logger.info(
         f"billingDetails set for customer {full['customer_id']}: "
         f"{len(full['entitlements'])} entitlements, {len(full['agreements'])} agreements"
