@@ -20,7 +20,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import get_default_algorithms
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claimflow.crypto import SecretBox
 from claimflow.store import Database
@@ -58,6 +59,17 @@ def public_jwk(private_key: PrivateKey, algorithm: str, kid: str) -> dict[str, A
     jwk: dict[str, Any] = json.loads(algo.to_jwk(private_key.public_key()))
     jwk.update({"kid": kid, "alg": algorithm, "use": "sig"})
     return jwk
+
+
+async def _longest_application_ttl(conn: AsyncConnection) -> int:
+    """The longest per-application JWT lifetime, so a retired key outlives its tokens."""
+    apps = t.applications.c
+    row = (
+        await conn.execute(
+            select(func.max(apps.access_token_ttl_seconds), func.max(apps.id_token_ttl_seconds))
+        )
+    ).one()
+    return max(int(value or 0) for value in row)
 
 
 class KeyManager:
@@ -146,10 +158,11 @@ class KeyManager:
         """Add a new active key; retire the others, published until their tokens expire."""
         now = utcnow()
         async with self._db.transaction() as conn:
+            retention = max(self._max_token_ttl, await _longest_application_ttl(conn))
             await conn.execute(
                 update(t.signing_keys)
                 .where(t.signing_keys.c.retired_on.is_(None))
-                .values(retired_on=now, expires_on=now + timedelta(seconds=self._max_token_ttl))
+                .values(retired_on=now, expires_on=now + timedelta(seconds=retention))
             )
         key = await self._insert_key(algorithm or self._algorithm)
         await self._keys_now(force=True)
