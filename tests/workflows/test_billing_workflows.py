@@ -3,14 +3,20 @@ with real store data: claims equal what the API returns, skips, separation, cach
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import httpx
+from redis.asyncio import Redis
 
-from claimflow.services import Services
+from claimflow.cache import RedisBillingCache
+from claimflow.services import Services, build_services
+from claimflow.settings import Settings
 from claimflow.workflows.runlog import RunFilter, list_runs
 from tests.helpers import management_client
 from tests.workflows.conftest import BillingWorld, make_event
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 async def all_pages(
@@ -139,3 +145,39 @@ async def test_warm_cache_makes_no_call_and_an_agreement_change_shows_at_once(
     full = after.access_token["org_billing"][0]
     assert [a["plan_code"] for a in full["agreements"]] == ["basic"]
     assert [e["feature_code"] for e in full["entitlements"]] == ["feat_00"]
+
+
+async def test_two_workers_sharing_redis_see_an_agreement_change_made_on_one(
+    services: Services, client: httpx.AsyncClient, world: BillingWorld, settings: Settings
+) -> None:
+    prefix = f"test:{secrets.token_hex(6)}"
+    other = build_services(settings)  # a second worker on the same database
+    workers = [services, other]
+    try:
+        for worker in workers:
+            cache = RedisBillingCache.from_url(REDIS_URL, ttl_seconds=60.0, prefix=prefix)
+            worker.billing_changes.subscribe(cache.invalidate)
+            worker.workflows.billing_cache = cache
+        event = make_event(world.member_id, world.org_code)
+        for worker in workers:
+            await worker.workflows.run_tokens_generation(event)
+        loads = [w.workflows.billing_cache.loads for w in workers]  # type: ignore[union-attr]
+        assert sum(loads) == 1  # the second worker read the first one's value
+
+        headers = await management_client(client, services)  # the write hits worker 1
+        await client.post(
+            "/api/v1/billing/agreements",
+            json={"customer_id": world.org_customer, "plan_code": "basic"},
+            headers=headers,
+        )
+        on_other = await other.workflows.run_tokens_generation(event)
+        assert [a["plan_code"] for a in on_other.access_token["org_billing"][0]["agreements"]] == [
+            "basic"
+        ]
+    finally:
+        await other.close()
+        redis = Redis.from_url(REDIS_URL)
+        keys = [k async for k in redis.scan_iter(f"{prefix}:*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()

@@ -183,7 +183,7 @@ async def test_a_stop_failure_is_an_oauth_error_naming_workflow_and_run(
         raise httpx.ConnectError("billing is down")
 
     assert services.workflows.management is not None
-    services.workflows.management.request = broken  # type: ignore[method-assign]
+    services.workflows.management.request = broken  # type: ignore[method-assign,assignment]
     callback = await sign_in_for_code(client, biz, org_code=biz.org_code)
     response = await exchange(client, biz, callback["code"])
     assert response.status_code >= 400
