@@ -2,17 +2,42 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
 
 from claimflow import management, oidc
 from claimflow.management import errors as management_errors
 from claimflow.oidc import errors as oauth_errors
 from claimflow.services import Services, build_services
 from claimflow.settings import Settings
+from claimflow.store.housekeeping import prune_expired
 from claimflow.workflows import routes as workflow_routes
+
+HOUSEKEEPING_INTERVAL_SECONDS = 3600.0
+"""How often a running server deletes expired codes, sessions and tokens."""
+
+log = logging.getLogger("claimflow")
+
+
+async def _housekeeping(services: Services) -> None:
+    """Prune expired rows every ``HOUSEKEEPING_INTERVAL_SECONDS`` until cancelled at shutdown."""
+    while True:
+        await asyncio.sleep(HOUSEKEEPING_INTERVAL_SECONDS)
+        try:
+            async with services.db.transaction() as conn:
+                pruned = await prune_expired(
+                    conn, login_window_seconds=services.settings.login_lockout_seconds
+                )
+        except SQLAlchemyError:
+            log.exception("housekeeping failed; trying again at the next interval")
+            continue
+        log.info("housekeeping: pruned %d expired rows", pruned.total)
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -22,8 +47,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await services.keys.ensure_active_key()
-        yield
-        await services.close()
+        housekeeping = asyncio.create_task(_housekeeping(services))
+        try:
+            yield
+        finally:
+            housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await housekeeping
+            await services.close()
 
     app = FastAPI(
         title="claimflow",

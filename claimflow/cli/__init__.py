@@ -1,10 +1,10 @@
-"""The ``claimflow`` command: serve, migrate, init, demo, import, keys, workflows."""
+"""The ``claimflow`` command: serve, migrate, init, demo, import, prune, keys, workflows."""
 
 from __future__ import annotations
 
 import typer
 
-from claimflow.cli import admin, demo, importer, keys, server, workflows
+from claimflow.cli import admin, demo, importer, keys, prune, server, workflows
 
 app = typer.Typer(
     name="claimflow",
@@ -16,6 +16,7 @@ server.register(app)
 admin.register(app)
 demo.register(app)
 importer.register(app)
+prune.register(app)
 app.add_typer(keys.app, name="keys", help="Signing keys: list and rotate.")
 app.add_typer(workflows.app, name="workflows", help="Token-generation workflows and their runs.")
 

@@ -1,0 +1,76 @@
+"""Deleting the provider's short-lived rows once they can no longer matter.
+
+Authorization codes, browser sessions, sign-in throttle windows, revoked ``jti``s and refresh
+tokens all carry an expiry; past it a row answers nothing a request could ask, so it is only
+weight on every lookup. ``claimflow prune`` and the app's hourly housekeeping task call
+``prune_expired``; each deletion is a single set-based ``DELETE`` so it runs the same on SQLite
+and PostgreSQL and is safe to run from several workers at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import timedelta
+
+from sqlalchemy import Delete, delete, or_
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from claimflow.store import tables as t
+from claimflow.store._rows import utcnow
+from claimflow.store.oidc_revocations import purge_expired as purge_revoked_jtis
+
+
+@dataclass(frozen=True, slots=True)
+class PrunedRows:
+    """How many rows of each kind one pass deleted."""
+
+    authorization_codes: int
+    sessions: int
+    login_attempts: int
+    revoked_tokens: int
+    refresh_tokens: int
+
+    @property
+    def total(self) -> int:
+        return sum(getattr(self, f.name) for f in fields(self))
+
+
+async def _deleted(conn: AsyncConnection, statement: Delete) -> int:
+    result = await conn.execute(statement)
+    return int(result.rowcount or 0)
+
+
+async def prune_expired(conn: AsyncConnection, *, login_window_seconds: int) -> PrunedRows:
+    """Delete every expired row; ``login_window_seconds`` is the throttle's counting window.
+
+    A spent authorization code is kept until the access token it issued has expired too, so a
+    replay inside that time still revokes what the code issued (RFC 6749 §4.1.2). A throttle
+    row goes once its window has closed and no lock on it is still in force.
+    """
+    now = utcnow()
+    codes = t.authorization_codes.c
+    attempts = t.login_attempts.c
+    return PrunedRows(
+        authorization_codes=await _deleted(
+            conn,
+            delete(t.authorization_codes).where(
+                codes.expires_on < now,
+                or_(
+                    codes.access_token_expires_on.is_(None),
+                    codes.access_token_expires_on < now,
+                ),
+            ),
+        ),
+        sessions=await _deleted(conn, delete(t.sessions).where(t.sessions.c.expires_on < now)),
+        login_attempts=await _deleted(
+            conn,
+            delete(t.login_attempts).where(
+                attempts.window_start < now - timedelta(seconds=login_window_seconds),
+                or_(attempts.locked_until.is_(None), attempts.locked_until < now),
+            ),
+        ),
+        revoked_tokens=await purge_revoked_jtis(conn),
+        refresh_tokens=await _deleted(
+            conn, delete(t.refresh_tokens).where(t.refresh_tokens.c.expires_on < now)
+        ),
+    )

@@ -1,0 +1,42 @@
+"""The app's lifespan: a running server prunes expired rows periodically and stops on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import func, select
+
+from claimflow import app as app_module
+from claimflow.app import create_app
+from claimflow.services import build_services
+from claimflow.store import tables as t
+from claimflow.store import users
+from claimflow.store.oidc_sessions import create_session
+from tests.conftest import make_settings
+
+
+async def test_running_app_prunes_expired_sessions_until_shutdown(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app_module, "HOUSEKEEPING_INTERVAL_SECONDS", 0.02)
+    services = build_services(make_settings(db_url))
+    async with services.db.transaction() as conn:
+        user = await users.create_user(conn, email="someone@acme.test")
+        await create_session(conn, "expired-session", user.id, -60)
+    sessions = select(func.count()).select_from(t.sessions)
+
+    app = create_app(services=services)
+    async with app.router.lifespan_context(app):
+        for _ in range(250):
+            async with services.db.connect() as conn:
+                if (await conn.execute(sessions)).scalar_one() == 0:
+                    break
+            await asyncio.sleep(0.02)
+        else:
+            pytest.fail("the expired session was never pruned")
+        tasks = {task.get_coro().__name__ for task in asyncio.all_tasks()}  # type: ignore[union-attr]
+        assert "_housekeeping" in tasks
+
+    tasks = {task.get_coro().__name__ for task in asyncio.all_tasks()}  # type: ignore[union-attr]
+    assert "_housekeeping" not in tasks
