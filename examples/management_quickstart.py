@@ -6,7 +6,7 @@ shapes.
 
     claimflow init --json               # prints {"client_id": .., "client_secret": ..}
     python examples/management_quickstart.py --base-url http://127.0.0.1:8000 \\
-        --client-id <id> --client-secret <secret>
+        --client-id=<id> --client-secret=<secret>
 
 The flags default to ``CLAIMFLOW_URL``, ``CLAIMFLOW_CLIENT_ID`` and ``CLAIMFLOW_CLIENT_SECRET``.
 Running it twice is fine: existing features and the plan are reused (409 means "already there").
@@ -141,16 +141,35 @@ async def run(
     return result
 
 
-def main() -> None:
+VALUED_FLAGS = ("--base-url", "--client-id", "--client-secret")
+
+
+def _glued(argv: list[str]) -> list[str]:
+    """``--flag value`` as ``--flag=value``: a generated secret may start with ``-``, which
+    argparse would otherwise read as the next flag and report the secret as missing."""
+    glued: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        value = next(args, None) if arg in VALUED_FLAGS else None
+        glued.append(arg if value is None else f"{arg}={value}")
+    return glued
+
+
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--base-url", default=os.environ.get("CLAIMFLOW_URL", "http://127.0.0.1:8000")
     )
     parser.add_argument("--client-id", default=os.environ.get("CLAIMFLOW_CLIENT_ID"))
     parser.add_argument("--client-secret", default=os.environ.get("CLAIMFLOW_CLIENT_SECRET"))
-    args = parser.parse_args()
+    args = parser.parse_args(_glued(argv))
     if not args.client_id or not args.client_secret:
         parser.error("give --client-id and --client-secret (or CLAIMFLOW_CLIENT_ID/_SECRET)")
+    return args
+
+
+def main() -> None:
+    args = parse_arguments(sys.argv[1:])
     asyncio.run(run(args.base_url, args.client_id, args.client_secret))
 
 

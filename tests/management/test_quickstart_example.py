@@ -41,3 +41,16 @@ async def test_quickstart_creates_a_billed_organization_and_prints_kinde_shapes(
 
     again = await example.run(ISSUER, client_id, secret, transport=transport)
     assert again["organization"]["code"] != first["organization"]["code"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--client-id", "abc", "--client-secret", "-starts-with-a-dash"],
+        ["--client-id=abc", "--client-secret=-starts-with-a-dash"],
+        ["--client-secret", "-starts-with-a-dash", "--client-id", "abc"],
+    ],
+)
+def test_quickstart_reads_a_client_secret_that_starts_with_a_dash(argv: list[str]) -> None:
+    args = load_example().parse_arguments(argv)
+    assert (args.client_id, args.client_secret) == ("abc", "-starts-with-a-dash")
