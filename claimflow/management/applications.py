@@ -27,6 +27,7 @@ from claimflow.management.wire import (
     Name,
     PageSize,
     StrictModel,
+    next_token_page,
 )
 from claimflow.store import applications
 
@@ -76,17 +77,14 @@ async def list_applications(
     size = page_size or DEFAULT_PAGE_SIZE
     async with services_of(request).db.connect() as conn:
         rows = await applications.list_applications(conn, limit=size + 1, after_id=next_token)
-    page = rows[:size]
-    body: dict[str, Any] = {
-        "code": "OK",
-        "message": "Success",
+    page, more = next_token_page(rows, size, lambda app: app.client_id)
+    return {
+        **OK,
         "applications": [
             {"id": app.client_id, "name": app.name, "type": app.type.value} for app in page
         ],
+        **more,
     }
-    if len(rows) > size:
-        body["next_token"] = page[-1].client_id
-    return body
 
 
 @router.post("/applications", status_code=201, summary="Create an application")

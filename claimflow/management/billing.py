@@ -109,8 +109,7 @@ async def get_entitlements(
         ending_before=ending_before,
     )
     body: dict[str, Any] = {
-        "code": "OK",
-        "message": "Success",
+        **OK,
         "has_more": has_more,
         "entitlements": [entitlement_json(e, limit_max) for e in page],
     }
@@ -164,7 +163,7 @@ async def get_agreements(
         )
         for a in page
     ]
-    return {"code": "OK", "message": "Success", "has_more": has_more, "agreements": items}
+    return {**OK, "has_more": has_more, "agreements": items}
 
 
 @router.post("/billing/agreements", summary="Put a billing customer on a plan")

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, StringConstraints
 
 from claimflow.management.auth import require_scope, services_of
-from claimflow.management.wire import StrictModel, iso
+from claimflow.management.wire import OK, StrictModel, iso
 from claimflow.services import Services
 from claimflow.workflows import environment
 from claimflow.workflows.environment import MAX_KEY_LENGTH, MAX_VALUE_LENGTH, StoredVariable
@@ -71,8 +71,7 @@ async def get_environment_variables(request: Request) -> dict[str, Any]:
     async with services.db.connect() as conn:
         variables = await environment.list_variables(conn, services.box)
     return {
-        "code": "OK",
-        "message": "Success",
+        **OK,
         "has_more": False,
         "environment_variables": [variable_json(v) for v in variables],
     }
@@ -110,7 +109,7 @@ async def get_environment_variable(request: Request, variable_id: VariableId) ->
     services = services_of(request)
     async with services.db.connect() as conn:
         variable = await environment.get_variable(conn, services.box, variable_id)
-    return {"code": "OK", "message": "Success", "environment_variable": variable_json(variable)}
+    return {**OK, "environment_variable": variable_json(variable)}
 
 
 @router.patch(

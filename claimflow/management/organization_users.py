@@ -21,6 +21,7 @@ from claimflow.management.wire import (
     PageSize,
     StrictModel,
     iso,
+    next_token_page,
     without_none,
 )
 from claimflow.store import organizations, users
@@ -57,7 +58,7 @@ async def list_organization_users(
         rows = await organizations.list_member_users(
             conn, org_code, limit=size + 1, after_user_id=next_token
         )
-    page = rows[:size]
+    page, more = next_token_page(rows, size, lambda member: member[1].id)
     members = []
     for membership, user in page:
         item = {
@@ -71,10 +72,7 @@ async def list_organization_users(
             "roles": list(membership.roles),
         }
         members.append(without_none(item))
-    body: dict[str, Any] = {"code": "OK", "message": "Success", "organization_users": members}
-    if len(rows) > size:
-        body["next_token"] = page[-1][1].id
-    return body
+    return {**OK, "organization_users": members, **more}
 
 
 @router.post("/organizations/{org_code}/users", summary="Add users to an organization")

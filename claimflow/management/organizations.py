@@ -30,6 +30,7 @@ from claimflow.management.wire import (
     StrictModel,
     expansions,
     iso,
+    next_token_page,
 )
 from claimflow.store import billing, organizations
 
@@ -132,7 +133,7 @@ async def create_organization(
     created: dict[str, Any] = {"code": org.code}
     if customer_id is not None:
         created["billing_customer_id"] = customer_id
-    return {"message": "Success", "code": "OK", "organization": created}
+    return {**OK, "organization": created}
 
 
 @router.get("/organizations", summary="List organizations")
@@ -153,10 +154,9 @@ async def list_organizations(
     size = page_size or DEFAULT_PAGE_SIZE
     async with services_of(request).db.connect() as conn:
         rows = await organizations.list_organizations(conn, limit=size + 1, after_code=next_token)
-    page = rows[:size]
-    body: dict[str, Any] = {
-        "code": "OK",
-        "message": "Success",
+    page, more = next_token_page(rows, size, lambda org: org.code)
+    return {
+        **OK,
         "organizations": [
             {
                 "code": org.code,
@@ -168,10 +168,8 @@ async def list_organizations(
             }
             for org in page
         ],
+        **more,
     }
-    if len(rows) > size:
-        body["next_token"] = page[-1].code
-    return body
 
 
 @router.patch("/organization/{org_code}", summary="Update an organization")

@@ -33,6 +33,7 @@ from claimflow.management.wire import (
     expansions,
     is_email,
     iso,
+    next_token_page,
     without_none,
 )
 from claimflow.store import billing, organizations, users
@@ -259,12 +260,9 @@ async def list_users(
         rows = await users.list_users(
             conn, limit=size + 1, after_id=next_token, ids=ids, emails=emails
         )
-        page = rows[:size]
+        page, more = next_token_page(rows, size, lambda user: user.id)
         items = [await user_json(conn, u, wanted, email_key="email") for u in page]
-    body: dict[str, Any] = {"code": "OK", "message": "Success", "users": items}
-    if len(rows) > size:
-        body["next_token"] = page[-1].id
-    return body
+    return {**OK, "users": items, **more}
 
 
 @router.put("/users/{user_id}/password", summary="Set a user's password")

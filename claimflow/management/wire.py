@@ -132,5 +132,18 @@ def cursor_page(
     return page, start + size < len(items)
 
 
+def next_token_page(
+    rows: Sequence[Item], size: int, key: Callable[[Item], str]
+) -> tuple[Sequence[Item], dict[str, str]]:
+    """Kinde's ``next_token`` paging, given ``size + 1`` rows read after the cursor.
+
+    The extra row only shows that more exist; ``next_token`` is then the key of the page's last
+    item, where the next request continues. Returns the page and the ``next_token`` member of
+    the body (empty on the last page).
+    """
+    page = rows[:size]
+    return page, ({"next_token": key(page[-1])} if len(rows) > size else {})
+
+
 OK = {"code": "OK", "message": "Success"}
 """Kinde's ``success_response``."""

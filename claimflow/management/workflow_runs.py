@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from claimflow.management.auth import require_scope, services_of
-from claimflow.management.wire import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from claimflow.management.wire import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, OK
 from claimflow.workflows.runlog import RunFilter, RunOutcome, list_runs
 
 router = APIRouter(tags=["Workflow runs (claimflow extension)"])
@@ -45,8 +45,7 @@ async def get_workflow_runs(
             starting_after=starting_after,
         )
     return {
-        "code": "OK",
-        "message": "Success",
+        **OK,
         "has_more": has_more,
         "runs": [run.as_json() for run in runs],
     }

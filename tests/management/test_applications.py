@@ -72,3 +72,22 @@ async def test_redirect_and_logout_urls(api: httpx.AsyncClient) -> None:
         response = await api.post(f"{base}/auth_redirect_urls", json={"urls": bad})
         assert response.status_code == 400, bad
     assert (await api.get("/api/v1/applications/unknown/auth_redirect_urls")).status_code == 404
+
+
+async def test_applications_page_with_next_token(api: httpx.AsyncClient) -> None:
+    for i in range(4):
+        await ok(
+            await api.post("/api/v1/applications", json={"name": f"SPA {i}", "type": "spa"}), 201
+        )
+    # The api fixture's own M2M application makes five.
+    first = await ok(await api.get("/api/v1/applications", params={"page_size": 3}))
+    assert len(first["applications"]) == 3
+    assert first["next_token"] == first["applications"][-1]["id"]
+    second = await ok(
+        await api.get(
+            "/api/v1/applications", params={"page_size": 3, "next_token": first["next_token"]}
+        )
+    )
+    assert len(second["applications"]) == 2 and "next_token" not in second
+    ids = [a["id"] for a in first["applications"] + second["applications"]]
+    assert len(set(ids)) == 5
