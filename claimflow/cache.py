@@ -11,6 +11,10 @@ Semantics every implementation keeps:
 - **Single flight**: concurrent lookups of one key share one load.
 - **Serve stale** (``billing_serve_stale``): when a load fails, the last good value is returned
   if it is at most ``billing_stale_max_age_seconds`` old, and the caller's log says so.
+- **Prepared values**: a caller may pass ``prepare`` to turn the stored JSON into what it uses
+  (the billing workflows: claim forms with their JSON encoding). The in-process cache prepares a
+  value once per load and hands the prepared value to every hit, which keeps a warm sign-in free
+  of per-request work; Redis holds JSON, so it prepares each value it reads.
 
 ``InProcessBillingCache`` is the embedded default. ``RedisBillingCache`` (``CLAIMFLOW_REDIS_URL``)
 keeps values and per-customer invalidation generations in Redis, so every worker sees an
@@ -43,6 +47,12 @@ class Loaded:
 
 
 Loader = Callable[[], Awaitable[Loaded]]
+Prepare = Callable[[Any], Any]
+"""Turns a loaded (JSON) value into what the caller uses; never called with ``None``."""
+
+
+def _identity(value: Any) -> Any:
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +66,11 @@ class BillingCache(Protocol):
     loads: int
 
     async def get_or_load(
-        self, key: str, load: Loader, logger: WorkflowLogger | None = None
+        self,
+        key: str,
+        load: Loader,
+        logger: WorkflowLogger | None = None,
+        prepare: Prepare | None = None,
     ) -> Any: ...
 
     async def invalidate(self, customer_ids: Iterable[str]) -> None: ...
@@ -74,39 +88,48 @@ class _SingleFlightCache:
         self.loads = 0
         self._flights: dict[str, asyncio.Future[tuple[Any, float | None]]] = {}
 
-    async def _lookup(self, key: str) -> _Entry | None:
+    async def _lookup(self, key: str, prepare: Prepare) -> _Entry | None:
+        """The entry of ``key`` with its value prepared, fresh or not."""
         raise NotImplementedError
 
     async def _epoch(self) -> int:
         raise NotImplementedError
 
-    async def _store(self, key: str, loaded: Loaded, epoch_at_start: int) -> None:
+    async def _store(self, key: str, loaded: Loaded, prepared: Any, epoch_at_start: int) -> None:
         raise NotImplementedError
 
-    async def _load_once(self, key: str, load: Loader) -> Any:
+    async def _load_once(self, key: str, load: Loader, prepare: Prepare) -> Any:
         """Hook for a cross-worker single flight; the default just loads."""
-        return await self._load_and_store(key, load)
+        return await self._load_and_store(key, load, prepare)
 
-    async def _load_and_store(self, key: str, load: Loader) -> Any:
+    async def _load_and_store(self, key: str, load: Loader, prepare: Prepare) -> Any:
         epoch = await self._epoch()
         self.loads += 1
         loaded = await load()
-        if loaded.value is not None:
+        if loaded.value is None:
             # "Nothing to add" is not cached: a customer created a second later must show up.
-            await self._store(key, loaded, epoch)
-        return loaded.value
+            return None
+        prepared = prepare(loaded.value)
+        await self._store(key, loaded, prepared, epoch)
+        return prepared
 
     async def get_or_load(
-        self, key: str, load: Loader, logger: WorkflowLogger | None = None
+        self,
+        key: str,
+        load: Loader,
+        logger: WorkflowLogger | None = None,
+        prepare: Prepare | None = None,
     ) -> Any:
-        entry = await self._lookup(key)
+        """The (prepared) value of ``key``. One key is always used with one ``prepare``."""
+        prepare = prepare or _identity
+        entry = await self._lookup(key, prepare)
         if entry is not None and entry.fresh:
             return entry.value
         flight = self._flights.get(key)
         if flight is None:
             # The load runs as its own task: a caller that hits its time limit and is cancelled
             # does not cancel the load the other callers of this key are waiting for.
-            flight = asyncio.ensure_future(self._fly(key, load, entry))
+            flight = asyncio.ensure_future(self._fly(key, load, prepare, entry))
             self._flights[key] = flight
             flight.add_done_callback(lambda _f: self._flights.pop(key, None))
         value, stale_age = await asyncio.shield(flight)
@@ -117,9 +140,11 @@ class _SingleFlightCache:
             )
         return value
 
-    async def _fly(self, key: str, load: Loader, entry: _Entry | None) -> tuple[Any, float | None]:
+    async def _fly(
+        self, key: str, load: Loader, prepare: Prepare, entry: _Entry | None
+    ) -> tuple[Any, float | None]:
         try:
-            return await self._load_once(key, load), None
+            return await self._load_once(key, load, prepare), None
         except Exception:
             # Serve-stale decides on any failure of the billing source; the error is re-raised
             # unchanged when there is nothing recent enough to fall back on.
@@ -159,7 +184,7 @@ class InProcessBillingCache(_SingleFlightCache):
     async def _epoch(self) -> int:
         return self._epoch_counter
 
-    async def _lookup(self, key: str) -> _Entry | None:
+    async def _lookup(self, key: str, prepare: Prepare) -> _Entry | None:
         stored = self._entries.get(key)
         if stored is None:
             return None
@@ -167,11 +192,11 @@ class InProcessBillingCache(_SingleFlightCache):
         valid = all(self._invalidated_at.get(c, -1) < stored.epoch for c in stored.customer_ids)
         return _Entry(stored.value, age, valid and age < self.ttl_seconds)
 
-    async def _store(self, key: str, loaded: Loaded, epoch_at_start: int) -> None:
+    async def _store(self, key: str, loaded: Loaded, prepared: Any, epoch_at_start: int) -> None:
         if any(self._invalidated_at.get(c, -1) >= epoch_at_start for c in loaded.customer_ids):
             return
         self._entries[key] = _Stored(
-            loaded.value, loaded.customer_ids, time.monotonic(), self._epoch_counter
+            prepared, loaded.customer_ids, time.monotonic(), self._epoch_counter
         )
         self._entries.move_to_end(key)
         while len(self._entries) > self._max_entries:
@@ -226,7 +251,7 @@ class RedisBillingCache(_SingleFlightCache):
         raw = await self._redis.get(self._k("epoch"))
         return int(raw or 0)
 
-    async def _lookup(self, key: str) -> _Entry | None:
+    async def _lookup(self, key: str, prepare: Prepare) -> _Entry | None:
         raw = await self._redis.get(self._k("entry", key))
         if raw is None:
             return None
@@ -237,9 +262,9 @@ class RedisBillingCache(_SingleFlightCache):
         )
         valid = [int(g or 0) for g in current] == stored["gens"]
         age = time.time() - float(stored["at"])
-        return _Entry(stored["value"], age, valid and age < self.ttl_seconds)
+        return _Entry(prepare(stored["value"]), age, valid and age < self.ttl_seconds)
 
-    async def _store(self, key: str, loaded: Loaded, epoch_at_start: int) -> None:
+    async def _store(self, key: str, loaded: Loaded, prepared: Any, epoch_at_start: int) -> None:
         customers = sorted(loaded.customer_ids)
         gens = (
             [int(g or 0) for g in await self._redis.mget([self._k("gen", c) for c in customers])]
@@ -254,20 +279,20 @@ class RedisBillingCache(_SingleFlightCache):
             self._k("entry", key), json.dumps(payload), px=max(1, int(keep * 1000))
         )
 
-    async def _load_once(self, key: str, load: Loader) -> Any:
+    async def _load_once(self, key: str, load: Loader, prepare: Prepare) -> Any:
         lock = self._k("lock", key)
         if await self._redis.set(lock, "1", nx=True, px=int(self.LOCK_WAIT_SECONDS * 1000)):
             try:
-                return await self._load_and_store(key, load)
+                return await self._load_and_store(key, load, prepare)
             finally:
                 await self._redis.delete(lock)
         deadline = time.monotonic() + self.LOCK_WAIT_SECONDS
         while time.monotonic() < deadline and await self._redis.exists(lock):
             await asyncio.sleep(self.POLL_SECONDS)
-            entry = await self._lookup(key)
+            entry = await self._lookup(key, prepare)
             if entry is not None and entry.fresh:
                 return entry.value
-        return await self._load_and_store(key, load)
+        return await self._load_and_store(key, load, prepare)
 
     _BUMP = "local e = redis.call('INCR', KEYS[1]); redis.call('SET', KEYS[2], e); return e"
 

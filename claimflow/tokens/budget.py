@@ -4,15 +4,21 @@ A token travels in ``Authorization`` headers and cookies, where about 4 KB is th
 ceiling. Custom claims come with fallback forms (full, compact, reference); we start from every
 claim's preferred form and, while the encoded token is over budget, step the claim whose current
 form is largest down to its next form. The size is computed exactly without signing: a JWS
-compact serialisation is ``b64(header).b64(payload).b64(signature)`` and the signature length
-depends only on the algorithm.
+compact serialisation is ``b64(header).b64(payload).b64(signature)`` (RFC 7515 §7.1) and the
+signature length depends only on the algorithm.
+
+Why the payload is assembled here as bytes: a billing claim is most of a token, and its JSON
+does not change between sign-ins. ``EncodedJSON`` carries a value with its compact encoding,
+made once (per cache load for the billing workflows); ``fit_payload`` joins the encodings of the
+base claims and the chosen forms into exactly the bytes ``json.dumps`` of the whole claim set
+would give, so the size is a sum of lengths and the signer needs no second serialisation.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from claimflow.errors import TokenTooLarge
@@ -30,41 +36,106 @@ def _json_bytes(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode("utf-8")
 
 
+class EncodedJSON:
+    """A claim value and its compact JSON encoding, made once when the value is built.
+
+    The encoding is a snapshot: the value must not be changed afterwards (the billing cache
+    shares one instance between sign-ins, so it never is). A NaN or infinity is refused here,
+    because no JWT verifier could read it back (RFC 8259 §6).
+    """
+
+    __slots__ = ("encoded", "value")
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.encoded = json.dumps(value, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+    def __repr__(self) -> str:
+        return f"EncodedJSON({self.value!r})"
+
+
 def encoded_size(header: Mapping[str, Any], claims: Mapping[str, Any], algorithm: str) -> int:
     """The length of the compact JWS that signing ``claims`` with ``algorithm`` produces."""
-    header_len = len(base64.urlsafe_b64encode(_json_bytes(header)).rstrip(b"="))
-    payload_len = _b64_len(len(_json_bytes(claims)))
-    return header_len + 1 + payload_len + 1 + _b64_len(SIGNATURE_BYTES[algorithm])
+    return _jws_overhead(header, algorithm) + _b64_len(len(_json_bytes(claims)))
+
+
+def _jws_overhead(header: Mapping[str, Any], algorithm: str) -> int:
+    """Everything of the compact JWS but the payload: header, two dots, signature."""
+    header_len = _b64_len(len(_json_bytes(dict(header))))
+    return header_len + 2 + _b64_len(SIGNATURE_BYTES[algorithm])
+
+
+@dataclass(frozen=True, slots=True)
+class FittedClaims:
+    """The claims chosen for a token and their JSON payload, byte for byte what gets signed."""
+
+    claims: dict[str, Any]
+    payload: bytes
+    size: int
+    """Length of the compact JWS once signed."""
+
+
+def fit_payload(
+    token: str,
+    header: Mapping[str, Any],
+    base_claims: Mapping[str, Any],
+    custom: Mapping[str, Sequence[Any]],
+    max_bytes: int,
+    algorithm: str,
+    encoded: Mapping[str, Sequence[bytes]] | None = None,
+) -> FittedClaims:
+    """Base claims plus the richest forms of ``custom`` that keep the token within ``max_bytes``.
+
+    ``encoded`` may give the compact JSON of some claims' forms (as ``EncodedJSON`` makes it);
+    the others are encoded here, once. A custom claim named like a base claim is left out: base
+    claims always win. Raises ``TokenTooLarge`` when even every claim's last form does not fit.
+    """
+    base_json = _json_bytes(dict(base_claims))
+    parts: dict[str, tuple[bytes, list[bytes]]] = {}
+    for name, forms in custom.items():
+        if not forms or name in base_claims:
+            continue
+        known = (encoded or {}).get(name)
+        texts = list(known) if known is not None else [_json_bytes(f) for f in forms]
+        parts[name] = (json.dumps(name).encode("utf-8") + b":", texts)
+    level = dict.fromkeys(parts, 0)
+    fixed = len(base_json) + sum(len(key) + 1 for key, _ in parts.values())
+    if parts and len(base_json) == 2:
+        fixed -= 1  # ``{}``: the first custom member needs no comma
+
+    overhead = _jws_overhead(header, algorithm)
+
+    def jws_size() -> int:
+        return overhead + _b64_len(fixed + sum(len(parts[n][1][i]) for n, i in level.items()))
+
+    size = jws_size()
+    while size > max_bytes:
+        reducible = [n for n, i in level.items() if i + 1 < len(parts[n][1])]
+        if not reducible:
+            raise TokenTooLarge(token, size, max_bytes)
+        largest = max(reducible, key=lambda n: len(parts[n][1][level[n]]))
+        level[largest] += 1
+        size = jws_size()
+
+    claims = dict(base_claims)
+    members = []
+    for name, index in level.items():
+        claims[name] = custom[name][index]
+        members.append(parts[name][0] + parts[name][1][index])
+    if not members:
+        return FittedClaims(claims, base_json, size)
+    joiner = b"," if len(base_json) > 2 else b""
+    payload = base_json[:-1] + joiner + b",".join(members) + b"}"
+    return FittedClaims(claims, payload, size)
 
 
 def fit_to_budget(
     token: str,
     header: Mapping[str, Any],
     base_claims: Mapping[str, Any],
-    custom: Mapping[str, tuple[Any, ...]],
+    custom: Mapping[str, Sequence[Any]],
     max_bytes: int,
     algorithm: str,
 ) -> dict[str, Any]:
-    """Base claims plus the richest forms of ``custom`` that keep the token within ``max_bytes``.
-
-    Raises ``TokenTooLarge`` when even every claim's last form does not fit.
-    """
-    level = {name: 0 for name, forms in custom.items() if forms}
-
-    def build() -> dict[str, Any]:
-        claims = dict(base_claims)
-        for name, index in level.items():
-            claims[name] = custom[name][index]
-        return claims
-
-    claims = build()
-    size = encoded_size(header, claims, algorithm)
-    while size > max_bytes:
-        reducible = [name for name, index in level.items() if index + 1 < len(custom[name])]
-        if not reducible:
-            raise TokenTooLarge(token, size, max_bytes)
-        largest = max(reducible, key=lambda n: len(_json_bytes(custom[n][level[n]])))
-        level[largest] += 1
-        claims = build()
-        size = encoded_size(header, claims, algorithm)
-    return claims
+    """The claims of ``fit_payload`` (for callers that sign a dict, or only report sizes)."""
+    return fit_payload(token, header, base_claims, custom, max_bytes, algorithm).claims

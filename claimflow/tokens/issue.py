@@ -5,6 +5,10 @@ nothing issued; the claims are then merged with base claims winning, fitted to t
 with the exact header ``KeyManager.sign`` writes, and signed. Signing has no side effect, so the
 grant can still throw the tokens away if its final atomic write (spending the code or the refresh
 token) loses a race.
+
+The budget hands back the JSON payload it measured, and that is what gets signed (RFC 7515 §5.1
+signs the payload's octets): a claim's encoding made once by the workflow is not redone here,
+and the size checked is the size issued.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
+
+import jwt
 
 from claimflow.services import Services
-from claimflow.tokens.budget import fit_to_budget
+from claimflow.tokens.budget import fit_payload
 from claimflow.tokens.claims import (
     ACCESS_TOKEN_RESERVED,
     ID_TOKEN_RESERVED,
@@ -25,6 +32,7 @@ from claimflow.tokens.claims import (
     mergeable,
     token_hash,
 )
+from claimflow.tokens.keys import SigningKey
 from claimflow.workflows.event import (
     AuthOrigin,
     EventApplication,
@@ -91,6 +99,7 @@ async def issue_user_tokens(
 ) -> IssuedTokens:
     """Run the workflows and sign both tokens; raises ``WorkflowError`` or ``TokenTooLarge``."""
     custom = await services.workflows.run_tokens_generation(tokens_generation_event(ctx, request))
+    # The key is read once: the header the budget measures is the header that gets signed.
     key = await services.keys.ensure_active_key()
     settings = services.settings
     now = int(time.time())
@@ -98,15 +107,16 @@ async def issue_user_tokens(
     jti = secrets.token_hex(16)
     base = access_token_claims(ctx, jti=jti, now=now, ttl=access_ttl)
     header = {"alg": key.algorithm, "kid": key.kid, "typ": ACCESS_TOKEN_TYP}
-    claims = fit_to_budget(
+    fitted = fit_payload(
         "access_token",
         header,
         base,
         mergeable(custom.access_token, base, ACCESS_TOKEN_RESERVED),
         settings.access_token_max_bytes,
         key.algorithm,
+        custom.access_token_encoded,
     )
-    access_token = await services.keys.sign(claims, typ=ACCESS_TOKEN_TYP)
+    access_token = _sign(key, fitted.payload, ACCESS_TOKEN_TYP)
 
     id_token = None
     if with_id_token:
@@ -117,15 +127,16 @@ async def issue_user_tokens(
             ttl=id_ttl,
             at_hash=token_hash(access_token, key.algorithm),
         )
-        id_claims = fit_to_budget(
+        id_fitted = fit_payload(
             "id_token",
             {"alg": key.algorithm, "kid": key.kid, "typ": ID_TOKEN_TYP},
             id_base,
             mergeable(custom.id_token, id_base, ID_TOKEN_RESERVED),
             settings.id_token_max_bytes,
             key.algorithm,
+            custom.id_token_encoded,
         )
-        id_token = await services.keys.sign(id_claims, typ=ID_TOKEN_TYP)
+        id_token = _sign(key, id_fitted.payload, ID_TOKEN_TYP)
 
     return IssuedTokens(
         access_token=access_token,
@@ -134,3 +145,9 @@ async def issue_user_tokens(
         expires_in=access_ttl,
         id_token=id_token,
     )
+
+
+def _sign(key: SigningKey, payload: bytes, typ: str) -> str:
+    """The JWS of ``payload`` with the header ``KeyManager.sign`` writes (``alg``, ``kid``, ``typ``)."""
+    headers: dict[str, Any] = {"kid": key.kid, "typ": typ}
+    return jwt.api_jws.encode(payload, key.private_key, algorithm=key.algorithm, headers=headers)

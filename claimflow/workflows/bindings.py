@@ -7,13 +7,13 @@ log lines of one run never leak into another.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from claimflow.errors import BindingNotDeclared, ReservedClaim, WorkflowRuntimeError
+from claimflow.tokens.budget import EncodedJSON
 from claimflow.workflows.definition import Binding
 
 if TYPE_CHECKING:
@@ -62,25 +62,33 @@ class WorkflowLogger:
         self._log("error", message)
 
 
-def _check_json(name: str, value: Any) -> None:
-    """A claim value must be plain JSON: a NaN or an object would break every verifier."""
+def _encode(name: str, value: Any) -> bytes:
+    """A claim value's compact JSON; a NaN or an object would break every verifier."""
+    if isinstance(value, EncodedJSON):
+        return value.encoded
     try:
-        json.dumps(value, allow_nan=False)
+        return EncodedJSON(value).encoded
     except (TypeError, ValueError) as exc:
         raise WorkflowRuntimeError(f"the value of claim {name!r} is not JSON: {exc}") from exc
 
 
 class TokenClaims:
-    """``kinde.accessToken`` / ``kinde.idToken``: the custom claims one token will carry."""
+    """``kinde.accessToken`` / ``kinde.idToken``: the custom claims one token will carry.
+
+    A value may be given as ``EncodedJSON`` (the billing workflows give their cached forms so):
+    its encoding made once is reused, by the size budget and the signer too, instead of
+    serialising the same claim again on every sign-in.
+    """
 
     def __init__(
-        self, token: str, reserved: frozenset[str], checked: set[int] | None = None
+        self, token: str, reserved: frozenset[str], encodings: dict[int, bytes] | None = None
     ) -> None:
         self.token = token
         self._reserved = reserved
         self._claims: dict[str, tuple[Any, ...]] = {}
-        self._checked = checked if checked is not None else set()
-        """Ids of values already found to be JSON in this run (one value often goes in both
+        self._encoded: dict[str, tuple[bytes, ...]] = {}
+        self._encodings = encodings if encodings is not None else {}
+        """JSON of values already encoded in this run, by id (one value often goes in both
         tokens); the values are held by the claims, so their ids stay theirs for the run."""
 
     def set_custom_claim(self, name: str, value: Any, fallbacks: Sequence[Any] = ()) -> None:
@@ -89,12 +97,15 @@ class TokenClaims:
             raise WorkflowRuntimeError(f"a claim name must be a non-empty string, got {name!r}")
         if name in self._reserved:
             raise ReservedClaim(self.token, name)
-        forms = (value, *fallbacks)
-        for form in forms:
-            if id(form) not in self._checked:
-                _check_json(name, form)
-                self._checked.add(id(form))
-        self._claims[name] = forms
+        given = (value, *fallbacks)
+        encoded = []
+        for form in given:
+            text = self._encodings.get(id(form))
+            if text is None:
+                text = self._encodings[id(form)] = _encode(name, form)
+            encoded.append(text)
+        self._claims[name] = tuple(f.value if isinstance(f, EncodedJSON) else f for f in given)
+        self._encoded[name] = tuple(encoded)
 
     def get_custom_claims(self) -> dict[str, Any]:
         return {name: forms[0] for name, forms in self._claims.items()}
@@ -102,6 +113,11 @@ class TokenClaims:
     @property
     def forms(self) -> dict[str, tuple[Any, ...]]:
         return dict(self._claims)
+
+    @property
+    def encoded(self) -> dict[str, tuple[bytes, ...]]:
+        """The compact JSON of each claim's forms, in the order of ``forms``."""
+        return dict(self._encoded)
 
 
 class Auth:

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from claimflow.cache import Loaded
 from claimflow.errors import ManagementAPICallFailed
+from claimflow.tokens.budget import EncodedJSON
 from claimflow.workflows.bindings import Bindings
 from claimflow.workflows.management_client import ManagementAPIClient
 
@@ -127,7 +128,17 @@ def claim_forms(full: dict[str, Any]) -> ClaimFormSet:
     return full, compact, reference
 
 
-def set_on_both_tokens(bindings: Bindings, claim: str, forms: ClaimFormSet) -> None:
+EncodedClaimForms = tuple[EncodedJSON, EncodedJSON, EncodedJSON]
+"""The forms with their JSON encoding, made once per cache load (see ``tokens.budget``)."""
+
+
+def encode_forms(value: Any) -> EncodedClaimForms:
+    """The cache's ``prepare``: the stored ``[full, compact, reference]``, encoded."""
+    full, compact, reference = value
+    return EncodedJSON(full), EncodedJSON(compact), EncodedJSON(reference)
+
+
+def set_on_both_tokens(bindings: Bindings, claim: str, forms: EncodedClaimForms) -> None:
     full, *fallbacks = forms
     bindings.access_token.set_custom_claim(claim, full, fallbacks)
     bindings.id_token.set_custom_claim(claim, full, fallbacks)
@@ -135,7 +146,7 @@ def set_on_both_tokens(bindings: Bindings, claim: str, forms: ClaimFormSet) -> N
 
 async def cached(
     bindings: Bindings, key: str, load: Callable[[], Awaitable[dict[str, Any] | None]]
-) -> ClaimFormSet | None:
+) -> EncodedClaimForms | None:
     """The claim forms for ``key`` from the billing cache, loading them when needed.
 
     ``None`` (nothing to add) is not cached, so a customer created a moment later shows up.
@@ -150,9 +161,8 @@ async def cached(
     cache = bindings.billing_cache_binding
     if cache is None:
         full = await load()
-        return None if full is None else claim_forms(full)
-    value = await cache.get_or_load(key, loader, bindings.logger)
-    if value is None:
-        return None
-    full, compact, reference = value
-    return full, compact, reference
+        return None if full is None else encode_forms(claim_forms(full))
+    forms: EncodedClaimForms | None = await cache.get_or_load(
+        key, loader, bindings.logger, encode_forms
+    )
+    return forms

@@ -66,7 +66,7 @@ async def run(event: TokensGenerationEvent, bindings: Bindings) -> None:
     if forms is None:
         return
     set_on_both_tokens(bindings, CLAIM, forms)
-    full = forms[0]
+    full = forms[0].value
     bindings.logger.info(
         f"billingDetails set for customer {full['customer_id']}: "
         f"{len(full['entitlements'])} entitlements, {len(full['agreements'])} agreements"
