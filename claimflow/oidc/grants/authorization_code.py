@@ -19,7 +19,7 @@ from claimflow.oidc.grants.base import TokenRequest
 from claimflow.oidc.grants.user_tokens import (
     issue,
     new_refresh_token,
-    refresh_ttl,
+    store_refresh_token,
     token_context,
     token_response,
     wants_refresh_token,
@@ -94,19 +94,14 @@ async def authorization_code_grant(request: TokenRequest) -> dict[str, Any]:
             access_token_expires_on=tokens.access_token_expires_on,
         )
         if won and refresh_token is not None:
-            await oidc_refresh_tokens.create_refresh_token(
+            await store_refresh_token(
                 conn,
+                request,
                 refresh_token,
                 family_id=family_id,
-                client_id=client.client_id,
-                user_id=ctx.user.id,
-                org_code=ctx.org_code,
-                scope=code.scope,
-                audience=ctx.audience,
-                auth_time=code.auth_time,
-                ttl_seconds=refresh_ttl(request),
-                access_token_jti=tokens.access_token_jti,
-                access_token_expires_on=tokens.access_token_expires_on,
+                ctx=ctx,
+                granted_scope=code.scope,
+                tokens=tokens,
             )
     if not won:
         async with services.db.connect() as conn:

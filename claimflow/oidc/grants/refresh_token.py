@@ -16,7 +16,7 @@ from claimflow.oidc.grants.base import TokenRequest
 from claimflow.oidc.grants.user_tokens import (
     issue,
     new_refresh_token,
-    refresh_ttl,
+    store_refresh_token,
     token_context,
     token_response,
 )
@@ -80,19 +80,14 @@ async def refresh_token_grant(request: TokenRequest) -> dict[str, Any]:
     async with services.db.transaction() as conn:
         won = await oidc_refresh_tokens.spend_refresh_token(conn, raw_token)
         if won:
-            await oidc_refresh_tokens.create_refresh_token(
+            await store_refresh_token(
                 conn,
+                request,
                 successor,
                 family_id=stored.family_id,
-                client_id=client.client_id,
-                user_id=stored.user_id,
-                org_code=stored.org_code,
-                scope=stored.scope,
-                audience=stored.audience,
-                auth_time=stored.auth_time,
-                ttl_seconds=refresh_ttl(request),
-                access_token_jti=tokens.access_token_jti,
-                access_token_expires_on=tokens.access_token_expires_on,
+                ctx=ctx,
+                granted_scope=stored.scope,
+                tokens=tokens,
             )
     if not won:
         await _revoke_family(request, stored.family_id)

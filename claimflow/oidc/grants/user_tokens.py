@@ -1,5 +1,6 @@
 """What the authorization-code and refresh-token grants share: who the tokens are for, how
-they are issued, and the token response (RFC 6749 §5.1, OIDC Core §3.1.3.3)."""
+they are issued, the refresh token they store, and the token response (RFC 6749 §5.1, OIDC Core
+§3.1.3.3)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from claimflow.errors import OAuthError, TokenTooLarge, WorkflowError
 from claimflow.oidc.errors import from_issuance_error
 from claimflow.oidc.grants.base import TokenRequest
 from claimflow.services import Services
-from claimflow.store import organizations, users
+from claimflow.store import oidc_refresh_tokens, organizations, users
 from claimflow.tokens.claims import TokenContext
 from claimflow.tokens.issue import IssuanceRequest, IssuedTokens, issue_user_tokens
 from claimflow.workflows.event import AuthOrigin
@@ -58,9 +59,36 @@ async def token_context(
     )
 
 
-def refresh_ttl(request: TokenRequest) -> int:
+async def store_refresh_token(
+    conn: AsyncConnection,
+    request: TokenRequest,
+    refresh_token: str,
+    *,
+    family_id: str,
+    ctx: TokenContext,
+    granted_scope: str,
+    tokens: IssuedTokens,
+) -> None:
+    """Store a refresh token for ``ctx`` that remembers the access token issued with it.
+
+    ``granted_scope`` is the scope of the original grant, not a narrowed refresh scope: RFC
+    6749 §6 keeps a rotated refresh token's scope identical to the one it replaces.
+    """
     settings = request.services.settings
-    return request.client.refresh_token_ttl_seconds or settings.refresh_token_ttl_seconds
+    await oidc_refresh_tokens.create_refresh_token(
+        conn,
+        refresh_token,
+        family_id=family_id,
+        client_id=request.client.client_id,
+        user_id=ctx.user.id,
+        org_code=ctx.org_code,
+        scope=granted_scope,
+        audience=ctx.audience,
+        auth_time=ctx.auth_time,
+        ttl_seconds=request.client.refresh_token_ttl_seconds or settings.refresh_token_ttl_seconds,
+        access_token_jti=tokens.access_token_jti,
+        access_token_expires_on=tokens.access_token_expires_on,
+    )
 
 
 async def issue(
