@@ -40,8 +40,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claimflow.crypto import digest_secret, hash_password
 from claimflow.domain import ApplicationType, FeatureKind
+from claimflow.domain.management_scopes import ALL_MANAGEMENT_SCOPES
 from claimflow.errors import ClaimflowError, ManagementAPIError
-from claimflow.management.scopes import ALL_MANAGEMENT_SCOPES
 from claimflow.store import Database, applications, billing, organizations, users
 
 MAX_FILE_BYTES = 64 * 1024 * 1024

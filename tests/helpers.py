@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import httpx
 
 from claimflow.domain import ApplicationType
-from claimflow.management.scopes import ALL_MANAGEMENT_SCOPES
+from claimflow.domain.management_scopes import ALL_MANAGEMENT_SCOPES
 from claimflow.services import Services
 from claimflow.store import applications
 

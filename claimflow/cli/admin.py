@@ -9,7 +9,7 @@ import typer
 
 from claimflow.cli.server import DATABASE_URL_OPTION, database_label, settings_from_flags
 from claimflow.domain import Application, ApplicationType
-from claimflow.management.scopes import ALL_MANAGEMENT_SCOPES
+from claimflow.domain.management_scopes import ALL_MANAGEMENT_SCOPES
 from claimflow.services import build_services
 from claimflow.settings import Settings
 from claimflow.store import applications

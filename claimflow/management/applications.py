@@ -15,9 +15,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from claimflow.domain import ApplicationType
+from claimflow.domain.management_scopes import ALL_MANAGEMENT_SCOPES
 from claimflow.errors import InvalidRequest
 from claimflow.management.auth import require_scope, services_of
-from claimflow.management.scopes import ALL_MANAGEMENT_SCOPES
 from claimflow.management.wire import (
     DEFAULT_PAGE_SIZE,
     OK,

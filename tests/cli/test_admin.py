@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy import inspect
 
 from claimflow.app import create_app
-from claimflow.management.scopes import ALL_MANAGEMENT_SCOPES
+from claimflow.domain.management_scopes import ALL_MANAGEMENT_SCOPES
 from claimflow.store import Database, applications
 from tests.cli.conftest import SECRET_KEY, Invoke
 from tests.conftest import make_settings

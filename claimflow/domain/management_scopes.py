@@ -1,4 +1,9 @@
-"""Management API scopes: Kinde's names for what we implement, plus our billing catalogue's."""
+"""Management API scopes: Kinde's names for what we implement, plus our billing catalogue's.
+
+A rule of the domain (which M2M grants exist), not of the HTTP layer: ``claimflow init``, the
+seed file and the Management API's route guards all read it, and the first two must not import
+the API's routers to do so (design §2).
+"""
 
 from __future__ import annotations
 
