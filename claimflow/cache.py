@@ -19,18 +19,30 @@ Semantics every implementation keeps:
 ``InProcessBillingCache`` is the embedded default. ``RedisBillingCache`` (``CLAIMFLOW_REDIS_URL``)
 keeps values and per-customer invalidation generations in Redis, so every worker sees an
 invalidation the moment it is written (versioned entries, no pub/sub to miss); a short Redis lock
-extends the single flight across workers.
+extends the single flight across workers. Its keys live under the deployment's
+``CLAIMFLOW_REDIS_PREFIX`` (``Settings.redis_key_prefix``), so deployments sharing a Redis keep
+apart.
+
+**When Redis is down at invalidation time**: ``invalidate`` runs after the Management API write
+has committed, so failing there would answer 500 for a write that succeeded. It logs the
+``RedisError`` and returns; the TTL is then the backstop, and an entry of the changed customer
+may be served until it expires (at most ``billing_cache_ttl_seconds``). A Redis that is down
+cannot serve that entry either, so in practice it is stale only if Redis comes back within the
+TTL having missed the invalidation.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
+
+from redis.exceptions import RedisError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -45,6 +57,8 @@ class Loaded:
     value: Any
     customer_ids: frozenset[str]
 
+
+log = logging.getLogger("claimflow.cache")
 
 Loader = Callable[[], Awaitable[Loaded]]
 Prepare = Callable[[Any], Any]
@@ -235,6 +249,7 @@ class RedisBillingCache(_SingleFlightCache):
         super().__init__(ttl_seconds, serve_stale, stale_max_age_seconds)
         self._redis = redis
         self._prefix = prefix
+        self.invalidation_errors = 0
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisBillingCache:
@@ -297,9 +312,22 @@ class RedisBillingCache(_SingleFlightCache):
     _BUMP = "local e = redis.call('INCR', KEYS[1]); redis.call('SET', KEYS[2], e); return e"
 
     async def invalidate(self, customer_ids: Iterable[str]) -> None:
-        for customer_id in customer_ids:
-            # One script, so two concurrent invalidations cannot leave a generation going back.
-            await self._redis.eval(self._BUMP, 2, self._k("epoch"), self._k("gen", customer_id))
+        """Bump the customers' generations; with Redis down, log and leave it to the TTL."""
+        customers = sorted(customer_ids)
+        try:
+            for customer_id in customers:
+                # One script, so two concurrent invalidations cannot leave a generation going back.
+                await self._redis.eval(self._BUMP, 2, self._k("epoch"), self._k("gen", customer_id))
+        except RedisError as exc:
+            self.invalidation_errors += 1
+            log.error(
+                "billing cache invalidation of %s failed (%s: %s); cached billing of these "
+                "customers may be served until it expires (TTL %g s)",
+                ", ".join(customers),
+                type(exc).__name__,
+                exc,
+                self.ttl_seconds,
+            )
 
     async def aclose(self) -> None:
         await self._redis.aclose()
@@ -310,12 +338,15 @@ def build_billing_cache(
     ttl_seconds: float,
     serve_stale: bool,
     stale_max_age_seconds: float,
+    redis_prefix: str = "claimflow",
 ) -> InProcessBillingCache | RedisBillingCache:
+    """Redis when ``redis_url`` is set (keys under ``<redis_prefix>:billing``), else in-process."""
     if redis_url:
         return RedisBillingCache.from_url(
             redis_url,
             ttl_seconds=ttl_seconds,
             serve_stale=serve_stale,
             stale_max_age_seconds=stale_max_age_seconds,
+            prefix=f"{redis_prefix}:billing",
         )
     return InProcessBillingCache(ttl_seconds, serve_stale, stale_max_age_seconds)

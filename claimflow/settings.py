@@ -6,6 +6,7 @@ operator finds every setting in one place and the README's configuration table s
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import tomllib
@@ -70,6 +71,19 @@ class Settings(BaseSettings):
     workflow_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Per workflow: ``failure_policy`` and/or ``time_limit_seconds`` (e.g. JSON in the env)."""
 
+    redis_prefix: str | None = None
+    """Namespace of this deployment's keys in Redis (``<prefix>:billing:...``).
+
+    Two deployments sharing one Redis must not answer from each other's billing cache, and
+    every worker of one deployment must use the same keys, or an invalidation written by one
+    worker would not reach the others. Unset, it is ``claimflow:`` and 16 hex digits of a
+    SHA-256 of the issuer and the database URL (never the URL itself, which may hold a
+    password): workers of one deployment share both (the issuer must be identical for their
+    tokens to verify), distinct deployments differ in at least one. Set it explicitly when
+    workers spell the database URL differently (another host alias, another password), or when
+    two deployments share a relative SQLite path and the default issuer.
+    """
+
     billing_cache_ttl_seconds: float = 60.0
     billing_serve_stale: bool = False
     billing_stale_max_age_seconds: float = 3600.0
@@ -83,6 +97,13 @@ class Settings(BaseSettings):
     def public_issuer(self) -> str:
         """The issuer URL, without a trailing slash (OIDC Discovery §4.3 requires exact match)."""
         return (self.issuer or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def redis_key_prefix(self) -> str:
+        """``redis_prefix``, or the default derived from the issuer and the database URL."""
+        if self.redis_prefix:
+            return self.redis_prefix
+        identity = f"{self.public_issuer()}\n{self.database_url}".encode()
+        return "claimflow:" + hashlib.sha256(identity).hexdigest()[:16]
 
     def resolved_secret_key(self) -> str:
         """The key that encrypts private keys and secrets at rest.

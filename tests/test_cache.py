@@ -1,18 +1,34 @@
 """The billing cache, in-process and on the real Redis at 127.0.0.1:6379: TTL, invalidation by
-customer (also across workers), single flight, in-flight loads not storing stale data, and
-serve-stale."""
+customer (also across workers), single flight, in-flight loads not storing stale data,
+serve-stale, prepared values, one Redis shared by several deployments (key prefix), and a
+Management API write that still succeeds while Redis is down."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
+import socket
 from collections.abc import AsyncIterator, Callable
 
+import httpx
 import pytest
 from redis.asyncio import Redis
 
-from claimflow.cache import BillingCache, InProcessBillingCache, Loaded, RedisBillingCache
+from claimflow.app import create_app
+from claimflow.cache import (
+    BillingCache,
+    InProcessBillingCache,
+    Loaded,
+    RedisBillingCache,
+    build_billing_cache,
+)
+from claimflow.services import build_services
+from claimflow.settings import Settings
 from claimflow.workflows.bindings import WorkflowLogger
+from tests.conftest import ISSUER, make_settings
+from tests.helpers import management_client
+from tests.management.catalogue import make_org, make_plan, ok
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -204,3 +220,153 @@ async def test_redis_single_flight_spans_workers() -> None:
         await redis.aclose()
         for w in workers:
             await w.aclose()
+
+
+async def test_prepare_runs_once_per_load_in_process_and_on_every_read_from_redis(
+    make_cache: CacheFactory, request: pytest.FixtureRequest
+) -> None:
+    cache, source, prepared = make_cache(), Source(), []
+
+    def prepare(value: dict[str, str]) -> tuple[str, ...]:
+        prepared.append(value)
+        return tuple(value.values())
+
+    for _ in range(3):
+        assert await cache.get_or_load("org:a", source.load, None, prepare) == ("v1",)
+    assert source.calls == 1
+    in_process = request.node.callspec.params["make_cache"] == "in_process"
+    assert len(prepared) == (1 if in_process else 3)
+    await cache.invalidate(["cust_1"])
+    source.value = "v2"
+    assert await cache.get_or_load("org:a", source.load, None, prepare) == ("v2",)
+
+
+# -- one Redis, several deployments ---------------------------------------------------------
+
+
+async def _drop_keys(prefix: str) -> None:
+    redis = Redis.from_url(REDIS_URL)
+    keys = [k async for k in redis.scan_iter(f"{prefix}:*")]
+    if keys:
+        await redis.delete(*keys)
+    await redis.aclose()
+
+
+def _deployment(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "issuer": "https://id.acme.test",
+        "redis_url": REDIS_URL,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def _cache(settings: Settings) -> BillingCache:
+    assert settings.redis_url is not None
+    return build_billing_cache(
+        settings.redis_url,
+        settings.billing_cache_ttl_seconds,
+        settings.billing_serve_stale,
+        settings.billing_stale_max_age_seconds,
+        settings.redis_key_prefix(),
+    )
+
+
+async def test_deployments_sharing_a_redis_never_answer_from_each_others_cache() -> None:
+    run = secrets.token_hex(4)
+    blue = _deployment(f"postgresql+asyncpg://claimflow:s3cret@db/blue_{run}")
+    green = _deployment(f"postgresql+asyncpg://claimflow:s3cret@db/green_{run}")
+    blue_workers = [_cache(blue), _cache(_deployment(blue.database_url))]
+    green_worker = _cache(green)
+    blue_source, green_source = Source(), Source()
+    green_source.value = "green"
+    try:
+        assert await blue_workers[0].get_or_load("org:a", blue_source.load) == {"plan": "v1"}
+        # Same key, other deployment: its own load, not blue's entry.
+        assert await green_worker.get_or_load("org:a", green_source.load) == {"plan": "green"}
+        # Workers of one deployment share the entry and its invalidation.
+        assert await blue_workers[1].get_or_load("org:a", blue_source.load) == {"plan": "v1"}
+        assert (blue_source.calls, green_source.calls) == (1, 1)
+        blue_source.value = "v2"
+        await green_worker.invalidate(["cust_1"])  # green's change is not blue's
+        assert await blue_workers[1].get_or_load("org:a", blue_source.load) == {"plan": "v1"}
+        await blue_workers[0].invalidate(["cust_1"])
+        assert await blue_workers[1].get_or_load("org:a", blue_source.load) == {"plan": "v2"}
+    finally:
+        for settings in (blue, green):
+            await _drop_keys(settings.redis_key_prefix())
+        for cache in (*blue_workers, green_worker):
+            await cache.aclose()
+
+
+def test_the_default_redis_prefix_is_derived_from_issuer_and_database_not_their_text() -> None:
+    blue = _deployment("postgresql+asyncpg://claimflow:s3cret@db/blue")
+    prefix = blue.redis_key_prefix()
+    assert prefix.startswith("claimflow:")
+    assert "s3cret" not in prefix and "blue" not in prefix
+    assert _deployment(blue.database_url).redis_key_prefix() == prefix
+    assert _deployment(blue.database_url, issuer="https://id.other.test").redis_key_prefix() != (
+        prefix
+    )
+    assert _deployment(blue.database_url, redis_prefix="acme:prod").redis_key_prefix() == (
+        "acme:prod"
+    )
+
+
+async def test_the_redis_prefix_setting_names_the_keys_in_redis(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    prefix = f"test:{secrets.token_hex(6)}"
+    monkeypatch.setenv("CLAIMFLOW_REDIS_PREFIX", prefix)
+    cache = _cache(_deployment("sqlite+aiosqlite:///./unused.db"))
+    try:
+        await cache.get_or_load("org:a", Source().load)
+        redis = Redis.from_url(REDIS_URL)
+        keys = sorted([k.decode() async for k in redis.scan_iter(f"{prefix}:*")])
+        await redis.aclose()
+        assert keys == [f"{prefix}:billing:entry:org:a"]
+    finally:
+        await _drop_keys(prefix)
+        await cache.aclose()
+
+
+# -- Redis down when a billing change is published ------------------------------------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port  # nothing listens once the socket is closed
+
+
+async def test_a_billing_write_answers_2xx_when_redis_is_down(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    services = build_services(
+        make_settings(db_url, redis_url=f"redis://127.0.0.1:{_closed_port()}/0")
+    )
+    transport = httpx.ASGITransport(app=create_app(services=services))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as api:
+            api.headers.update(await management_client(api, services))
+            await make_plan(api, "free", {"seats": 1})
+            await make_plan(api, "pro", {"seats": 50})
+            customer = (await make_org(api, "free"))["billing_customer_id"]
+            with caplog.at_level(logging.ERROR, logger="claimflow.cache"):
+                response = await api.post(
+                    "/api/v1/billing/agreements",
+                    json={"customer_id": customer, "plan_code": "pro"},
+                )
+            assert response.status_code == 200, response.text
+            agreements = await ok(
+                await api.get("/api/v1/billing/agreements", params={"customer_id": customer})
+            )
+            assert [a["plan_code"] for a in agreements["agreements"]] == ["pro"]
+        assert f"billing cache invalidation of {customer} failed" in caplog.text
+        cache = services.workflows.billing_cache
+        assert isinstance(cache, RedisBillingCache)
+        assert cache.invalidation_errors >= 1
+    finally:
+        await services.close()

@@ -64,8 +64,6 @@ class WorkflowLogger:
 
 def _encode(name: str, value: Any) -> bytes:
     """A claim value's compact JSON; a NaN or an object would break every verifier."""
-    if isinstance(value, EncodedJSON):
-        return value.encoded
     try:
         return EncodedJSON(value).encoded
     except (TypeError, ValueError) as exc:
@@ -97,15 +95,24 @@ class TokenClaims:
             raise WorkflowRuntimeError(f"a claim name must be a non-empty string, got {name!r}")
         if name in self._reserved:
             raise ReservedClaim(self.token, name)
-        given = (value, *fallbacks)
+        values = []
         encoded = []
-        for form in given:
+        for form in (value, *fallbacks):
+            if isinstance(form, EncodedJSON):
+                values.append(form.value)
+                encoded.append(form.encoded)
+                continue
             text = self._encodings.get(id(form))
             if text is None:
                 text = self._encodings[id(form)] = _encode(name, form)
+            values.append(form)
             encoded.append(text)
-        self._claims[name] = tuple(f.value if isinstance(f, EncodedJSON) else f for f in given)
+        self._claims[name] = tuple(values)
         self._encoded[name] = tuple(encoded)
+
+    def names(self) -> frozenset[str]:
+        """The names of the claims set so far."""
+        return frozenset(self._claims)
 
     def get_custom_claims(self) -> dict[str, Any]:
         return {name: forms[0] for name, forms in self._claims.items()}

@@ -49,6 +49,7 @@ def build_workflow_engine(services: Services) -> WorkflowEngine:
         settings.billing_cache_ttl_seconds,
         settings.billing_serve_stale,
         settings.billing_stale_max_age_seconds,
+        settings.redis_key_prefix(),
     )
     services.billing_changes.subscribe(cache.invalidate)
     return WorkflowEngine(
