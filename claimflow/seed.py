@@ -28,7 +28,7 @@ bcrypt hash (users migrating from another system keep their password). An applic
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -358,7 +358,3 @@ async def import_business_data(
 def demo_data_path() -> Path:
     """``examples/demo.yaml`` of the source tree: the demo's one source of truth."""
     return Path(__file__).resolve().parent.parent / "examples" / "demo.yaml"
-
-
-def application_ids(data: BusinessData) -> Sequence[str]:
-    return [a.client_id for a in data.applications if a.client_id is not None]

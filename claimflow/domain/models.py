@@ -6,7 +6,7 @@ The store maps its rows to these; the Management API maps these to Kinde's JSON 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 
@@ -159,12 +159,3 @@ class MeterUsageRecord:
     feature_code: str
     quantity: int
     recorded_on: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class CustomerBilling:
-    """Everything the billing workflows need to know about one customer."""
-
-    customer: BillingCustomer
-    agreements: tuple[Agreement, ...] = field(default=())
-    entitlements: tuple[Entitlement, ...] = field(default=())

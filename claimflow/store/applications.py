@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claimflow.crypto import digest_secret, secret_matches
@@ -106,8 +106,3 @@ async def update_application(conn: AsyncConnection, client_id: str, **changes: A
             update(t.applications).where(t.applications.c.client_id == client_id).values(**changes)
         )
     return await get_application(conn, client_id)
-
-
-async def delete_application(conn: AsyncConnection, client_id: str) -> None:
-    await get_application(conn, client_id)
-    await conn.execute(delete(t.applications).where(t.applications.c.client_id == client_id))

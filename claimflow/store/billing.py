@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from claimflow.domain import (
     Agreement,
     BillingCustomer,
-    CustomerBilling,
     Entitlement,
     Feature,
     FeatureKind,
@@ -397,16 +396,6 @@ async def customer_entitlements(conn: AsyncConnection, customer_id: str) -> list
     plans = {code: await get_plan(conn, code) for code in {a.plan_code for a in agreements}}
     features = {f.code: f for f in await list_features(conn)}
     return derive_entitlements(agreements, plans, features, utcnow())
-
-
-async def customer_billing(conn: AsyncConnection, customer_id: str) -> CustomerBilling:
-    customer = await get_customer(conn, customer_id)
-    agreements = await customer_agreements(conn, customer_id)
-    return CustomerBilling(
-        customer=customer,
-        agreements=tuple(agreements),
-        entitlements=tuple(await customer_entitlements(conn, customer_id)),
-    )
 
 
 # -- metered usage --------------------------------------------------------------------------

@@ -177,20 +177,6 @@ async def find_membership(conn: AsyncConnection, org_code: str, user_id: str) ->
     return None if row is None else _membership(row)
 
 
-async def list_members(
-    conn: AsyncConnection, org_code: str, *, limit: int, after_user_id: str | None = None
-) -> list[Membership]:
-    query = (
-        select(t.memberships)
-        .where(t.memberships.c.org_code == org_code)
-        .order_by(t.memberships.c.user_id)
-        .limit(limit)
-    )
-    if after_user_id is not None:
-        query = query.where(t.memberships.c.user_id > after_user_id)
-    return [_membership(row) for row in await conn.execute(query)]
-
-
 async def memberships_of_user(conn: AsyncConnection, user_id: str) -> list[Membership]:
     query = (
         select(t.memberships)
