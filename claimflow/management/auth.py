@@ -2,7 +2,8 @@
 
 Tokens come from ``POST /oauth2/token`` (``client_credentials``) with ``audience`` =
 ``<issuer>/api``, as Kinde's; each route names the scope Kinde's spec gives it
-(``x-scope``) and gets 403 with the missing scope named when the token lacks it.
+(``x-scope``) and gets 403 with the missing scope named when the token lacks it. A token its
+client revoked (RFC 7009, ``POST /oauth2/revoke``) is refused like an expired one.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from claimflow.errors import Forbidden, Unauthorized
 from claimflow.services import Services
+from claimflow.store import oidc_revocations
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,9 @@ async def authenticate(request: Request) -> M2MCaller:
         raise Unauthorized("The bearer token is invalid or expired.", "TOKEN_INVALID") from exc
     if claims.get("gty") != ["client_credentials"]:
         raise Forbidden("The Management API takes machine-to-machine tokens only.", "TOKEN_INVALID")
+    async with services.db.connect() as conn:
+        if await oidc_revocations.is_revoked(conn, str(claims.get("jti", ""))):
+            raise Unauthorized("The bearer token is invalid or expired.", "TOKEN_INVALID")
     scopes = claims.get("scp") or []
     return M2MCaller(client_id=str(claims.get("azp", "")), scopes=frozenset(map(str, scopes)))
 

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from claimflow.services import Services
-from tests.helpers import management_client
+from tests.helpers import create_m2m_app, m2m_token, management_client
 
 ROUTES = [
     ("GET", "/api/v1/organization?code=org_x", "read:organizations"),
@@ -71,3 +71,20 @@ async def test_unknown_api_route_gets_the_error_envelope(client: httpx.AsyncClie
     response = await client.put("/api/v1/organizations")
     assert response.status_code == 405
     assert response.json()["errors"][0]["code"] == "METHOD_NOT_ALLOWED"
+
+
+async def test_revoked_m2m_token_is_refused(client: httpx.AsyncClient, services: Services) -> None:
+    client_id, secret = await create_m2m_app(services)
+    token = await m2m_token(client, client_id, secret)
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await client.get("/api/v1/organizations", headers=headers)).status_code == 200
+
+    revoked = await client.post(
+        "/oauth2/revoke",
+        data={"token": token, "client_id": client_id, "client_secret": secret},
+    )
+    assert revoked.status_code == 200
+
+    response = await client.get("/api/v1/organizations", headers=headers)
+    assert response.status_code == 401
+    assert response.json()["errors"][0]["code"] == "TOKEN_INVALID"
