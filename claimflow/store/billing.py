@@ -294,6 +294,21 @@ async def customer_of_user(conn: AsyncConnection, user_id: str) -> BillingCustom
     return None if row is None else _customer(row)
 
 
+async def delete_customer_of(
+    conn: AsyncConnection, *, org_code: str | None = None, user_id: str | None = None
+) -> None:
+    """Delete the billing customer of an organization or a user, with its agreements and usage.
+
+    Called inside the owner's deletion: a customer never outlives what it bills.
+    """
+    owner = t.billing_customers.c
+    owned = owner.org_code == org_code if org_code is not None else owner.user_id == user_id
+    customer_ids = select(owner.id).where(owned)
+    await conn.execute(delete(t.meter_usage).where(t.meter_usage.c.customer_id.in_(customer_ids)))
+    await conn.execute(delete(t.agreements).where(t.agreements.c.customer_id.in_(customer_ids)))
+    await conn.execute(delete(t.billing_customers).where(owned))
+
+
 async def list_customers(conn: AsyncConnection) -> list[BillingCustomer]:
     rows = await conn.execute(select(t.billing_customers).order_by(t.billing_customers.c.id))
     return [_customer(row) for row in rows]

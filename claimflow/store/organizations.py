@@ -13,6 +13,7 @@ from claimflow.domain.ids import new_org_code
 from claimflow.errors import Conflict, NotFound
 from claimflow.store import tables as t
 from claimflow.store._rows import IntegrityError, as_utc, required_utc, utcnow
+from claimflow.store.billing import delete_customer_of
 from claimflow.store.users import user_from_row
 
 
@@ -112,10 +113,7 @@ async def update_organization(conn: AsyncConnection, code: str, **changes: Any) 
 
 async def delete_organization(conn: AsyncConnection, code: str) -> None:
     await get_organization(conn, code)
-    customer_ids = select(t.billing_customers.c.id).where(t.billing_customers.c.org_code == code)
-    await conn.execute(delete(t.meter_usage).where(t.meter_usage.c.customer_id.in_(customer_ids)))
-    await conn.execute(delete(t.agreements).where(t.agreements.c.customer_id.in_(customer_ids)))
-    await conn.execute(delete(t.billing_customers).where(t.billing_customers.c.org_code == code))
+    await delete_customer_of(conn, org_code=code)
     await conn.execute(delete(t.memberships).where(t.memberships.c.org_code == code))
     await conn.execute(delete(t.organizations).where(t.organizations.c.code == code))
 

@@ -13,6 +13,7 @@ from claimflow.domain.ids import new_user_id
 from claimflow.errors import Conflict, NotFound
 from claimflow.store import tables as t
 from claimflow.store._rows import IntegrityError, as_utc, required_utc, utcnow
+from claimflow.store.billing import delete_customer_of
 
 
 def _user(row: Any) -> User:
@@ -140,10 +141,7 @@ async def update_user(conn: AsyncConnection, user_id: str, **changes: Any) -> Us
 
 async def delete_user(conn: AsyncConnection, user_id: str) -> None:
     await get_user(conn, user_id)
-    customer_ids = select(t.billing_customers.c.id).where(t.billing_customers.c.user_id == user_id)
-    await conn.execute(delete(t.meter_usage).where(t.meter_usage.c.customer_id.in_(customer_ids)))
-    await conn.execute(delete(t.agreements).where(t.agreements.c.customer_id.in_(customer_ids)))
-    await conn.execute(delete(t.billing_customers).where(t.billing_customers.c.user_id == user_id))
+    await delete_customer_of(conn, user_id=user_id)
     await conn.execute(delete(t.memberships).where(t.memberships.c.user_id == user_id))
     await conn.execute(delete(t.sessions).where(t.sessions.c.user_id == user_id))
     await conn.execute(delete(t.users).where(t.users.c.id == user_id))

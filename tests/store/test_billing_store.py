@@ -85,3 +85,38 @@ async def test_failed_unit_of_work_writes_nothing(any_db_url: str) -> None:
     async with db.connect() as conn:
         assert [p.code for p in await billing.list_plans(conn)] == ["free", "pro"]
     await db.dispose()
+
+
+async def test_deleting_an_owner_deletes_only_its_customer_and_agreements(any_db_url: str) -> None:
+    db = Database(any_db_url)
+    await _catalogue(db)
+    async with db.transaction() as conn:
+        org = await organizations.create_organization(conn, name="Acme")
+        user = await users.create_user(conn, email="ann@acme.test")
+        await organizations.add_member(conn, org.code, user.id)
+        org_customer = await billing.create_customer(conn, org_code=org.code)
+        user_customer = await billing.create_customer(conn, user_id=user.id)
+        for customer in (org_customer, user_customer):
+            agreement = await billing.create_agreement(
+                conn, customer_id=customer.id, plan_code="pro"
+            )
+            await billing.record_usage(
+                conn, customer_agreement_id=agreement.id, feature_code="seats", quantity=2
+            )
+
+    async with db.transaction() as conn:
+        await users.delete_user(conn, user.id)
+    async with db.connect() as conn:
+        assert await billing.find_customer(conn, user_customer.id) is None
+        assert await billing.customer_agreements(conn, user_customer.id) == []
+        assert await billing.find_customer(conn, org_customer.id) is not None
+        assert [a.plan_code for a in await billing.customer_agreements(conn, org_customer.id)] == [
+            "pro"
+        ]
+
+    async with db.transaction() as conn:
+        await organizations.delete_organization(conn, org.code)
+    async with db.connect() as conn:
+        assert await billing.list_customers(conn) == []
+        assert await billing.customer_agreements(conn, org_customer.id) == []
+    await db.dispose()
