@@ -6,7 +6,10 @@ receive the code on a one-shot callback server on 127.0.0.1, exchange it, and ve
 tokens against the JWKS with PyJWT.
 
     python examples/oidc_client.py --issuer http://127.0.0.1:8000 --client-id <id> \\
-        [--client-secret <secret>] [--org-code org_...] [--port 8765]
+        [--client-secret=<secret>] [--org-code org_...] [--port 8765]
+
+Write ``--client-secret=<secret>`` with the ``=``: a generated secret may start with ``-``,
+which argparse would otherwise take for the next flag.
 
 Register ``http://127.0.0.1:<port>/callback`` as a redirect URI of the application first.
 """
@@ -67,7 +70,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--issuer", default="http://127.0.0.1:8000")
     parser.add_argument("--client-id", required=True)
-    parser.add_argument("--client-secret", help="Omit for a public (SPA) application.")
+    parser.add_argument(
+        "--client-secret", help="As --client-secret=<secret>; omit for a public (SPA) application."
+    )
     parser.add_argument("--org-code", help="Sign in to this organization.")
     parser.add_argument("--scope", default="openid profile email offline")
     parser.add_argument("--port", type=int, default=8765)
