@@ -43,12 +43,14 @@ async def _deleted(conn: AsyncConnection, statement: Delete) -> int:
 async def prune_expired(conn: AsyncConnection, *, login_window_seconds: int) -> PrunedRows:
     """Delete every expired row; ``login_window_seconds`` is the throttle's counting window.
 
-    A spent authorization code is kept until the access token it issued has expired too, so a
-    replay inside that time still revokes what the code issued (RFC 6749 §4.1.2). A throttle
+    A spent authorization code or refresh token is kept until the access token it issued has
+    expired too, so a replay inside that time still revokes that access token (RFC 6749
+    §4.1.2; a refresh token's lifetime may be set shorter than an access token's). A throttle
     row goes once its window has closed and no lock on it is still in force.
     """
     now = utcnow()
     codes = t.authorization_codes.c
+    refresh_tokens = t.refresh_tokens.c
     attempts = t.login_attempts.c
     return PrunedRows(
         authorization_codes=await _deleted(
@@ -71,6 +73,13 @@ async def prune_expired(conn: AsyncConnection, *, login_window_seconds: int) -> 
         ),
         revoked_tokens=await purge_revoked_jtis(conn),
         refresh_tokens=await _deleted(
-            conn, delete(t.refresh_tokens).where(t.refresh_tokens.c.expires_on < now)
+            conn,
+            delete(t.refresh_tokens).where(
+                refresh_tokens.expires_on < now,
+                or_(
+                    refresh_tokens.access_token_expires_on.is_(None),
+                    refresh_tokens.access_token_expires_on < now,
+                ),
+            ),
         ),
     )

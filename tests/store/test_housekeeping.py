@@ -39,7 +39,9 @@ async def _code(conn: AsyncConnection, code: str, user_id: str, ttl_seconds: int
     )
 
 
-async def _refresh_token(conn: AsyncConnection, token: str, user_id: str, ttl: int) -> None:
+async def _refresh_token(
+    conn: AsyncConnection, token: str, user_id: str, ttl: int, access_ttl: int | None = None
+) -> None:
     await create_refresh_token(
         conn,
         token,
@@ -52,7 +54,7 @@ async def _refresh_token(conn: AsyncConnection, token: str, user_id: str, ttl: i
         auth_time=utcnow(),
         ttl_seconds=ttl,
         access_token_jti="jti-" + token,
-        access_token_expires_on=utcnow() + timedelta(seconds=ttl),
+        access_token_expires_on=utcnow() + timedelta(seconds=access_ttl or ttl),
     )
 
 
@@ -84,6 +86,7 @@ async def test_prune_expired_deletes_only_rows_past_their_expiry(any_db_url: str
             await revoke_jti(conn, "expired-jti", now + timedelta(seconds=EXPIRED))
             await _refresh_token(conn, "live-refresh", user.id, LIVE)
             await _refresh_token(conn, "expired-refresh", user.id, EXPIRED)
+            await _refresh_token(conn, "outlived-refresh", user.id, EXPIRED, access_ttl=LIVE)
 
         async with db.transaction() as conn:
             # A zero window: every throttle window has closed, but one lock is still in force.
@@ -105,6 +108,8 @@ async def test_prune_expired_deletes_only_rows_past_their_expiry(any_db_url: str
             assert not await is_revoked(conn, "expired-jti")
             assert await find_refresh_token(conn, "live-refresh") is not None
             assert await find_refresh_token(conn, "expired-refresh") is None
+            # Its access token still lives: revoking the family must still reach it.
+            assert await find_refresh_token(conn, "outlived-refresh") is not None
             assert await _count(conn, t.users) == 1
 
         async with db.transaction() as conn:
