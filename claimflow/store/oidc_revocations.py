@@ -12,15 +12,23 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claimflow.store import tables as t
-from claimflow.store._rows import utcnow
+from claimflow.store._rows import IntegrityError, utcnow
 
 
 async def revoke_jti(conn: AsyncConnection, jti: str, expires_on: datetime) -> None:
-    exists = (
-        await conn.execute(select(t.revoked_tokens.c.jti).where(t.revoked_tokens.c.jti == jti))
-    ).first()
-    if exists is None:
-        await conn.execute(insert(t.revoked_tokens).values(jti=jti, expires_on=expires_on))
+    """Remember ``jti`` as revoked; revoking it again, even concurrently, is a no-op.
+
+    The insert runs in a savepoint: when a concurrent request (two replays of one code, two
+    revocations of one token) inserted the same ``jti`` first, its primary key refuses ours
+    and only the savepoint is rolled back, not the caller's transaction.
+    """
+    if await is_revoked(conn, jti):
+        return
+    try:
+        async with conn.begin_nested():
+            await conn.execute(insert(t.revoked_tokens).values(jti=jti, expires_on=expires_on))
+    except IntegrityError:
+        pass
 
 
 async def is_revoked(conn: AsyncConnection, jti: str) -> bool:
