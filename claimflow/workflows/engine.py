@@ -27,7 +27,7 @@ from claimflow.domain.ids import new_prefixed_id
 from claimflow.errors import WorkflowAccessDenied, WorkflowError, WorkflowRuntimeError
 from claimflow.store._rows import utcnow
 from claimflow.workflows.bindings import Auth, Bindings, Env, TokenClaims, WorkflowLogger
-from claimflow.workflows.definition import FailurePolicy, Workflow
+from claimflow.workflows.definition import Binding, FailurePolicy, Workflow
 from claimflow.workflows.event import TokensGenerationEvent, Trigger
 from claimflow.workflows.management_client import ManagementAPIClient, ManagementTransport
 from claimflow.workflows.reserved import RESERVED_ACCESS_TOKEN_CLAIMS, RESERVED_ID_TOKEN_CLAIMS
@@ -178,17 +178,25 @@ class WorkflowEngine:
         access = TokenClaims("access token", RESERVED_ACCESS_TOKEN_CLAIMS, encodings)
         id_token = TokenClaims("ID token", RESERVED_ID_TOKEN_CLAIMS, encodings)
         auth = Auth()
+        declared = settings.bindings
+        # Only the declared bindings are reachable, so only those are built.
         management = (
-            ManagementAPIClient(self.management, logger) if self.management is not None else None
+            ManagementAPIClient(self.management, logger)
+            if self.management is not None and Binding.MANAGEMENT_API in declared
+            else None
         )
         bindings = Bindings(
-            declared=settings.bindings,
+            declared=declared,
             logger_binding=logger,
             access_token_binding=access,
             id_token_binding=id_token,
             auth_binding=auth,
             management_api_binding=management,
-            env_binding=Env(self.environment, logger) if self.environment is not None else None,
+            env_binding=(
+                Env(self.environment, logger)
+                if self.environment is not None and Binding.ENV in declared
+                else None
+            ),
             billing_cache_binding=self.billing_cache,
         )
         limit = settings.time_limit_seconds or self.default_time_limit_seconds
