@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from claimflow.cli.server import settings_from_flags
+from claimflow.cli.options import settings_from_flags
 from claimflow.settings import SECRET_KEY_FILE, Settings
 
 

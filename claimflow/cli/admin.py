@@ -7,7 +7,7 @@ import json
 
 import typer
 
-from claimflow.cli.server import DATABASE_URL_OPTION, database_label, settings_from_flags
+from claimflow.cli.options import DATABASE_URL_OPTION, database_label, settings_from_flags
 from claimflow.domain import Application, ApplicationType
 from claimflow.domain.management_scopes import ALL_MANAGEMENT_SCOPES
 from claimflow.services import build_services

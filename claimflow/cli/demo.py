@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from claimflow.app import create_app
-from claimflow.cli.server import database_label
+from claimflow.cli.options import database_label
 from claimflow.seed import (
     BusinessData,
     InvalidBusinessData,

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from claimflow.cli.server import DATABASE_URL_OPTION, database_label, settings_from_flags
+from claimflow.cli.options import DATABASE_URL_OPTION, database_label, settings_from_flags
 from claimflow.seed import (
     BusinessData,
     ImportSummary,

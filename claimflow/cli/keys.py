@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from claimflow.cli.server import DATABASE_URL_OPTION, settings_from_flags
+from claimflow.cli.options import DATABASE_URL_OPTION, settings_from_flags
 from claimflow.services import build_services
 from claimflow.settings import Settings
 from claimflow.store import migrate as apply_migrations

@@ -10,7 +10,7 @@ import asyncio
 
 import typer
 
-from claimflow.cli.server import DATABASE_URL_OPTION, settings_from_flags
+from claimflow.cli.options import DATABASE_URL_OPTION, settings_from_flags
 from claimflow.settings import Settings
 from claimflow.store import Database
 from claimflow.store import migrate as apply_migrations

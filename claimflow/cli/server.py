@@ -7,24 +7,8 @@ import os
 import typer
 import uvicorn
 
-from claimflow.settings import Settings
+from claimflow.cli.options import DATABASE_URL_OPTION, database_label, settings_from_flags
 from claimflow.store import migrate as apply_migrations
-
-
-def settings_from_flags(database_url: str | None = None, **flags: object) -> Settings:
-    """Settings with the flags given on the command line on top (flags > env > config file)."""
-    values = {k: v for k, v in flags.items() if v is not None}
-    if database_url is not None:
-        values["database_url"] = database_url
-    return Settings(**values)  # type: ignore[arg-type]
-
-
-def database_label(url: str) -> str:
-    """The database URL without credentials, for messages."""
-    return url.split("@")[-1] if "@" in url else url
-
-
-DATABASE_URL_OPTION = typer.Option(None, help="Overrides CLAIMFLOW_DATABASE_URL.")
 
 
 def register(app: typer.Typer) -> None:

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from claimflow.cli.server import DATABASE_URL_OPTION, settings_from_flags
+from claimflow.cli.options import DATABASE_URL_OPTION, settings_from_flags
 from claimflow.errors import ClaimflowError, TokenTooLarge
 from claimflow.services import Services, build_services
 from claimflow.settings import Settings
