@@ -6,6 +6,7 @@ would have expired anyway; after that the row is useless and may be purged.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 
 from sqlalchemy import delete, insert, select
@@ -24,11 +25,9 @@ async def revoke_jti(conn: AsyncConnection, jti: str, expires_on: datetime) -> N
     """
     if await is_revoked(conn, jti):
         return
-    try:
+    with contextlib.suppress(IntegrityError):
         async with conn.begin_nested():
             await conn.execute(insert(t.revoked_tokens).values(jti=jti, expires_on=expires_on))
-    except IntegrityError:
-        pass
 
 
 async def is_revoked(conn: AsyncConnection, jti: str) -> bool:
