@@ -17,7 +17,7 @@ from datetime import datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from claimflow.errors import OAuthError
+from claimflow.errors import Conflict, OAuthError
 from claimflow.oidc.authorization_request import (
     AuthorizationRequest,
     RedirectedError,
@@ -111,6 +111,27 @@ async def _issue_code(
     return _redirect(redirect_with(authz.redirect_uri, params))
 
 
+async def _ensure_membership(
+    services: Services, authz: AuthorizationRequest, org_code: str, user_id: str
+) -> None:
+    """Admit the user to an auto-membership organization; ``access_denied`` for any other."""
+    try:
+        async with services.db.transaction() as conn:
+            if await organizations.find_membership(conn, org_code, user_id) is not None:
+                return
+            org = await organizations.find_organization(conn, org_code)
+            if org is None or not org.is_auto_membership_enabled:
+                raise RedirectedError(
+                    authz, "access_denied", "The user is not a member of this organization."
+                )
+            await organizations.add_member(conn, org.code, user_id)
+    except Conflict:
+        # A concurrent sign-in (another tab) added the same membership first.
+        async with services.db.connect() as conn:
+            if await organizations.find_membership(conn, org_code, user_id) is None:
+                raise
+
+
 async def _continue_signed_in(
     request: Request,
     authz: AuthorizationRequest,
@@ -122,15 +143,7 @@ async def _continue_signed_in(
     services = _services(request)
     org_code: str | None = None
     if authz.org_code is not None:
-        async with services.db.transaction() as conn:
-            membership = await organizations.find_membership(conn, authz.org_code, user_id)
-            if membership is None:
-                org = await organizations.find_organization(conn, authz.org_code)
-                if org is None or not org.is_auto_membership_enabled:
-                    raise RedirectedError(
-                        authz, "access_denied", "The user is not a member of this organization."
-                    )
-                await organizations.add_member(conn, org.code, user_id)
+        await _ensure_membership(services, authz, authz.org_code, user_id)
         org_code = authz.org_code
     elif authz.client.require_organization:
         async with services.db.connect() as conn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -12,6 +13,7 @@ from sqlalchemy import func, select
 from claimflow.services import Services
 from claimflow.store import organizations
 from claimflow.store import tables as t
+from tests.oidc.conftest import Deployment
 from tests.oidc.flow import (
     CALLBACK,
     PASSWORD,
@@ -426,3 +428,22 @@ async def test_values_are_escaped_on_the_login_page(
     assert "&lt;img src=x onerror=alert(1)&gt;" in page.text
     callback = redirect_params(await submit_login(client, page, biz.email, PASSWORD))
     assert callback["state"] == '"><script>alert(1)</script>'
+
+
+async def test_concurrent_first_sign_ins_to_an_auto_membership_organization_all_succeed(
+    deployment: Deployment,
+) -> None:
+    """Two tabs signing in to the same open organization race to add the one membership."""
+    client, services = deployment.client, deployment.services
+    biz = await seed_business(services)
+    await sign_in_for_code(client, biz)  # a session for the browser
+    async with services.db.transaction() as conn:
+        await organizations.update_organization(
+            conn, biz.stranger_org_code, is_auto_membership_enabled=True
+        )
+    params = auth_params(biz, org_code=biz.stranger_org_code)
+    responses = await asyncio.gather(*(client.get("/oauth2/auth", params=params) for _ in range(4)))
+    assert [r.status_code for r in responses] == [302] * 4
+    assert all("code" in redirect_params(r) for r in responses)
+    async with services.db.connect() as conn:
+        assert await organizations.find_membership(conn, biz.stranger_org_code, biz.user_id)
