@@ -2,7 +2,8 @@
 
 Shared by userinfo and introspection. A token is accepted only with ``typ: at+jwt`` (so an ID
 token cannot be used as an access token, RFC 9068 §4 step 2) and a ``jti`` not on the revoked
-list (RFC 7009).
+list (RFC 7009). A user's token also stops being accepted here the moment the user is suspended
+or deleted, so userinfo and introspection never vouch for an account that can no longer sign in.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 import jwt
 
 from claimflow.services import Services
-from claimflow.store import oidc_revocations
+from claimflow.store import oidc_revocations, users
 
 
 async def verify_access_token(services: Services, token: str) -> dict[str, Any] | None:
@@ -30,6 +31,10 @@ async def verify_access_token(services: Services, token: str) -> dict[str, Any] 
     async with services.db.connect() as conn:
         if await oidc_revocations.is_revoked(conn, jti):
             return None
+        if claims.get("gty") != ["client_credentials"]:
+            user = await users.find_user(conn, str(claims.get("sub", "")))
+            if user is None or user.is_suspended:
+                return None
     return claims
 
 

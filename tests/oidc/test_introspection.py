@@ -9,6 +9,7 @@ import jwt
 import pytest
 
 from claimflow.services import Services
+from claimflow.store import users
 from tests.helpers import create_m2m_app, m2m_token
 from tests.oidc.flow import Business, exchange, seed_business, sign_in_for_code
 
@@ -118,3 +119,15 @@ async def test_m2m_token_introspects_as_active(
     token = await m2m_token(client, m2m_id, secret)
     body = await introspect(client, biz, token)
     assert body["active"] is True and body["client_id"] == m2m_id
+
+
+async def test_token_of_a_suspended_user_is_inactive_and_refused_by_userinfo(
+    client: httpx.AsyncClient, services: Services, biz: Business
+) -> None:
+    tokens = await signed_in(client, biz)
+    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert (await client.get("/oauth2/userinfo", headers=headers)).status_code == 200
+    async with services.db.transaction() as conn:
+        await users.update_user(conn, biz.user_id, is_suspended=True)
+    assert (await introspect(client, biz, tokens["access_token"]))["active"] is False
+    assert (await client.get("/oauth2/userinfo", headers=headers)).status_code == 401
