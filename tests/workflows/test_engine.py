@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from claimflow.errors import WorkflowAccessDenied, WorkflowConfigError, WorkflowError
-from claimflow.services import Services
+from claimflow.services import Services, build_services
+from claimflow.settings import Settings
 from claimflow.workflows.bindings import Bindings
 from claimflow.workflows.definition import Binding, FailurePolicy, Workflow, WorkflowSettings
 from claimflow.workflows.engine import WorkflowEngine
@@ -46,11 +47,15 @@ def workflow(
 _open: list[WorkflowEngine] = []
 
 
-@pytest.fixture(autouse=True)
-async def close_engines() -> AsyncIterator[None]:
-    yield
+@pytest.fixture
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    """The conftest's ``services``, closing the engines a test made first: their run logs
+    flush into this database, which must still be open."""
+    built = build_services(settings)
+    yield built
     while _open:
         await _open.pop().aclose()
+    await built.close()
 
 
 def engine_of(services: Services, *workflows: Workflow) -> WorkflowEngine:
