@@ -20,6 +20,7 @@ from claimflow.seed import (
     load_business_file,
 )
 from claimflow.services import Services
+from claimflow.store import users
 from claimflow.workflows.builtin._billing import compact_form, reference_form
 from tests.conftest import ISSUER
 from tests.helpers import management_client
@@ -43,8 +44,11 @@ def demo_data() -> BusinessData:
 
 @pytest.fixture
 async def demo_services(services: Services, demo_data: BusinessData) -> Services:
-    """The app's services with the demo business imported."""
+    """The app's services with the demo business imported, and the user ``kp_demo`` whose tokens
+    the factory signs (token checks at the issuer refuse a token of an unknown user)."""
     await import_business_data(services.db, demo_data)
+    async with services.db.transaction() as conn:
+        await users.create_user(conn, email="token-subject@example.test", user_id="kp_demo")
     return services
 
 
