@@ -17,19 +17,6 @@ from typing import Any
 
 from claimflow.domain import Membership, User
 
-ACCESS_TOKEN_RESERVED = frozenset(
-    {"azp", "exp", "iat", "iss", "nbf", "sid", "sub", "act", "aud", "jti", "scp"}
-    | {"org_code", "permissions", "roles", "client_id"}
-)
-"""Claims a workflow may never set on an access token (Kinde's prohibited list, design §7)."""
-
-ID_TOKEN_RESERVED = frozenset(
-    {"azp", "exp", "iat", "iss", "nbf", "sid", "sub", "act", "aud"}
-    | {"auth_time", "jti", "updated_at", "rat", "nonce", "at_hash"}
-    | {"org_code", "org_codes", "permissions", "roles", "client_id"}
-)
-"""Claims a workflow may never set on an ID token."""
-
 
 @dataclass(frozen=True, slots=True)
 class TokenContext:

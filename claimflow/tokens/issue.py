@@ -24,8 +24,6 @@ import jwt
 from claimflow.services import Services
 from claimflow.tokens.budget import fit_payload
 from claimflow.tokens.claims import (
-    ACCESS_TOKEN_RESERVED,
-    ID_TOKEN_RESERVED,
     TokenContext,
     access_token_claims,
     id_token_claims,
@@ -33,6 +31,7 @@ from claimflow.tokens.claims import (
     token_hash,
 )
 from claimflow.tokens.keys import SigningKey
+from claimflow.tokens.reserved import ACCESS_TOKEN_RESERVED, ID_TOKEN_RESERVED
 from claimflow.workflows.event import (
     AuthOrigin,
     EventApplication,

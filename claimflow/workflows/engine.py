@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 from claimflow.domain.ids import new_prefixed_id
 from claimflow.errors import WorkflowAccessDenied, WorkflowError, WorkflowRuntimeError
 from claimflow.store._rows import utcnow
+from claimflow.tokens.reserved import ACCESS_TOKEN_RESERVED, ID_TOKEN_RESERVED
 from claimflow.workflows.bindings import Auth, Bindings, Env, TokenClaims, WorkflowLogger
 from claimflow.workflows.definition import Binding, FailurePolicy, Workflow
 from claimflow.workflows.event import TokensGenerationEvent, Trigger
 from claimflow.workflows.management_client import ManagementAPIClient, ManagementTransport
-from claimflow.workflows.reserved import RESERVED_ACCESS_TOKEN_CLAIMS, RESERVED_ID_TOKEN_CLAIMS
 from claimflow.workflows.runlog import RunLog, RunOutcome, WorkflowRun
 
 if TYPE_CHECKING:
@@ -175,8 +175,8 @@ class WorkflowEngine:
         settings = workflow.settings
         logger = WorkflowLogger()
         encodings: dict[int, bytes] = {}
-        access = TokenClaims("access token", RESERVED_ACCESS_TOKEN_CLAIMS, encodings)
-        id_token = TokenClaims("ID token", RESERVED_ID_TOKEN_CLAIMS, encodings)
+        access = TokenClaims("access token", ACCESS_TOKEN_RESERVED, encodings)
+        id_token = TokenClaims("ID token", ID_TOKEN_RESERVED, encodings)
         auth = Auth()
         declared = settings.bindings
         # Only the declared bindings are reachable, so only those are built.

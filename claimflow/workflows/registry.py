@@ -25,9 +25,9 @@ from types import ModuleType
 from typing import Any
 
 from claimflow.errors import WorkflowConfigError
+from claimflow.tokens.reserved import RESERVED_CLAIMS
 from claimflow.workflows.definition import FailurePolicy, Workflow, WorkflowSettings
 from claimflow.workflows.event import Trigger
-from claimflow.workflows.reserved import RESERVED_CLAIMS
 
 BUILTIN_MODULES = (
     "claimflow.workflows.builtin.org_billing",

@@ -8,19 +8,21 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from claimflow.domain import Membership, User
+from claimflow.errors import ReservedClaim
 from claimflow.tokens.claims import (
-    ACCESS_TOKEN_RESERVED,
-    ID_TOKEN_RESERVED,
     TokenContext,
     access_token_claims,
     id_token_claims,
     mergeable,
     token_hash,
 )
+from claimflow.tokens.reserved import ACCESS_TOKEN_RESERVED, ID_TOKEN_RESERVED
+from claimflow.workflows.bindings import TokenClaims
 
 NOW = 1_800_000_000
 USER = User(
@@ -127,3 +129,16 @@ def test_custom_claims_never_displace_base_or_reserved_claims(
         for n, forms in custom.items()
         if forms and n not in base and n not in ACCESS_TOKEN_RESERVED
     } == set(merged)
+
+
+def test_a_workflow_cannot_set_a_claim_the_merge_would_drop() -> None:
+    """One list serves both checks: what a workflow may set is exactly what the merge keeps."""
+    for token, reserved in (
+        ("access token", ACCESS_TOKEN_RESERVED),
+        ("ID token", ID_TOKEN_RESERVED),
+    ):
+        claims = TokenClaims(token, reserved, {})
+        for name in sorted(reserved):
+            with pytest.raises(ReservedClaim):
+                claims.set_custom_claim(name, "x")
+    assert "org_codes" in ID_TOKEN_RESERVED
