@@ -27,9 +27,15 @@ from claimflow.cache import Loaded
 from claimflow.errors import ManagementAPICallFailed
 from claimflow.tokens.budget import EncodedJSON
 from claimflow.workflows.bindings import Bindings
+from claimflow.workflows.definition import Binding
 from claimflow.workflows.management_client import ManagementAPIClient
 
 T = TypeVar("T")
+
+BILLING_BINDINGS = frozenset(
+    {Binding.ACCESS_TOKEN, Binding.ID_TOKEN, Binding.MANAGEMENT_API, Binding.BILLING_CACHE}
+)
+"""What both billing workflows use: the two tokens, the Management API and the billing cache."""
 
 ENTITLEMENTS = "billing/entitlements"
 AGREEMENTS = "billing/agreements"
@@ -139,9 +145,15 @@ def encode_forms(value: Any) -> EncodedClaimForms:
 
 
 def set_on_both_tokens(bindings: Bindings, claim: str, forms: EncodedClaimForms) -> None:
+    """Set the claim (with its fallback forms) on both tokens and log what it carries."""
     full, *fallbacks = forms
     bindings.access_token.set_custom_claim(claim, full, fallbacks)
     bindings.id_token.set_custom_claim(claim, full, fallbacks)
+    content = full.value
+    bindings.logger.info(
+        f"{claim} set for customer {content['customer_id']}: "
+        f"{len(content['entitlements'])} entitlements, {len(content['agreements'])} agreements"
+    )
 
 
 async def cached(

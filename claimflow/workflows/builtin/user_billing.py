@@ -13,8 +13,13 @@ from typing import Any
 
 from claimflow.errors import ManagementAPINotFound
 from claimflow.workflows.bindings import Bindings
-from claimflow.workflows.builtin._billing import cached, fetch_customer_billing, set_on_both_tokens
-from claimflow.workflows.definition import Binding, FailurePolicy, WorkflowSettings
+from claimflow.workflows.builtin._billing import (
+    BILLING_BINDINGS,
+    cached,
+    fetch_customer_billing,
+    set_on_both_tokens,
+)
+from claimflow.workflows.definition import FailurePolicy, WorkflowSettings
 from claimflow.workflows.event import TokensGenerationEvent, Trigger
 
 CLAIM = "billingDetails"
@@ -24,14 +29,7 @@ workflow_settings = WorkflowSettings(
     name="Personal billing in tokens (B2C)",
     trigger=Trigger.USER_TOKENS_GENERATION,
     failure_policy=FailurePolicy.STOP,
-    bindings=frozenset(
-        {
-            Binding.ACCESS_TOKEN,
-            Binding.ID_TOKEN,
-            Binding.MANAGEMENT_API,
-            Binding.BILLING_CACHE,
-        }
-    ),
+    bindings=BILLING_BINDINGS,
     claims=frozenset({CLAIM}),
 )
 
@@ -66,8 +64,3 @@ async def run(event: TokensGenerationEvent, bindings: Bindings) -> None:
     if forms is None:
         return
     set_on_both_tokens(bindings, CLAIM, forms)
-    full = forms[0].value
-    bindings.logger.info(
-        f"billingDetails set for customer {full['customer_id']}: "
-        f"{len(full['entitlements'])} entitlements, {len(full['agreements'])} agreements"
-    )
