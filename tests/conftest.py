@@ -110,6 +110,9 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "database_url": database_url,
         "issuer": ISSUER,
         "secret_key": "test-secret-key",
+        # A loaded test machine must not turn a workflow's ordinary run into a time-out; the
+        # tests of the time limit set their own.
+        "workflow_time_limit_seconds": 30.0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
