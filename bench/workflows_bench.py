@@ -4,8 +4,9 @@
 
 1. Token issuance with ``org_billing`` on a warm cache vs with no workflow enabled. Goal: under
    10 % slower. Measured twice, and both arms do the same work apart from the workflow:
-   a. the issuance function ``claimflow.tokens.issue.issue_user_tokens``: the baseline is the
-      workflow seam with nothing enabled, base claims, size budget and signing an RS256 access
+   a. what the grants do to issue: ``WorkflowEngine.run_tokens_generation`` then
+      ``claimflow.tokens.issue.issue_user_tokens``; the baseline is the workflow seam with
+      nothing enabled, base claims, size budget and signing an RS256 access
       token and ID token (SQLite store, keys cached);
    b. ``POST /oauth2/token`` with the refresh_token grant through the ASGI app: the baseline adds
       client authentication, reading the refresh token and its user and membership, rotating
@@ -52,6 +53,7 @@ from claimflow.app import create_app
 from claimflow.cache import InProcessBillingCache, RedisBillingCache
 from claimflow.crypto import hash_password
 from claimflow.domain import ApplicationType, FeatureKind
+from claimflow.oidc.workflow_events import tokens_generation_event
 from claimflow.services import Services, build_services
 from claimflow.settings import Settings
 from claimflow.store import applications, billing, migrate, organizations, users
@@ -59,7 +61,7 @@ from claimflow.store import tables as t
 from claimflow.store._rows import utcnow
 from claimflow.store.billing import PriceInput
 from claimflow.tokens.claims import TokenContext
-from claimflow.tokens.issue import IssuanceRequest, issue_user_tokens
+from claimflow.tokens.issue import TokenSizeBudget, issue_user_tokens
 from claimflow.workflows.bindings import WorkflowLogger
 from claimflow.workflows.builtin._billing import AGREEMENTS, ENTITLEMENTS
 from claimflow.workflows.engine import WorkflowEngine
@@ -253,11 +255,30 @@ async def issuance(iterations: int, workdir: Path) -> tuple[Comparison, int]:
         ctx, _ = await seed(services)
         with_engine = services.workflows
         without_engine = WorkflowEngine()
-        request = IssuanceRequest(AuthOrigin.AUTHORIZATION_REQUEST, False, "127.0.0.1", "bench")
+        event = tokens_generation_event(
+            issuer=ctx.issuer,
+            user_id=ctx.user.id,
+            client_id=ctx.client_id,
+            org_code=ctx.org_code,
+            origin=AuthOrigin.AUTHORIZATION_REQUEST,
+            is_existing_session=False,
+            ip="127.0.0.1",
+            user_agent="bench",
+        )
+        budget = TokenSizeBudget(
+            services.settings.access_token_max_bytes, services.settings.id_token_max_bytes
+        )
 
         async def issue() -> Any:
+            custom = await services.workflows.run_tokens_generation(event)
             return await issue_user_tokens(
-                services, ctx, request, access_ttl=3600, id_ttl=3600, with_id_token=True
+                services.keys,
+                ctx,
+                custom,
+                budget=budget,
+                access_ttl=3600,
+                id_ttl=3600,
+                with_id_token=True,
             )
 
         await issue()  # warm the cache, the keys and the in-process API

@@ -17,7 +17,6 @@ from claimflow.oidc import errors as oauth_errors
 from claimflow.services import Services, build_services
 from claimflow.settings import Settings
 from claimflow.store.housekeeping import prune_expired
-from claimflow.workflows import routes as workflow_routes
 
 HOUSEKEEPING_INTERVAL_SECONDS = 3600.0
 """How often a running server deletes expired codes, sessions and tokens."""
@@ -70,5 +69,4 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     oauth_errors.install(app)
     app.include_router(oidc.router)
     app.include_router(management.router)
-    app.include_router(workflow_routes.router)
     return app

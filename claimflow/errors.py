@@ -15,6 +15,7 @@
     │   └── ManagementAPICallFailed  a Management API call failed (status, timeout, bad body)
     │       └── ManagementAPINotFound  404: the organization or user does not exist there
     ├── TokenTooLarge         even the smallest claim forms do not fit the token size budget
+    ├── InvalidBillingClaim   (claimflow.claims) a billing claim, or what it is built from, is malformed
     ├── ResourceAccessDenied  (claimflow.resource) an API refuses a token: 401/403 per RFC 6750
     └── JWKSUnavailable       (claimflow.resource) the issuer's key set cannot be fetched
 
@@ -141,3 +142,17 @@ class TokenTooLarge(ClaimflowError):
         self.token = token
         self.size = size
         self.budget = budget
+
+
+class InvalidBillingClaim(ClaimflowError):
+    """A billing claim (or the Management API answer it is built from) is malformed.
+
+    ``part`` names the member at fault (``entitlements``, ``agreements``, ``features``, ...), so
+    a workflow can say which Management API call answered badly and a resource server which
+    claim member made the token invalid.
+    """
+
+    def __init__(self, part: str, message: str) -> None:
+        super().__init__(message)
+        self.part = part
+        self.message = message

@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from claimflow.oidc import (
     authorize,
+    billing_claims,
     discovery,
     introspection,
     logout,
@@ -13,7 +14,16 @@ from claimflow.oidc import (
 )
 
 router = APIRouter()
-for _module in (discovery, authorize, token, userinfo, introspection, revocation, logout):
+for _module in (
+    discovery,
+    authorize,
+    token,
+    userinfo,
+    introspection,
+    revocation,
+    logout,
+    billing_claims,
+):
     router.include_router(_module.router)
 
 __all__ = ["router"]

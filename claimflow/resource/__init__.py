@@ -6,12 +6,8 @@ forms, as ``BillingClaim``); ``ResourceServer`` turns that into FastAPI/Starlett
 answering 401/403 per RFC 6750.
 """
 
-from claimflow.resource.billing import (
-    BillingClaim,
-    BillingResolver,
-    FeatureLimit,
-    parse_billing_claim,
-)
+from claimflow.claims import BillingClaim, FeatureLimit
+from claimflow.resource.billing import BillingResolver, parse_billing_claim
 from claimflow.resource.dependencies import ResourceServer, access_denied_response
 from claimflow.resource.errors import ResourceAccessDenied
 from claimflow.resource.jwks import JWKSCache, JWKSUnavailable

@@ -1,153 +1,33 @@
-"""Reading ``org_billing`` and ``billingDetails`` in their three forms.
+"""Reading ``org_billing`` and ``billingDetails`` in an API, whatever form the token carried.
 
-The billing workflows (``claimflow/workflows/builtin/_billing.py``, JSON Schemas in
-``claimflow/tokens/schemas/``) put one of three forms in the token, richest first, depending on
-the token size budget:
+The forms and their parser live in ``claimflow.claims`` (shared with the workflows that write
+them); here a malformed claim becomes RFC 6750's ``invalid_token``, and ``BillingResolver``
+fetches the full form behind a reference-form claim from the issuer's
+``GET /oauth2/billing/{customer_id}``, with the token itself as the credential.
 
-- **full** (no ``form`` member; exactly Kinde's claim): ``{customer_id, entitlements: [...],
-  agreements: [...]}`` — ``billingDetails`` adds ``user_billing``;
-- **compact**: ``{form: "compact", v, customer_id, plans, features: {code: [min, max]}}``;
-- **reference**: ``{form: "reference", v, customer_id, plans}`` — the features are not in the
-  token; ``BillingResolver`` fetches the full form from the issuer's
-  ``GET /oauth2/billing/{customer_id}`` with the token itself as the credential.
-
-``BillingClaim`` is what all three become, so an API asks ``has_feature("sso")`` or
+``BillingClaim`` is what all three forms become, so an API asks ``has_feature("sso")`` or
 ``limit_of("seats")`` without caring which form the token carried.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from claimflow.claims import BillingClaim, InvalidBillingClaim
+from claimflow.claims import parse_billing_claim as parse_claim
 from claimflow.resource.errors import ResourceAccessDenied, invalid_token
-
-BillingForm = Literal["full", "compact", "reference"]
-
-
-@dataclass(frozen=True, slots=True)
-class FeatureLimit:
-    """One entitled feature; ``maximum is None`` means no upper limit (or a boolean feature)."""
-
-    code: str
-    minimum: int | None = None
-    maximum: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BillingClaim:
-    """A customer's billing as a token states it, whatever its form."""
-
-    form: BillingForm
-    customer_id: str
-    plans: tuple[str, ...]
-    features: Mapping[str, FeatureLimit] | None
-    """Entitled features by code; ``None`` for an unresolved reference form."""
-    version: str | None = None
-    full: Mapping[str, Any] | None = field(default=None, repr=False)
-    """The full form's JSON (Kinde's shape), when the token carried it or it was resolved."""
-
-    @property
-    def is_resolved(self) -> bool:
-        return self.features is not None
-
-    def has_feature(self, code: str) -> bool:
-        return self._features().get(code) is not None
-
-    def limit_of(self, code: str) -> FeatureLimit | None:
-        """The feature's limits, or ``None`` when the customer is not entitled to it."""
-        return self._features().get(code)
-
-    def _features(self) -> Mapping[str, FeatureLimit]:
-        if self.features is None:
-            raise ValueError("a reference-form billing claim must be resolved first")
-        return self.features
-
-
-def _int_or_none(value: Any, where: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise invalid_token(f"The billing claim's {where} is not an integer.")
-    return value
-
-
-def _plans(raw: Any) -> tuple[str, ...]:
-    if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
-        raise invalid_token("The billing claim's plans are not a list of codes.")
-    return tuple(raw)
 
 
 def parse_billing_claim(raw: Any) -> BillingClaim:
-    """Turn the claim's JSON into a ``BillingClaim``; a malformed claim is an invalid token."""
-    if not isinstance(raw, dict):
-        raise invalid_token("The billing claim is not an object.")
-    customer_id = raw.get("customer_id")
-    if not isinstance(customer_id, str) or not customer_id:
-        raise invalid_token("The billing claim has no customer_id.")
-    form = raw.get("form", "full")
-    version = raw.get("v")
-    if version is not None and not isinstance(version, str):
-        raise invalid_token("The billing claim's version is not a string.")
-    if form == "full":
-        return _full(raw, customer_id)
-    if form == "compact":
-        features_raw = raw.get("features")
-        if not isinstance(features_raw, dict):
-            raise invalid_token("The compact billing claim has no features object.")
-        features: dict[str, FeatureLimit] = {}
-        for code, limits in features_raw.items():
-            if not isinstance(limits, list) or len(limits) != 2:
-                raise invalid_token(f"The limits of feature {code!r} are not [min, max].")
-            features[code] = FeatureLimit(
-                code,
-                _int_or_none(limits[0], f"{code} minimum"),
-                _int_or_none(limits[1], f"{code} maximum"),
-            )
-        return BillingClaim("compact", customer_id, _plans(raw.get("plans")), features, version)
-    if form == "reference":
-        return BillingClaim("reference", customer_id, _plans(raw.get("plans")), None, version)
-    raise invalid_token(f"Unknown billing claim form {form!r}.")
-
-
-def _full(raw: dict[str, Any], customer_id: str) -> BillingClaim:
-    entitlements = raw.get("entitlements")
-    agreements = raw.get("agreements")
-    if not isinstance(entitlements, list) or not isinstance(agreements, list):
-        raise invalid_token("The billing claim's entitlements or agreements are not lists.")
-    features: dict[str, FeatureLimit] = {}
-    for item in entitlements:
-        code = item.get("feature_code") if isinstance(item, dict) else None
-        if not isinstance(code, str) or not code:
-            raise invalid_token("An entitlement in the billing claim has no feature_code.")
-        minimum = _int_or_none(item.get("entitlement_limit_min"), f"{code} minimum")
-        maximum = _int_or_none(item.get("entitlement_limit_max"), f"{code} maximum")
-        features[code] = _widest(features.get(code), FeatureLimit(code, minimum, maximum))
-    plans: list[str] = []
-    for agreement in agreements:
-        plan = agreement.get("plan_code") if isinstance(agreement, dict) else None
-        if not isinstance(plan, str):
-            raise invalid_token("An agreement in the billing claim has no plan_code.")
-        if plan not in plans:
-            plans.append(plan)
-    return BillingClaim("full", customer_id, tuple(plans), features, raw.get("v"), full=raw)
-
-
-def _widest(current: FeatureLimit | None, new: FeatureLimit) -> FeatureLimit:
-    """Two agreements may price one feature: the customer gets the larger allowance."""
-    if current is None:
-        return new
-    maximum = (
-        None
-        if current.maximum is None or new.maximum is None
-        else max(current.maximum, new.maximum)
-    )
-    minimum = min((m for m in (current.minimum, new.minimum) if m is not None), default=None)
-    return FeatureLimit(new.code, minimum, maximum)
+    """``claimflow.claims.parse_billing_claim``; a malformed claim makes the token invalid (401)."""
+    try:
+        return parse_claim(raw)
+    except InvalidBillingClaim as exc:
+        raise invalid_token(f"The billing claim is malformed: {exc.message}.") from exc
 
 
 class BillingResolver:
@@ -214,14 +94,7 @@ class BillingResolver:
         resolved = parse_billing_claim(body)
         if resolved.customer_id != claim.customer_id:
             raise invalid_token("The billing details belong to another customer.")
-        resolved = BillingClaim(
-            "reference",
-            resolved.customer_id,
-            resolved.plans,
-            resolved.features,
-            claim.version,
-            full=resolved.full,
-        )
+        resolved = replace(resolved, form="reference", version=claim.version)
         if len(self._cache) >= self._max_entries:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = resolved

@@ -21,7 +21,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from claimflow.resource.billing import BillingClaim, BillingResolver, FeatureLimit
+from claimflow.claims import BillingClaim, FeatureLimit
+from claimflow.resource.billing import BillingResolver
 from claimflow.resource.errors import ResourceAccessDenied, insufficient, missing_token
 from claimflow.resource.verifier import TokenVerifier, VerifiedToken
 

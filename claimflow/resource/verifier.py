@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import jwt
 
-from claimflow.resource.billing import BillingClaim, parse_billing_claim
+from claimflow.claims import BillingClaim
+from claimflow.resource.billing import parse_billing_claim
 from claimflow.resource.errors import ResourceAccessDenied, invalid_token
 from claimflow.resource.jwks import JWKSCache, JWKSUnavailable
 

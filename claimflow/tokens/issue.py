@@ -1,10 +1,11 @@
-"""Issuing a user's access token and ID token (design §3): workflows, merge, budget, sign.
+"""Issuing a user's access token and ID token (design §3): merge, budget, sign.
 
-The order matters. The workflows run first, because a failing or denying workflow must leave
-nothing issued; the claims are then merged with base claims winning, fitted to the size budget
-with the exact header ``KeyManager.sign`` writes, and signed. Signing has no side effect, so the
-grant can still throw the tokens away if its final atomic write (spending the code or the refresh
-token) loses a race.
+The order matters. The grant runs the workflows first, because a failing or denying workflow
+must leave nothing issued, and hands their claims here; they are merged with base claims
+winning, fitted to the size budget with the exact header ``KeyManager.sign`` writes, and signed.
+Signing has no side effect, so the grant can still throw the tokens away if its final atomic
+write (spending the code or the refresh token) loses a race. Everything arrives as an argument:
+this module knows neither the service container nor the workflow engine (design §2).
 
 The budget hands back the JSON payload it measured, and that is what gets signed (RFC 7515 §5.1
 signs the payload's octets): a claim's encoding made once by the workflow is not redone here,
@@ -15,13 +16,13 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 
-from claimflow.services import Services
 from claimflow.tokens.budget import fit_payload
 from claimflow.tokens.claims import (
     TokenContext,
@@ -30,34 +31,37 @@ from claimflow.tokens.claims import (
     mergeable,
     token_hash,
 )
-from claimflow.tokens.keys import SigningKey
+from claimflow.tokens.keys import KeyManager, SigningKey
 from claimflow.tokens.reserved import ACCESS_TOKEN_RESERVED, ID_TOKEN_RESERVED
-from claimflow.workflows.event import (
-    AuthOrigin,
-    EventApplication,
-    EventAuth,
-    EventContext,
-    EventDomains,
-    EventOrganization,
-    EventRequest,
-    EventRequestAuth,
-    EventUser,
-    TokensGenerationEvent,
-)
 
 ACCESS_TOKEN_TYP = "at+jwt"
 """RFC 9068 §2.1: access tokens carry ``typ: at+jwt`` so they cannot pass for ID tokens."""
 ID_TOKEN_TYP = "JWT"
 
 
-@dataclass(frozen=True, slots=True)
-class IssuanceRequest:
-    """Where the token request came from, for the workflow event (design §4)."""
+class CustomClaims(Protocol):
+    """The custom claims the workflows set, per token, each with its forms (preferred first).
 
-    origin: AuthOrigin
-    is_existing_session: bool
-    ip: str | None
-    user_agent: str | None
+    ``*_encoded`` may carry the forms' compact JSON as the workflow made it once (the budget and
+    the signer reuse it); a claim missing there is encoded here.
+    """
+
+    @property
+    def access_token(self) -> Mapping[str, tuple[Any, ...]]: ...
+    @property
+    def id_token(self) -> Mapping[str, tuple[Any, ...]]: ...
+    @property
+    def access_token_encoded(self) -> Mapping[str, tuple[bytes, ...]]: ...
+    @property
+    def id_token_encoded(self) -> Mapping[str, tuple[bytes, ...]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSizeBudget:
+    """The largest encoded JWT of each kind, in bytes (``claimflow.tokens.budget``)."""
+
+    access_token_max_bytes: int
+    id_token_max_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,38 +73,19 @@ class IssuedTokens:
     id_token: str | None
 
 
-def tokens_generation_event(ctx: TokenContext, request: IssuanceRequest) -> TokensGenerationEvent:
-    """Kinde's ``user:tokens_generation`` event for this issuance."""
-    return TokensGenerationEvent(
-        context=EventContext(
-            user=EventUser(id=ctx.user.id),
-            application=EventApplication(client_id=ctx.client_id),
-            auth=EventAuth(origin=request.origin, is_existing_session=request.is_existing_session),
-            domains=EventDomains(kinde_domain=ctx.issuer),
-            organization=EventOrganization(ctx.org_code) if ctx.org_code else None,
-        ),
-        request=EventRequest(
-            ip=request.ip,
-            user_agent=request.user_agent,
-            auth=EventRequestAuth(audience=ctx.audience),
-        ),
-    )
-
-
 async def issue_user_tokens(
-    services: Services,
+    keys: KeyManager,
     ctx: TokenContext,
-    request: IssuanceRequest,
+    custom: CustomClaims,
     *,
+    budget: TokenSizeBudget,
     access_ttl: int,
     id_ttl: int,
     with_id_token: bool,
 ) -> IssuedTokens:
-    """Run the workflows and sign both tokens; raises ``WorkflowError`` or ``TokenTooLarge``."""
-    custom = await services.workflows.run_tokens_generation(tokens_generation_event(ctx, request))
+    """Sign both tokens with ``custom`` merged in; raises ``TokenTooLarge`` over ``budget``."""
     # The key is read once: the header the budget measures is the header that gets signed.
-    key = await services.keys.ensure_active_key()
-    settings = services.settings
+    key = await keys.ensure_active_key()
     now = int(time.time())
 
     jti = secrets.token_hex(16)
@@ -111,7 +96,7 @@ async def issue_user_tokens(
         header,
         base,
         mergeable(custom.access_token, base, ACCESS_TOKEN_RESERVED),
-        settings.access_token_max_bytes,
+        budget.access_token_max_bytes,
         key.algorithm,
         custom.access_token_encoded,
     )
@@ -131,7 +116,7 @@ async def issue_user_tokens(
             {"alg": key.algorithm, "kid": key.kid, "typ": ID_TOKEN_TYP},
             id_base,
             mergeable(custom.id_token, id_base, ID_TOKEN_RESERVED),
-            settings.id_token_max_bytes,
+            budget.id_token_max_bytes,
             key.algorithm,
             custom.id_token_encoded,
         )

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from claimflow.claims import billing_claim_forms, org_billing_claim
 from claimflow.crypto import hash_password
 from claimflow.seed import (
     BusinessData,
@@ -21,7 +22,6 @@ from claimflow.seed import (
 )
 from claimflow.services import Services
 from claimflow.store import users
-from claimflow.workflows.builtin._billing import compact_form, reference_form
 from tests.conftest import ISSUER
 from tests.helpers import management_client
 
@@ -77,19 +77,13 @@ class TokenFactory:
             "/api/v1/billing/agreements", params={"customer_id": customer_id}, headers=self.headers
         )
         assert entitlements.status_code == agreements.status_code == 200
-        return {
-            "customer_id": customer_id,
-            "entitlements": entitlements.json()["entitlements"],
-            "agreements": agreements.json()["agreements"],
-        }
+        return org_billing_claim(
+            customer_id, entitlements.json()["entitlements"], agreements.json()["agreements"]
+        )
 
     async def billing_claim(self, customer_id: str, form: str) -> dict[str, Any]:
-        full = await self.full_billing(customer_id)
-        if form == "compact":
-            return compact_form(full)
-        if form == "reference":
-            return reference_form(full)
-        return full
+        forms = billing_claim_forms(await self.full_billing(customer_id))
+        return dict(forms._asdict()[form])
 
     async def token(
         self,

@@ -1,4 +1,4 @@
-"""Issue 4's "done means": plans, an organization with a billing customer on a plan and a
+"""End to end: plans, an organization with a billing customer on a plan and a
 member, set up through the Management API; sign in through the authorization code flow with
 ``org_code``; the access and ID tokens carry ``org_billing`` equal to what the Management API
 returns; the agreement changes; a refresh carries the new plan. The same for ``billingDetails``
@@ -7,7 +7,6 @@ error naming the workflow and run."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,13 +14,12 @@ import jsonschema
 import jwt
 import pytest
 
+from claimflow.claims import billing_claim_forms, claim_schema
 from claimflow.services import Services
 from tests.helpers import management_client
 from tests.management.catalogue import make_plan
 from tests.oidc.flow import Business, exchange, seed_business, sign_in_for_code
 from tests.workflows.test_billing_workflows import expected_billing
-
-SCHEMAS = Path(__file__).resolve().parents[2] / "claimflow" / "tokens" / "schemas"
 
 
 async def verified(client: httpx.AsyncClient, token: str, issuer: str) -> dict[str, Any]:
@@ -96,7 +94,7 @@ async def test_org_sign_in_and_refresh_follow_the_agreement(
     assert id_claims["org_billing"] == expected
     assert "billingDetails" not in access and "billingDetails" not in id_claims
     assert [a["plan_code"] for a in access["org_billing"]["agreements"]] == ["starter"]
-    jsonschema.validate(access["org_billing"], _schema("org_billing.full"))
+    jsonschema.validate(access["org_billing"], claim_schema("org_billing.full"))
 
     changed = await client.post(
         "/api/v1/billing/agreements",
@@ -138,7 +136,7 @@ async def test_personal_sign_in_and_refresh_follow_the_agreement(
     assert access["billingDetails"] == details
     assert id_claims["billingDetails"] == details
     assert "org_billing" not in access and "org_billing" not in id_claims
-    jsonschema.validate(access["billingDetails"], _schema("billingDetails.full"))
+    jsonschema.validate(access["billingDetails"], claim_schema("billingDetails.full"))
 
     await client.post(
         "/api/v1/billing/agreements",
@@ -161,7 +159,7 @@ async def test_reference_endpoint_serves_the_full_form_to_the_tokens_holder_only
     response = await client.get(f"/oauth2/billing/{customer_id}", headers=auth)
     assert response.status_code == 200
     assert response.json() == await expected_billing(client, services, customer_id)
-    reference = _forms_of(services, response.json())[2]
+    reference = billing_claim_forms(response.json()).reference
     assert response.headers["etag"] == f'"{reference["v"]}"'
 
     other = await client.get(f"/oauth2/billing/{personal_id}", headers=auth)
@@ -190,16 +188,3 @@ async def test_a_stop_failure_is_an_oauth_error_naming_workflow_and_run(
     text = response.text
     assert "org_billing" in text and "run_" in text
     assert "access_token" not in response.json()
-
-
-def _schema(name: str) -> dict[str, Any]:
-    import json
-
-    loaded: dict[str, Any] = json.loads((SCHEMAS / f"{name}.json").read_text())
-    return loaded
-
-
-def _forms_of(_services: Services, full: dict[str, Any]) -> tuple[Any, ...]:
-    from claimflow.workflows.builtin._billing import compact_form, reference_form
-
-    return (full, compact_form(full), reference_form(full))

@@ -14,10 +14,11 @@ from claimflow.domain import Application
 from claimflow.errors import OAuthError, TokenTooLarge, WorkflowError
 from claimflow.oidc.errors import from_issuance_error
 from claimflow.oidc.grants.base import TokenRequest
+from claimflow.oidc.workflow_events import tokens_generation_event
 from claimflow.services import Services
 from claimflow.store import oidc_refresh_tokens, organizations, users
 from claimflow.tokens.claims import TokenContext
-from claimflow.tokens.issue import IssuanceRequest, IssuedTokens, issue_user_tokens
+from claimflow.tokens.issue import IssuedTokens, TokenSizeBudget, issue_user_tokens
 from claimflow.workflows.event import AuthOrigin
 
 OFFLINE_SCOPES = frozenset({"offline", "offline_access"})
@@ -94,13 +95,27 @@ async def store_refresh_token(
 async def issue(
     request: TokenRequest, ctx: TokenContext, origin: AuthOrigin, *, is_existing_session: bool
 ) -> IssuedTokens:
-    """Run the workflows and sign; workflow and budget failures become OAuth errors."""
-    settings, client = request.services.settings, request.client
+    """Run the workflows, then sign; workflow and budget failures become OAuth errors."""
+    services, client = request.services, request.client
+    settings = services.settings
+    event = tokens_generation_event(
+        issuer=ctx.issuer,
+        user_id=ctx.user.id,
+        client_id=ctx.client_id,
+        org_code=ctx.org_code,
+        origin=origin,
+        is_existing_session=is_existing_session,
+        ip=request.ip,
+        user_agent=request.user_agent,
+        audience=ctx.audience,
+    )
     try:
+        custom = await services.workflows.run_tokens_generation(event)
         return await issue_user_tokens(
-            request.services,
+            services.keys,
             ctx,
-            IssuanceRequest(origin, is_existing_session, request.ip, request.user_agent),
+            custom,
+            budget=TokenSizeBudget(settings.access_token_max_bytes, settings.id_token_max_bytes),
             access_ttl=client.access_token_ttl_seconds or settings.access_token_ttl_seconds,
             id_ttl=client.id_token_ttl_seconds or settings.id_token_ttl_seconds,
             with_id_token="openid" in ctx.scopes,

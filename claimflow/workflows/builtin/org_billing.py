@@ -3,13 +3,14 @@
 Kinde's ``addBillingDetailsToTokensB2BWorkflow`` (design §1) with design §7's fixes: values go in
 ``params`` (URL-encoded), HTTP status is checked (404 → skip), entitlements and agreements are
 fetched in parallel and completely, agreements have one shape, the result is cached per customer,
-and the claim comes with compact and reference forms for the size budget.
+and the claim comes with compact and reference forms for the size budget (``claimflow.claims``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from claimflow.claims import ORG_BILLING, org_billing_claim
 from claimflow.errors import ManagementAPINotFound
 from claimflow.workflows.bindings import Bindings
 from claimflow.workflows.builtin._billing import (
@@ -21,7 +22,7 @@ from claimflow.workflows.builtin._billing import (
 from claimflow.workflows.definition import FailurePolicy, WorkflowSettings
 from claimflow.workflows.event import TokensGenerationEvent, Trigger
 
-CLAIM = "org_billing"
+CLAIM = ORG_BILLING
 
 workflow_settings = WorkflowSettings(
     id="org_billing",
@@ -47,7 +48,7 @@ async def load_org_billing(bindings: Bindings, org_code: str) -> dict[str, Any] 
         bindings.logger.info(f"organization {org_code!r} has no billing customer; no billing claim")
         return None
     entitlements, agreements = await fetch_customer_billing(api, customer_id)
-    return {"customer_id": customer_id, "entitlements": entitlements, "agreements": agreements}
+    return org_billing_claim(customer_id, entitlements, agreements)
 
 
 async def run(event: TokensGenerationEvent, bindings: Bindings) -> None:

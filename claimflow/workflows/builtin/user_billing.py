@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from claimflow.claims import BILLING_DETAILS, billing_details_claim
 from claimflow.errors import ManagementAPINotFound
 from claimflow.workflows.bindings import Bindings
 from claimflow.workflows.builtin._billing import (
@@ -22,7 +23,7 @@ from claimflow.workflows.builtin._billing import (
 from claimflow.workflows.definition import FailurePolicy, WorkflowSettings
 from claimflow.workflows.event import TokensGenerationEvent, Trigger
 
-CLAIM = "billingDetails"
+CLAIM = BILLING_DETAILS
 
 workflow_settings = WorkflowSettings(
     id="user_billing",
@@ -47,12 +48,7 @@ async def load_user_billing(bindings: Bindings, user_id: str) -> dict[str, Any] 
         bindings.logger.info(f"user {user_id!r} has no billing customer; no billing claim")
         return None
     entitlements, agreements = await fetch_customer_billing(api, customer_id)
-    return {
-        "customer_id": customer_id,
-        "user_billing": billing,
-        "entitlements": entitlements,
-        "agreements": agreements,
-    }
+    return billing_details_claim(customer_id, billing, entitlements, agreements)
 
 
 async def run(event: TokensGenerationEvent, bindings: Bindings) -> None:
