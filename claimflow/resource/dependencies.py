@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import Depends
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -134,6 +133,8 @@ class ResourceServer:
         ``used`` is itself a FastAPI dependency (it may take the request, the token, a database
         session...) returning how many units are in use now.
         """
+        from fastapi import Depends  # FastAPI only for the apps that use this dependency
+
         limit_dependency = self.limit_of(code)
         realm = self.realm
 

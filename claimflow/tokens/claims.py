@@ -1,4 +1,5 @@
-"""Base claims of user tokens: the access token (RFC 9068 §2.2) and the ID token (OIDC Core §2).
+"""Base claims of tokens: a user's access token (RFC 9068 §2.2) and ID token (OIDC Core §2), and
+a machine's access token (RFC 9068 with Kinde's M2M extras).
 
 Pure functions of a ``TokenContext``: no I/O, so they are easy to property-test and the token
 endpoint's grants only decide *who* and *what*, never *how a claim looks*. Kinde's extras
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -57,6 +58,39 @@ def access_token_claims(ctx: TokenContext, *, jti: str, now: int, ttl: int) -> d
         claims["permissions"] = list(ctx.membership.permissions)
         claims["roles"] = [{"key": role} for role in ctx.membership.roles]
     return claims
+
+
+def m2m_access_token_claims(
+    *,
+    issuer: str,
+    client_id: str,
+    audience: str,
+    scopes: Sequence[str],
+    jti: str,
+    now: int,
+    ttl: int,
+) -> dict[str, Any]:
+    """A client-credentials access token (RFC 6749 §4.4, RFC 9068 §2.2) as Kinde shapes it.
+
+    The subject is the client itself; Kinde adds ``gty: ["client_credentials"]``, ``scp`` (the
+    scopes as a list) beside ``scope`` and ``v: "2"``. The token endpoint's grant and the
+    workflows' in-process Management API token both come from here, so the Management API's
+    checks see one shape.
+    """
+    return {
+        "iss": issuer,
+        "sub": client_id,
+        "aud": [audience],
+        "azp": client_id,
+        "client_id": client_id,
+        "iat": now,
+        "exp": now + ttl,
+        "jti": jti,
+        "gty": ["client_credentials"],
+        "scp": list(scopes),
+        "scope": " ".join(scopes),
+        "v": "2",
+    }
 
 
 def token_hash(token: str, algorithm: str) -> str:

@@ -31,6 +31,7 @@ from urllib.parse import quote
 import httpx
 
 from claimflow.errors import ManagementAPICallFailed, ManagementAPINotFound, WorkflowRuntimeError
+from claimflow.tokens.claims import m2m_access_token_claims
 from claimflow.workflows.bindings import WorkflowLogger
 
 ParamValue = str | int | bool
@@ -249,21 +250,15 @@ class InProcessTransport:
         self._token = _CachedToken(self._mint)
 
     async def _mint(self) -> tuple[str, float]:
-        now = int(time.time())
-        claims = {
-            "iss": self._issuer,
-            "sub": "claimflow-workflows",
-            "aud": [self._issuer + "/api"],
-            "azp": "claimflow-workflows",
-            "client_id": "claimflow-workflows",
-            "iat": now,
-            "exp": now + self.TOKEN_SECONDS,
-            "jti": secrets.token_hex(16),
-            "gty": ["client_credentials"],
-            "scp": list(READ_SCOPES),
-            "scope": " ".join(READ_SCOPES),
-            "v": "2",
-        }
+        claims = m2m_access_token_claims(
+            issuer=self._issuer,
+            client_id="claimflow-workflows",
+            audience=self._issuer + "/api",
+            scopes=READ_SCOPES,
+            jti=secrets.token_hex(16),
+            now=int(time.time()),
+            ttl=self.TOKEN_SECONDS,
+        )
         return await self._sign(claims), float(self.TOKEN_SECONDS)
 
     def _http(self) -> httpx.AsyncClient:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import httpx
 import jwt
 
+from claimflow.app import create_app
 from claimflow.services import Services
+from claimflow.workflows.management_client import InProcessTransport
 from tests.helpers import create_m2m_app
 
 
@@ -74,3 +77,36 @@ async def test_unknown_grant_and_repeated_parameters(client: httpx.AsyncClient) 
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert response.status_code == 400 and response.json()["error"] == "invalid_request"
+
+
+async def test_the_workflows_internal_token_has_the_grants_shape(
+    client: httpx.AsyncClient, services: Services
+) -> None:
+    """The in-process Management API token of the workflows and a client-credentials token are
+    built by one function: same claims, same ``gty``/``v``, and the API accepts both."""
+    client_id, secret = await create_m2m_app(services, ["read:organizations"])
+    granted = await client.post(
+        "/oauth2/token",
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+    )
+    grant_claims = jwt.decode(granted.json()["access_token"], options={"verify_signature": False})
+
+    minted: list[dict[str, Any]] = []
+
+    async def sign(claims: dict[str, Any]) -> str:
+        minted.append(claims)
+        return await services.keys.sign(claims, typ="at+jwt")
+
+    app = create_app(services=services)
+    transport = InProcessTransport(lambda: app, sign, services.issuer)
+    try:
+        answer = await transport.request("GET", "organizations", {}, None)
+    finally:
+        await transport.aclose()
+    assert answer.status_code == 200, answer.text
+    (internal,) = minted
+    assert set(internal) == set(grant_claims)
+    for same in ("iss", "aud", "gty", "v"):
+        assert internal[same] == grant_claims[same]
+    assert internal["sub"] == internal["azp"] == internal["client_id"]
+    assert internal["scope"] == " ".join(internal["scp"])

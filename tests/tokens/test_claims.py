@@ -18,6 +18,7 @@ from claimflow.tokens.claims import (
     TokenContext,
     access_token_claims,
     id_token_claims,
+    m2m_access_token_claims,
     mergeable,
     token_hash,
 )
@@ -142,3 +143,27 @@ def test_a_workflow_cannot_set_a_claim_the_merge_would_drop() -> None:
             with pytest.raises(ReservedClaim):
                 claims.set_custom_claim(name, "x")
     assert "org_codes" in ID_TOKEN_RESERVED
+
+
+@given(
+    client_id=st.from_regex(r"[a-z0-9]{1,16}", fullmatch=True),
+    scopes=st.lists(words, unique=True, max_size=6),
+    ttl=st.integers(min_value=1, max_value=86_400),
+)
+def test_m2m_claims_name_the_client_as_subject_and_state_scopes_twice(
+    client_id: str, scopes: list[str], ttl: int
+) -> None:
+    claims = m2m_access_token_claims(
+        issuer="https://id.test",
+        client_id=client_id,
+        audience="https://id.test/api",
+        scopes=scopes,
+        jti="j",
+        now=NOW,
+        ttl=ttl,
+    )
+    assert claims["sub"] == claims["azp"] == claims["client_id"] == client_id
+    assert claims["aud"] == ["https://id.test/api"] and claims["exp"] - claims["iat"] == ttl
+    assert claims["scp"] == scopes and claims["scope"].split() == scopes
+    assert claims["gty"] == ["client_credentials"] and claims["v"] == "2"
+    assert not {"org_code", "permissions", "roles", "auth_time"} & set(claims)

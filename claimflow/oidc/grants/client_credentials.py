@@ -14,6 +14,7 @@ from typing import Any
 from claimflow.domain import ApplicationType
 from claimflow.errors import OAuthError
 from claimflow.oidc.grants.base import TokenRequest
+from claimflow.tokens.claims import m2m_access_token_claims
 
 
 async def client_credentials_grant(request: TokenRequest) -> dict[str, Any]:
@@ -35,21 +36,15 @@ async def client_credentials_grant(request: TokenRequest) -> dict[str, Any]:
     else:
         scopes = sorted(granted)
     ttl = client.access_token_ttl_seconds or services.settings.m2m_token_ttl_seconds
-    now = int(time.time())
-    claims = {
-        "iss": services.issuer,
-        "sub": client.client_id,
-        "aud": [audience],
-        "azp": client.client_id,
-        "client_id": client.client_id,
-        "iat": now,
-        "exp": now + ttl,
-        "jti": secrets.token_hex(16),
-        "gty": ["client_credentials"],
-        "scp": scopes,
-        "scope": " ".join(scopes),
-        "v": "2",
-    }
+    claims = m2m_access_token_claims(
+        issuer=services.issuer,
+        client_id=client.client_id,
+        audience=audience,
+        scopes=scopes,
+        jti=secrets.token_hex(16),
+        now=int(time.time()),
+        ttl=ttl,
+    )
     token = await services.keys.sign(claims, typ="at+jwt")
     return {
         "access_token": token,
