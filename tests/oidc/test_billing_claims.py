@@ -1,0 +1,43 @@
+"""The billing claims' HTTP surface: published JSON Schemas, and the billing-details endpoint
+(``claimflow/oidc/billing_claims.py``) that answers from whichever workflow sets the claim."""
+
+from __future__ import annotations
+
+import httpx
+
+from claimflow.app import create_app
+from claimflow.claims import claim_schema
+from claimflow.services import build_services
+from tests.conftest import ISSUER, make_settings
+from tests.oidc.flow import exchange, seed_business, sign_in_for_code
+
+
+async def test_claim_schemas_are_published(client: httpx.AsyncClient) -> None:
+    listed = (await client.get("/schemas/claims")).json()["schemas"]
+    assert "/schemas/claims/billing.compact.json" in listed
+    served = await client.get("/schemas/claims/billing.compact.json")
+    assert served.headers["content-type"] == "application/schema+json"
+    assert served.json() == claim_schema("billing.compact")
+    assert (await client.get("/schemas/claims/nope.json")).status_code == 404
+
+
+async def test_with_no_workflow_setting_the_claim_the_endpoint_says_which_is_missing(
+    db_url: str,
+) -> None:
+    services = build_services(make_settings(db_url, workflows_enabled=["user_billing"]))
+    try:
+        biz = await seed_business(services)
+        transport = httpx.ASGITransport(app=create_app(services=services))
+        async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as client:
+            callback = await sign_in_for_code(client, biz, org_code=biz.org_code)
+            token = (await exchange(client, biz, callback["code"])).json()["access_token"]
+            response = await client.get(
+                "/oauth2/billing/customer_any", headers={"Authorization": f"Bearer {token}"}
+            )
+    finally:
+        await services.close()
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": "not_found",
+        "error_description": "No enabled workflow sets org_billing.",
+    }
