@@ -65,16 +65,7 @@ from claimflow.tokens.issue import TokenSizeBudget, issue_user_tokens
 from claimflow.workflows.bindings import WorkflowLogger
 from claimflow.workflows.builtin._billing import AGREEMENTS, ENTITLEMENTS
 from claimflow.workflows.engine import WorkflowEngine
-from claimflow.workflows.event import (
-    AuthOrigin,
-    EventApplication,
-    EventAuth,
-    EventContext,
-    EventDomains,
-    EventOrganization,
-    EventUser,
-    TokensGenerationEvent,
-)
+from claimflow.workflows.event import TokensGenerationEvent
 from claimflow.workflows.management_client import HTTPTransport, ManagementAPIClient
 from claimflow.workflows.registry import WorkflowRegistry
 
@@ -148,14 +139,8 @@ class SlowKinde:
 
 
 def event(user_id: str, org_code: str) -> TokensGenerationEvent:
-    return TokensGenerationEvent(
-        context=EventContext(
-            user=EventUser(id=user_id),
-            application=EventApplication(client_id="bench"),
-            auth=EventAuth(origin=AuthOrigin.AUTHORIZATION_REQUEST),
-            domains=EventDomains(kinde_domain="http://bench"),
-            organization=EventOrganization(code=org_code),
-        )
+    return tokens_generation_event(
+        issuer="http://bench", user_id=user_id, client_id="bench", org_code=org_code
     )
 
 
@@ -260,8 +245,6 @@ async def issuance(iterations: int, workdir: Path) -> tuple[Comparison, int]:
             user_id=ctx.user.id,
             client_id=ctx.client_id,
             org_code=ctx.org_code,
-            origin=AuthOrigin.AUTHORIZATION_REQUEST,
-            is_existing_session=False,
             ip="127.0.0.1",
             user_agent="bench",
         )

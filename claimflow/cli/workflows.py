@@ -18,6 +18,7 @@ import typer
 
 from claimflow.cli.options import DATABASE_URL_OPTION, settings_from_flags
 from claimflow.errors import ClaimflowError, TokenTooLarge
+from claimflow.oidc.workflow_events import tokens_generation_event
 from claimflow.services import Services, build_services
 from claimflow.settings import Settings
 from claimflow.store import migrate as apply_migrations
@@ -26,16 +27,6 @@ from claimflow.store._rows import utcnow
 from claimflow.tokens.budget import encoded_size, fit_to_budget
 from claimflow.tokens.claims import TokenContext, access_token_claims, id_token_claims
 from claimflow.workflows.engine import RunReport
-from claimflow.workflows.event import (
-    AuthOrigin,
-    EventApplication,
-    EventAuth,
-    EventContext,
-    EventDomains,
-    EventOrganization,
-    EventUser,
-    TokensGenerationEvent,
-)
 from claimflow.workflows.registry import WorkflowRegistry
 from claimflow.workflows.runlog import RunFilter, RunOutcome, WorkflowRun, list_runs, prune_runs
 
@@ -178,14 +169,8 @@ async def _dry_run(
         membership = next((m for m in memberships if m.org_code == org_code), None)
         if org_code is not None and membership is None:
             raise typer.BadParameter(f"user {user_id} is not a member of {org_code}")
-        event = TokensGenerationEvent(
-            context=EventContext(
-                user=EventUser(id=user_id),
-                application=EventApplication(client_id="claimflow-cli"),
-                auth=EventAuth(origin=AuthOrigin.AUTHORIZATION_REQUEST),
-                domains=EventDomains(kinde_domain=services.issuer),
-                organization=EventOrganization(code=org_code) if org_code else None,
-            )
+        event = tokens_generation_event(
+            issuer=services.issuer, user_id=user_id, client_id="claimflow-cli", org_code=org_code
         )
         started = time.perf_counter()
         (report,) = await services.workflows.run_workflows([workflow], event, record=False)

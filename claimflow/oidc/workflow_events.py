@@ -1,7 +1,8 @@
 """The ``user:tokens_generation`` event of a token request (design §4, Kinde's event).
 
 Built here, where the request is known, for the grants that issue user tokens and for the
-billing-details endpoint that re-runs a billing workflow for a token's sign-in.
+billing-details endpoint that re-runs a billing workflow for a token's sign-in; the
+``claimflow workflows test`` command builds its dry-run event with it too.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ def tokens_generation_event(
     issuer: str,
     user_id: str,
     client_id: str,
-    org_code: str | None,
-    origin: AuthOrigin,
-    is_existing_session: bool,
+    org_code: str | None = None,
+    origin: AuthOrigin = AuthOrigin.AUTHORIZATION_REQUEST,
+    is_existing_session: bool = False,
     ip: str | None = None,
     user_agent: str | None = None,
     audience: tuple[str, ...] = (),

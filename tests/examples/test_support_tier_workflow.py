@@ -9,17 +9,9 @@ import httpx
 import pytest
 
 from claimflow.app import create_app
+from claimflow.oidc.workflow_events import tokens_generation_event
 from claimflow.services import Services, build_services
-from claimflow.workflows.event import (
-    AuthOrigin,
-    EventApplication,
-    EventAuth,
-    EventContext,
-    EventDomains,
-    EventOrganization,
-    EventUser,
-    TokensGenerationEvent,
-)
+from claimflow.workflows.event import TokensGenerationEvent
 from tests.conftest import ISSUER, make_settings
 from tests.helpers import management_client
 
@@ -27,14 +19,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "workflows"
 
 
 def _sign_in(org_code: str | None) -> TokensGenerationEvent:
-    return TokensGenerationEvent(
-        context=EventContext(
-            user=EventUser(id="kp_example"),
-            application=EventApplication(client_id="app_example"),
-            auth=EventAuth(origin=AuthOrigin.AUTHORIZATION_REQUEST),
-            domains=EventDomains(kinde_domain=ISSUER),
-            organization=EventOrganization(code=org_code) if org_code else None,
-        )
+    return tokens_generation_event(
+        issuer=ISSUER, user_id="kp_example", client_id="app_example", org_code=org_code
     )
 
 

@@ -22,30 +22,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from claimflow.domain import FeatureKind
+from claimflow.oidc.workflow_events import tokens_generation_event
 from claimflow.services import Services
 from claimflow.store import billing, organizations, users
 from claimflow.store.billing import PriceInput
-from claimflow.workflows.event import (
-    AuthOrigin,
-    EventApplication,
-    EventAuth,
-    EventContext,
-    EventDomains,
-    EventOrganization,
-    EventUser,
-    TokensGenerationEvent,
-)
+from claimflow.workflows.event import TokensGenerationEvent
 
 
 def make_event(user_id: str, org_code: str | None = None) -> TokensGenerationEvent:
-    return TokensGenerationEvent(
-        context=EventContext(
-            user=EventUser(id=user_id),
-            application=EventApplication(client_id="app_test"),
-            auth=EventAuth(origin=AuthOrigin.AUTHORIZATION_REQUEST),
-            domains=EventDomains(kinde_domain="http://claimflow.test"),
-            organization=EventOrganization(code=org_code) if org_code is not None else None,
-        )
+    return tokens_generation_event(
+        issuer="http://claimflow.test", user_id=user_id, client_id="app_test", org_code=org_code
     )
 
 
