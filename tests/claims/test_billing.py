@@ -8,7 +8,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from claimflow.claims import (
@@ -54,6 +54,7 @@ def schema(name: str) -> dict[str, Any]:
     return published
 
 
+@settings(deadline=None)  # behaviour only: a loaded machine must not fail it
 @given(customer_ids, entitlement_items, agreement_items)
 def test_every_form_states_the_same_billing_and_matches_its_schema(
     customer_id: str, entitlements: list[dict[str, Any]], agreements: list[dict[str, Any]]
@@ -190,6 +191,7 @@ claim_like = st.fixed_dictionaries(
 )
 
 
+@settings(deadline=None)
 @given(claim_like | json_values)
 def test_any_json_is_a_billing_claim_or_refused(raw: Any) -> None:
     try:

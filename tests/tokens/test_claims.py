@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from claimflow.domain import Membership, User
@@ -145,6 +145,7 @@ def test_a_workflow_cannot_set_a_claim_the_merge_would_drop() -> None:
     assert "org_codes" in ID_TOKEN_RESERVED
 
 
+@settings(deadline=None)
 @given(
     client_id=st.from_regex(r"[a-z0-9]{1,16}", fullmatch=True),
     scopes=st.lists(words, unique=True, max_size=6),
