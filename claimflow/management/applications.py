@@ -3,7 +3,7 @@
 A created application's client secret is returned once, in Kinde's
 ``create_application_response``; only its SHA-256 digest is stored (design §7). M2M
 applications also take ``scopes``, our extension field: the Management API scopes their
-client-credentials tokens may carry.
+client-credentials tokens may carry, never more than the creating token holds itself.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 from claimflow.domain import ApplicationType
 from claimflow.domain.management_scopes import ALL_MANAGEMENT_SCOPES
 from claimflow.errors import InvalidRequest
-from claimflow.management.auth import require_scope, services_of
+from claimflow.management.auth import M2MCaller, require_held, require_scope, services_of
 from claimflow.management.wire import (
     DEFAULT_PAGE_SIZE,
     OK,
@@ -91,7 +91,7 @@ async def list_applications(
 async def create_application(
     request: Request,
     body: CreateApplication,
-    _: object = Depends(require_scope("create:applications")),
+    caller: Annotated[M2MCaller, Depends(require_scope("create:applications"))],
 ) -> dict[str, Any]:
     if body.type == "device":
         raise InvalidRequest("Device applications are not supported.", "APPLICATION_TYPE_INVALID")
@@ -101,6 +101,7 @@ async def create_application(
     unknown = sorted(set(body.scopes) - set(ALL_MANAGEMENT_SCOPES))
     if unknown:
         raise InvalidRequest(f"Unknown scopes: {', '.join(unknown)[:200]}.", "SCOPES_INVALID")
+    require_held(caller, body.scopes)
     async with services_of(request).db.transaction() as conn:
         app, secret = await applications.create_application(
             conn, name=body.name, type=kind, scopes=body.scopes

@@ -8,6 +8,7 @@ client revoked (RFC 7009, ``POST /oauth2/revoke``) is refused like an expired on
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import jwt
@@ -42,7 +43,9 @@ async def authenticate(request: Request) -> M2MCaller:
         )
     except jwt.PyJWTError as exc:
         raise Unauthorized("The bearer token is invalid or expired.", "TOKEN_INVALID") from exc
-    if claims.get("gty") != ["client_credentials"]:
+    if claims.get("sub") != claims.get("client_id"):
+        # A client's token for itself has sub = client_id (RFC 9068 §2.2); both are reserved
+        # claims, unlike ``gty``, which a token-generation workflow could have written.
         raise Forbidden("The Management API takes machine-to-machine tokens only.", "TOKEN_INVALID")
     async with services.db.connect() as conn:
         if await oidc_revocations.is_revoked(conn, str(claims.get("jti", ""))):
@@ -80,6 +83,21 @@ class ScopeGuard:
         if self.scope not in caller.scopes:
             raise Forbidden(f"The token is missing the scope '{self.scope}'.", "SCOPE_MISSING")
         return caller
+
+
+def require_held(caller: M2MCaller, granted: Iterable[str]) -> None:
+    """Refuse to grant what the caller's own token does not hold (403, nothing written).
+
+    A token that may create applications must not mint one that can do more than the token
+    itself: granting is bounded by holding, or ``create:applications`` alone is every scope.
+    Callers pass only known scope names, so the list in the message is bounded.
+    """
+    missing = sorted(set(granted) - caller.scopes)
+    if missing:
+        raise Forbidden(
+            f"The token cannot grant scopes it does not hold: {', '.join(missing)}.",
+            "SCOPES_NOT_HELD",
+        )
 
 
 def require_scope(scope: str) -> ScopeGuard:

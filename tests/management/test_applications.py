@@ -5,8 +5,10 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI
 
+from claimflow.domain.management_scopes import ALL_MANAGEMENT_SCOPES
+from claimflow.services import Services
 from tests.conftest import ISSUER
-from tests.helpers import m2m_token
+from tests.helpers import m2m_token, management_client
 from tests.management.catalogue import ok
 
 
@@ -91,3 +93,47 @@ async def test_applications_page_with_next_token(api: httpx.AsyncClient) -> None
     assert len(second["applications"]) == 2 and "next_token" not in second
     ids = [a["id"] for a in first["applications"] + second["applications"]]
     assert len(set(ids)) == 5
+
+
+async def test_create_applications_token_cannot_mint_an_all_scopes_m2m_app_and_use_it(
+    client: httpx.AsyncClient, services: Services
+) -> None:
+    """The escalation: a caller holding only ``create:applications`` grants itself everything."""
+    headers = await management_client(client, services, ["create:applications"])
+    attack = await client.post(
+        "/api/v1/applications",
+        headers=headers,
+        json={"name": "Escalator", "type": "m2m", "scopes": list(ALL_MANAGEMENT_SCOPES)},
+    )
+    escalated = attack.json().get("application", {})
+    if "client_secret" in escalated:
+        token = await m2m_token(client, escalated["client_id"], escalated["client_secret"])
+        used = await client.get("/api/v1/users", headers={"Authorization": f"Bearer {token}"})
+        assert used.status_code == 403, "the application the attacker created reads every user"
+    assert attack.status_code == 403, attack.text
+    error = attack.json()["errors"][0]
+    assert error["code"] == "SCOPES_NOT_HELD"
+    assert "read:users" in error["message"]
+    admin = await management_client(client, services)
+    listed = await ok(await client.get("/api/v1/applications", headers=admin))
+    assert "Escalator" not in {a["name"] for a in listed["applications"]}
+
+
+async def test_create_applications_may_grant_the_scopes_the_caller_holds(
+    client: httpx.AsyncClient, services: Services
+) -> None:
+    held = ["create:applications", "read:organizations"]
+    headers = await management_client(client, services, held)
+    created = await ok(
+        await client.post(
+            "/api/v1/applications",
+            headers=headers,
+            json={"name": "Reader", "type": "m2m", "scopes": ["read:organizations"]},
+        ),
+        201,
+    )
+    application = created["application"]
+    token = await m2m_token(client, application["client_id"], application["client_secret"])
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert (await client.get("/api/v1/organizations", headers=bearer)).status_code == 200
+    assert (await client.get("/api/v1/users", headers=bearer)).status_code == 403
