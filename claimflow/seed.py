@@ -19,10 +19,14 @@ The format (YAML or JSON; every list optional)::
                      billing?: {customer_id?, email?, plan_code?, expires_on?}}]
     applications:  [{name, type: reg|spa|m2m, client_id?, client_secret?, redirect_uris?,
                      logout_uris?, scopes?: [..] | all, require_organization?}]
+    apis:          [{name, audience, id?, scopes?: [{key, description?}],
+                     applications?: [{client_id, scopes?: [key]}]}]
 
 ``password`` is hashed with argon2id on import; ``password_hash`` takes an existing argon2 or
 bcrypt hash (users migrating from another system keep their password). An application's
 ``client_secret`` is stored as a digest only; set it for demo data, omit it in real imports.
+An API's ``applications`` are the applications authorized to get tokens for its ``audience``
+(Kinde's "Authorize application"), each granted the API scopes it names.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from claimflow.crypto import digest_secret, hash_password
 from claimflow.domain import ApplicationType, FeatureKind
 from claimflow.domain.management_scopes import ALL_MANAGEMENT_SCOPES
 from claimflow.errors import ClaimflowError, ManagementAPIError
-from claimflow.store import Database, applications, billing, organizations, users
+from claimflow.store import Database, apis, applications, billing, organizations, users
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 
@@ -132,6 +136,27 @@ class ApplicationSpec(_Strict):
         return ALL_MANAGEMENT_SCOPES if self.scopes == "all" else tuple(self.scopes)
 
 
+class ApiApplicationSpec(_Strict):
+    client_id: str = Field(min_length=1, max_length=64)
+    scopes: list[str] = []
+    """Keys of the API's scopes granted to the application (its M2M tokens carry them)."""
+
+
+class ApiScopeSpec(_Strict):
+    key: str = Field(min_length=1, max_length=64, pattern=r"^\S+$")
+    description: str | None = Field(default=None, max_length=255)
+
+
+class ApiSpec(_Strict):
+    """A registered API (Kinde's "Your APIs"): an audience tokens may be issued for."""
+
+    name: str = Field(min_length=1, max_length=64)
+    audience: str = Field(min_length=1, max_length=64, pattern=r"^\S+$")
+    id: str | None = Field(default=None, min_length=1, max_length=64)
+    scopes: list[ApiScopeSpec] = []
+    applications: list[ApiApplicationSpec] = []
+
+
 class BusinessData(_Strict):
     """A whole import file."""
 
@@ -140,6 +165,7 @@ class BusinessData(_Strict):
     organizations: list[OrganizationSpec] = []
     users: list[UserSpec] = []
     applications: list[ApplicationSpec] = []
+    apis: list[ApiSpec] = []
 
     @property
     def item_count(self) -> int:
@@ -149,6 +175,7 @@ class BusinessData(_Strict):
             + len(self.organizations)
             + len(self.users)
             + len(self.applications)
+            + len(self.apis)
         )
 
 
@@ -195,6 +222,7 @@ class ImportSummary:
     customers: int = 0
     agreements: int = 0
     applications: int = 0
+    apis: int = 0
     org_codes: dict[str, str] = field(default_factory=dict)
     """Organization name → code (useful when the file let codes be generated)."""
 
@@ -208,6 +236,7 @@ class ImportSummary:
             f"{self.customers} billing customers",
             f"{self.agreements} agreements",
             f"{self.applications} applications",
+            f"{self.apis} APIs",
         ]
         return ", ".join(parts)
 
@@ -343,6 +372,27 @@ async def write_business_data(
             summary.applications += 1
 
         await step(f"applications[{i}] ({application.name})", add_application)
+
+    for i, registered in enumerate(data.apis):
+
+        async def add_api(a: ApiSpec = registered) -> None:
+            created = await apis.create_api(conn, name=a.name, audience=a.audience, api_id=a.id)
+            scope_ids = {}
+            for scope in a.scopes:
+                made = await apis.create_scope(
+                    conn, created.id, key=scope.key, description=scope.description
+                )
+                scope_ids[scope.key] = made.id
+            for authorized in a.applications:
+                await applications.get_application(conn, authorized.client_id)
+                await apis.authorize(conn, created.id, authorized.client_id)
+                for key in authorized.scopes:
+                    if key not in scope_ids:
+                        raise InvalidBusinessData(f"the API has no scope {key!r}.")
+                    await apis.grant_scope(conn, created.id, authorized.client_id, scope_ids[key])
+            summary.apis += 1
+
+        await step(f"apis[{i}] ({registered.audience})", add_api)
 
     return summary
 

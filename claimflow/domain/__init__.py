@@ -1,5 +1,6 @@
 """Entities and rules of claimflow's business data. Imports nothing else of ours."""
 
+from claimflow.domain.apis import Api, ApiAuthorization, ApiScope
 from claimflow.domain.entitlements import derive_entitlements, entitlement_id
 from claimflow.domain.models import (
     Agreement,
@@ -19,6 +20,9 @@ from claimflow.domain.models import (
 
 __all__ = [
     "Agreement",
+    "Api",
+    "ApiAuthorization",
+    "ApiScope",
     "Application",
     "ApplicationType",
     "BillingCustomer",

@@ -25,6 +25,15 @@ def new_client_id() -> str:
     return secrets.token_hex(16)
 
 
+def new_api_id() -> str:
+    """Kinde's API ids are 32 hex digits (``7ccd126599aa422a771abcb341596881``)."""
+    return secrets.token_hex(16)
+
+
+def new_api_scope_id() -> str:
+    return "api_scope_" + secrets.token_hex(16)
+
+
 def new_client_secret() -> str:
     return secrets.token_urlsafe(40)
 

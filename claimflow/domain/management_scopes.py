@@ -40,6 +40,21 @@ KINDE_SCOPES: tuple[str, ...] = (
     "delete:environment_variables",
 )
 
+# Kinde's APIs (register APIs, their scopes, authorize applications), spelled as the spec's
+# operation descriptions spell them, "delete:apis_scopes" included.
+KINDE_API_SCOPES: tuple[str, ...] = (
+    "read:apis",
+    "create:apis",
+    "update:apis",
+    "delete:apis",
+    "read:api_scopes",
+    "create:api_scopes",
+    "update:api_scopes",
+    "delete:apis_scopes",
+    "create:api_application_scopes",
+    "delete:apis_application_scopes",
+)
+
 # Our own extensions, in Kinde's style: the plan catalogue and customers, and the workflow runs.
 EXTENSION_SCOPES: tuple[str, ...] = (
     "read:billing",
@@ -47,4 +62,4 @@ EXTENSION_SCOPES: tuple[str, ...] = (
     "read:workflow_runs",
 )
 
-ALL_MANAGEMENT_SCOPES: tuple[str, ...] = KINDE_SCOPES + EXTENSION_SCOPES
+ALL_MANAGEMENT_SCOPES: tuple[str, ...] = KINDE_SCOPES + KINDE_API_SCOPES + EXTENSION_SCOPES

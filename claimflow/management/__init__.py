@@ -4,6 +4,7 @@ from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
 from claimflow.management import (
+    apis,
     applications,
     billing,
     catalogue,
@@ -20,6 +21,7 @@ router.include_router(organizations.router)
 router.include_router(organization_users.router)
 router.include_router(users.router)
 router.include_router(applications.router)
+router.include_router(apis.router)
 router.include_router(billing.router)
 router.include_router(catalogue.router)
 router.include_router(environment_variables.router)

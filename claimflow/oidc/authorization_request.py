@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from claimflow.domain import Application, ApplicationType
 from claimflow.errors import ClaimflowError, OAuthError
 from claimflow.oidc import pkce
+from claimflow.oidc.resource_indicators import authorize_user_audiences, requested_audiences
 from claimflow.services import Services
 from claimflow.store import applications
 
@@ -121,10 +122,14 @@ async def validate_authorization_request(
         raise RedirectedError(request, "invalid_scope", f"Unknown scope: {' '.join(unknown)}.")
     if not prompt <= SUPPORTED_PROMPTS or ("none" in prompt and len(prompt) > 1):
         raise RedirectedError(request, "invalid_request", "Unsupported prompt value.")
-    if services.management_audience in request.audience:
-        raise RedirectedError(
-            request, "invalid_target", "User tokens cannot target the Management API."
-        )
+    try:
+        requested_audiences(params.get("audience"))
+        async with services.db.connect() as conn:
+            await authorize_user_audiences(
+                conn, client, request.audience, services.management_audience
+            )
+    except OAuthError as exc:
+        raise RedirectedError(request, exc.error, exc.description) from exc
     try:
         pkce.validate_challenge(
             request.code_challenge, request.code_challenge_method, required=client.is_public

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from claimflow.domain import User
-from claimflow.oidc.access_tokens import bearer_token, verify_access_token
+from claimflow.oidc.access_tokens import bearer_token, verify_access_token_holder
 from claimflow.oidc.errors import NO_STORE
 from claimflow.services import Services
 from claimflow.store import users
@@ -38,9 +38,10 @@ async def _user_and_scopes(request: Request) -> tuple[User, list[str]] | JSONRes
     token = bearer_token(request.headers.get("authorization"))
     if token is None:
         return _invalid_token("A bearer access token is required.")
-    claims = await verify_access_token(services, token)
-    if claims is None or "gty" in claims:
+    verified = await verify_access_token_holder(services, token)
+    if verified is None or verified.machine_client is not None:
         return _invalid_token("The access token is not valid.")
+    claims = verified.claims
     async with services.db.connect() as conn:
         user = await users.find_user(conn, str(claims.get("sub", "")))
     if user is None:

@@ -5,7 +5,7 @@ one transaction (``async with db.transaction() as conn``): an error anywhere rol
 which is how a bad request writes nothing.
 """
 
-from claimflow.store import applications, billing, organizations, users
+from claimflow.store import apis, applications, billing, organizations, users
 from claimflow.store.database import Database, migrate
 
-__all__ = ["Database", "applications", "billing", "migrate", "organizations", "users"]
+__all__ = ["Database", "apis", "applications", "billing", "migrate", "organizations", "users"]

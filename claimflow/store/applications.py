@@ -16,7 +16,7 @@ from claimflow.store import tables as t
 from claimflow.store._rows import utcnow
 
 
-def _application(row: Any) -> Application:
+def application_from_row(row: Any) -> Application:
     return Application(
         client_id=row.client_id,
         name=row.name,
@@ -66,7 +66,7 @@ async def find_application(conn: AsyncConnection, client_id: str) -> Application
     row = (
         await conn.execute(select(t.applications).where(t.applications.c.client_id == client_id))
     ).first()
-    return None if row is None else _application(row)
+    return None if row is None else application_from_row(row)
 
 
 async def get_application(conn: AsyncConnection, client_id: str) -> Application:
@@ -87,7 +87,7 @@ async def authenticate_client(
         return None
     if not secret_matches(client_secret, row.client_secret_hash):
         return None
-    return _application(row)
+    return application_from_row(row)
 
 
 async def list_applications(
@@ -96,7 +96,7 @@ async def list_applications(
     query = select(t.applications).order_by(t.applications.c.client_id).limit(limit)
     if after_id is not None:
         query = query.where(t.applications.c.client_id > after_id)
-    return [_application(row) for row in await conn.execute(query)]
+    return [application_from_row(row) for row in await conn.execute(query)]
 
 
 async def update_application(conn: AsyncConnection, client_id: str, **changes: Any) -> Application:

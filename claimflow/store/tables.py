@@ -14,6 +14,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -290,4 +291,56 @@ workflow_runs = Table(
     Column("error", Text, nullable=True),
     Index("ix_workflow_runs_started_on", "started_on"),
     Index("ix_workflow_runs_workflow_id", "workflow_id"),
+)
+
+# Registered APIs (Kinde's "Your APIs"): the audiences tokens may carry, their scopes, and the
+# applications authorized for each, with the API scopes granted to an application there.
+apis = Table(
+    "apis",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("audience", String(255), nullable=False, unique=True),
+    Column("created_on", TS, nullable=False),
+)
+
+api_scopes = Table(
+    "api_scopes",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("api_id", String(64), ForeignKey("apis.id", ondelete="CASCADE"), nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("created_on", TS, nullable=False),
+    UniqueConstraint("api_id", "key", name="uq_api_scopes_api_id_key"),
+)
+
+api_applications = Table(
+    "api_applications",
+    metadata,
+    Column("api_id", String(64), ForeignKey("apis.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "client_id",
+        String(64),
+        ForeignKey("applications.client_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("created_on", TS, nullable=False),
+    Index("ix_api_applications_client_id", "client_id"),
+)
+
+api_application_scopes = Table(
+    "api_application_scopes",
+    metadata,
+    Column("api_id", String(64), primary_key=True),
+    Column("client_id", String(64), primary_key=True),
+    Column(
+        "scope_id", String(64), ForeignKey("api_scopes.id", ondelete="CASCADE"), primary_key=True
+    ),
+    ForeignKeyConstraint(
+        ["api_id", "client_id"],
+        ["api_applications.api_id", "api_applications.client_id"],
+        ondelete="CASCADE",
+        name="fk_api_application_scopes_api_applications",
+    ),
 )

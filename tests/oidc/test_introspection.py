@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from claimflow.services import Services
-from claimflow.store import users
+from claimflow.store import apis, users
 from tests.helpers import create_m2m_app, m2m_token
 from tests.oidc.flow import Business, exchange, seed_business, sign_in_for_code
 
@@ -112,13 +112,86 @@ async def test_introspection_needs_a_confidential_client(
     assert wrong.status_code == 401
 
 
-async def test_m2m_token_introspects_as_active(
+async def test_m2m_token_introspects_as_active_to_its_own_client_only(
     client: httpx.AsyncClient, services: Services, biz: Business
 ) -> None:
     m2m_id, secret = await create_m2m_app(services)
     token = await m2m_token(client, m2m_id, secret)
-    body = await introspect(client, biz, token)
+    response = await client.post("/oauth2/introspect", data={"token": token}, auth=(m2m_id, secret))
+    body = response.json()
     assert body["active"] is True and body["client_id"] == m2m_id
+    assert await introspect(client, biz, token) == {"active": False}
+
+
+async def test_another_client_cannot_introspect_a_users_access_token(
+    client: httpx.AsyncClient, services: Services, biz: Business
+) -> None:
+    """The attack: any confidential client asks about tokens issued to someone else (§4)."""
+    tokens = await signed_in(client, biz)
+    stranger_id, stranger_secret = await create_m2m_app(services, scopes=())
+    for token in (tokens["access_token"], tokens["refresh_token"]):
+        response = await client.post(
+            "/oauth2/introspect", data={"token": token}, auth=(stranger_id, stranger_secret)
+        )
+        assert response.status_code == 200
+        assert response.json() == {"active": False}
+    assert (await introspect(client, biz, tokens["access_token"]))["active"] is True
+
+
+async def test_a_resource_server_authorized_for_the_audience_may_introspect(
+    client: httpx.AsyncClient, services: Services, biz: Business
+) -> None:
+    resource_id, resource_secret = await create_m2m_app(services, scopes=())
+    async with services.db.transaction() as conn:
+        orders = await apis.create_api(conn, name="Orders", audience="https://orders.test")
+        await apis.authorize(conn, orders.id, biz.web_client_id)
+        await apis.authorize(conn, orders.id, resource_id)
+    callback = await sign_in_for_code(
+        client, biz, org_code=biz.org_code, audience="https://orders.test"
+    )
+    tokens = (await exchange(client, biz, callback["code"])).json()
+    response = await client.post(
+        "/oauth2/introspect",
+        data={"token": tokens["access_token"]},
+        auth=(resource_id, resource_secret),
+    )
+    body = response.json()
+    assert body["active"] is True and body["aud"] == ["https://orders.test"]
+    async with services.db.transaction() as conn:
+        await apis.deauthorize(conn, orders.id, resource_id)
+    response = await client.post(
+        "/oauth2/introspect",
+        data={"token": tokens["access_token"]},
+        auth=(resource_id, resource_secret),
+    )
+    assert response.json() == {"active": False}
+
+
+async def test_a_gty_claim_on_a_users_token_does_not_hide_the_user_is_suspended(
+    client: httpx.AsyncClient, services: Services, biz: Business
+) -> None:
+    """The attack: a workflow wrote ``gty: ["client_credentials"]`` into a user's access token,
+    and introspection took it for a machine token and skipped the suspended-user check."""
+    now = int(time.time())
+    claims = {
+        "iss": services.issuer,
+        "sub": biz.user_id,
+        "aud": [biz.web_client_id],
+        "azp": biz.web_client_id,
+        "client_id": biz.web_client_id,
+        "iat": now,
+        "exp": now + 600,
+        "jti": "user-token-with-gty",
+        "scp": ["openid"],
+        "gty": ["client_credentials"],
+    }
+    token = await services.keys.sign(claims, typ="at+jwt")
+    assert (await introspect(client, biz, token))["active"] is True
+    async with services.db.transaction() as conn:
+        await users.update_user(conn, biz.user_id, is_suspended=True)
+    assert await introspect(client, biz, token) == {"active": False}
+    userinfo = await client.get("/oauth2/userinfo", headers={"Authorization": f"Bearer {token}"})
+    assert userinfo.status_code == 401
 
 
 async def test_token_of_a_suspended_user_is_inactive_and_refused_by_userinfo(

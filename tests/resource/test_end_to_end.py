@@ -56,6 +56,12 @@ async def live_issuer(
     """claimflow on a loopback port with the demo business, and the form its budget forces."""
     db = Database(db_url)
     await import_business_data(db, demo_data)
+    example_api = {
+        "name": "Test API",
+        "audience": API_AUDIENCE,
+        "applications": [{"client_id": "demo-web"}],
+    }
+    await import_business_data(db, BusinessData.model_validate({"apis": [example_api]}))
     await db.dispose()
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"

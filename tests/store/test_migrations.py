@@ -7,11 +7,14 @@ without its migration (or the reverse) shows up as a difference here, not in a u
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from claimflow.store import Database
@@ -38,3 +41,42 @@ def test_migrations_form_one_line_of_history() -> None:
     """One head: migrations written on two branches must be chained before they land."""
     script = ScriptDirectory.from_config(alembic_config("sqlite+aiosqlite://"))
     assert len(script.get_heads()) == 1, script.get_heads()
+
+
+GRANTS_TABLES = {"apis", "api_scopes", "api_applications", "api_application_scopes"}
+
+
+def _tables(connection: Connection) -> set[str]:
+    return set(inspect(connection).get_table_names())
+
+
+def _run_in_thread(fn: Any, *args: Any) -> None:
+    """Alembic's commands run their own event loop; keep them off the test's running one."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            fn(*args)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+async def test_grants_migration_downgrades_and_upgrades_again(any_db_url: str) -> None:
+    config = alembic_config(any_db_url)
+    db = Database(any_db_url)
+    try:
+        _run_in_thread(command.downgrade, config, "0001")
+        async with db.connect() as conn:
+            assert not GRANTS_TABLES & await conn.run_sync(_tables)
+        _run_in_thread(command.upgrade, config, "head")
+        async with db.connect() as conn:
+            assert await conn.run_sync(_tables) >= GRANTS_TABLES
+            assert await conn.run_sync(_differences) == []
+    finally:
+        await db.dispose()

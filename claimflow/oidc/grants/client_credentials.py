@@ -1,8 +1,11 @@
 """The client credentials grant for machine-to-machine applications (RFC 6749 §4.4).
 
 The token follows RFC 9068 with Kinde's M2M extras (``gty``, ``scp``, ``scope``, ``v``). The
-audience defaults to the Management API (``<issuer>/api``, RFC 8707 ``audience``); ``scope``
-narrows the application's granted scopes, and asking for one it lacks is ``invalid_scope``.
+audience (RFC 8707, Kinde's ``audience``) defaults to the Management API (``<issuer>/api``),
+whose scopes are the application's ``scopes``; any other audience must be a registered API the
+application is authorized for, and the token then carries the API scopes granted to it there
+(``invalid_target`` otherwise). One audience per token, so one API's scopes never reach another.
+``scope`` narrows the granted scopes, and asking for one not granted is ``invalid_scope``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 from claimflow.domain import ApplicationType
 from claimflow.errors import OAuthError
 from claimflow.oidc.grants.base import TokenRequest
+from claimflow.oidc.resource_indicators import authorize_m2m_audience, requested_audiences
 from claimflow.tokens.claims import m2m_access_token_claims
 
 
@@ -23,10 +27,16 @@ async def client_credentials_grant(request: TokenRequest) -> dict[str, Any]:
         raise OAuthError(
             "unauthorized_client", "Only machine-to-machine applications use client_credentials."
         )
-    audience = request.params.get("audience") or services.management_audience
-    if audience != services.management_audience:
-        raise OAuthError("invalid_target", "Unknown audience.")
-    granted = set(client.scopes)
+    audiences = requested_audiences(request.params.get("audience"))
+    if len(audiences) > 1:
+        raise OAuthError("invalid_target", "Ask for one audience per machine-to-machine token.")
+    audience = audiences[0] if audiences else services.management_audience
+    if audience == services.management_audience:
+        granted = set(client.scopes)
+    else:
+        async with services.db.connect() as conn:
+            authorization = await authorize_m2m_audience(conn, client, audience)
+        granted = set(authorization.scope_keys)
     requested = request.params.get("scope", "").split()
     if requested:
         missing = sorted(set(requested) - granted)

@@ -14,6 +14,7 @@ from claimflow.domain import Application
 from claimflow.errors import OAuthError, TokenTooLarge, WorkflowError
 from claimflow.oidc.errors import from_issuance_error
 from claimflow.oidc.grants.base import TokenRequest
+from claimflow.oidc.resource_indicators import authorize_user_audiences
 from claimflow.oidc.workflow_events import tokens_generation_event
 from claimflow.services import Services
 from claimflow.store import oidc_refresh_tokens, organizations, users
@@ -37,7 +38,13 @@ async def token_context(
     auth_time: datetime,
     nonce: str | None = None,
 ) -> TokenContext:
-    """The context of a user token; ``invalid_grant`` when the user or membership is gone."""
+    """The context of a user token; ``invalid_grant`` when the user or membership is gone.
+
+    The audience is checked again here, not only at the authorization endpoint: an API may be
+    deleted, or the application deauthorized, between the code and its exchange or between two
+    refreshes, and the token must then be refused (``invalid_target``, RFC 8707 §2).
+    """
+    await authorize_user_audiences(conn, client, audience, services.management_audience)
     user = await users.find_user(conn, user_id)
     if user is None or user.is_suspended:
         raise OAuthError("invalid_grant", "The user can no longer sign in.")
