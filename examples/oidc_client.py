@@ -74,6 +74,10 @@ def main() -> None:
         "--client-secret", help="As --client-secret=<secret>; omit for a public (SPA) application."
     )
     parser.add_argument("--org-code", help="Sign in to this organization.")
+    parser.add_argument(
+        "--audience",
+        help="An API the application is authorized for, e.g. http://127.0.0.1:8001 in the demo.",
+    )
     parser.add_argument("--scope", default="openid profile email offline")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--no-browser", action="store_true", help="Only print the URL.")
@@ -96,6 +100,8 @@ def main() -> None:
         }
         if args.org_code:
             params["org_code"] = args.org_code
+        if args.audience:
+            params["audience"] = args.audience
         url = f"{meta['authorization_endpoint']}?{urlencode(params)}"
         print(f"Open this URL to sign in:\n  {url}\n", flush=True)
         if not args.no_browser:

@@ -34,8 +34,14 @@ def requested_audiences(value: str | None) -> tuple[str, ...]:
 async def authorize_user_audiences(
     conn: AsyncConnection, client: Application, audiences: Sequence[str], management_audience: str
 ) -> None:
-    """Refuse (``invalid_target``) any audience a user token of ``client`` may not carry."""
+    """Refuse (``invalid_target``) any audience a user token of ``client`` may not carry.
+
+    The client itself is always allowed: it is the default audience, and a refresh token
+    remembers it as the audience of the grant it continues.
+    """
     for audience in audiences:
+        if audience == client.client_id:
+            continue
         if audience == management_audience:
             raise OAuthError("invalid_target", "User tokens cannot target the Management API.")
         if await apis.authorization_for(conn, audience, client.client_id) is None:

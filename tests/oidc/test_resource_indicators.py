@@ -146,3 +146,21 @@ async def test_m2m_token_for_a_registered_api_carries_the_api_scopes_granted(
     management = await token()
     claims = jwt.decode(management.json()["access_token"], options={"verify_signature": False})
     assert claims["aud"] == [services.management_audience] and claims["scp"] == ["read:users"]
+
+
+async def test_refresh_of_a_default_audience_token_keeps_the_client_as_audience(
+    client: httpx.AsyncClient, biz: Business
+) -> None:
+    callback = await sign_in_for_code(client, biz)
+    tokens = (await exchange(client, biz, callback["code"])).json()
+    refreshed = await client.post(
+        "/oauth2/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": biz.web_client_id,
+            "client_secret": biz.web_secret,
+        },
+    )
+    assert refreshed.status_code == 200, refreshed.text
+    assert audience_of(refreshed.json()["access_token"]) == [biz.web_client_id]
