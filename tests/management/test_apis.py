@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -133,3 +134,23 @@ async def test_the_management_api_audience_cannot_be_registered(api: httpx.Async
         assert response.status_code == 400, audience
         assert response.json()["errors"][0]["code"] == "AUDIENCE_RESERVED"
     assert (await ok(await api.get("/api/v1/apis")))["apis"] == []
+
+
+async def test_concurrent_authorizations_connect_an_application_once(
+    any_api: httpx.AsyncClient,
+) -> None:
+    api_id = await register_api(any_api, "https://orders.example.com")
+    web = await new_application(any_api, "reg")
+    base = f"/api/v1/apis/{api_id}"
+    scope = (await ok(await any_api.post(f"{base}/scopes", json={"key": "read:orders"})))["scope"]
+    body = {"applications": [{"id": web["id"]}]}
+    answers = await asyncio.gather(
+        *(any_api.patch(f"{base}/applications", json=body) for _ in range(8))
+    )
+    assert [a.status_code for a in answers] == [200] * 8
+    connected = [a.json()["applications_connected"] for a in answers]
+    assert connected.count([web["id"]]) == 1 and connected.count([]) == 7
+    grant = f"{base}/applications/{web['id']}/scopes/{scope['id']}"
+    answers = await asyncio.gather(*(any_api.post(grant) for _ in range(8)))
+    assert [a.status_code for a in answers] == [200] * 8
+    assert len((await ok(await any_api.get(base)))["api"]["applications"]) == 1
