@@ -32,6 +32,7 @@ def workflow(
     bindings: frozenset[Binding] = TOKENS,
     claims: frozenset[str] = frozenset(),
     limit: float | None = None,
+    env_vars: frozenset[str] = frozenset(),
 ) -> Workflow:
     settings = WorkflowSettings(
         id=wid,
@@ -40,8 +41,9 @@ def workflow(
         bindings=bindings,
         claims=claims,
         time_limit_seconds=limit,
+        env_vars=env_vars,
     )
-    return Workflow(settings=settings, entry=entry, source="test")
+    return Workflow(settings=settings, entry=entry, source="test", trusted=True)
 
 
 _open: list[WorkflowEngine] = []
@@ -265,7 +267,15 @@ async def test_secret_values_are_redacted_in_the_run_log(services: Services) -> 
         raise RuntimeError(f"bad key {variable.value}")
 
     registry = WorkflowRegistry(
-        [workflow("w", leaky, bindings=frozenset({Binding.ENV}), policy=FailurePolicy.CONTINUE)],
+        [
+            workflow(
+                "w",
+                leaky,
+                bindings=frozenset({Binding.ENV}),
+                env_vars=frozenset({"API_KEY"}),
+                policy=FailurePolicy.CONTINUE,
+            )
+        ],
         ["w"],
     )
     engine = WorkflowEngine(
