@@ -128,6 +128,7 @@ class RunnerPool:
         """Set once the first spawn has ended, ready or not."""
         self.replaced = 0
         """How many runners were killed or found dead and replaced (for tests and metrics)."""
+        self.runner_replaced = asyncio.Event()
 
     def _background(self, coroutine: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -195,6 +196,7 @@ class RunnerPool:
 
     def _replace(self, runner: RunnerProcess) -> None:
         self.replaced += 1
+        self.runner_replaced.set()
         self._background(self._discard(runner))
         self._background(self._spawn())
 
