@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
@@ -36,7 +36,21 @@ from claimflow.workflows.management_client import (
 
 if TYPE_CHECKING:
     from claimflow.cache import BillingCache
-    from claimflow.workflows.environment import EnvironmentVariables
+
+
+class StoredValue(Protocol):
+    @property
+    def value(self) -> str | None: ...
+    @property
+    def is_secret(self) -> bool: ...
+
+
+class VariableSource(Protocol):
+    """Where variables are read: the deployment's encrypted store, or a test's values."""
+
+    async def get(self, key: str) -> StoredValue | None: ...
+
+    def invalidate(self) -> None: ...
 
 
 class VariableNotDeclared(WorkflowRuntimeError):
@@ -56,7 +70,7 @@ class RunCapabilities:
         logger: WorkflowLogger,
         deadline: float,
         *,
-        environment: EnvironmentVariables | None,
+        environment: VariableSource | None,
         management: ManagementTransport | None,
         billing_cache: BillingCache | None,
         http: httpx.AsyncClient | None,

@@ -30,7 +30,7 @@ from claimflow.errors import WorkflowAccessDenied, WorkflowError, WorkflowRuntim
 from claimflow.store._rows import utcnow
 from claimflow.tokens.reserved import ACCESS_TOKEN_RESERVED, ID_TOKEN_RESERVED
 from claimflow.workflows.bindings import Auth, TokenClaims, WorkflowLogger
-from claimflow.workflows.capabilities import RunCapabilities
+from claimflow.workflows.capabilities import RunCapabilities, VariableSource
 from claimflow.workflows.definition import Binding, FailurePolicy, Workflow
 from claimflow.workflows.event import TokensGenerationEvent, Trigger, event_to_wire
 from claimflow.workflows.management_client import ManagementTransport
@@ -39,7 +39,6 @@ from claimflow.workflows.runtime.pool import DeadlinePassed, RunnerPools
 
 if TYPE_CHECKING:
     from claimflow.cache import BillingCache
-    from claimflow.workflows.environment import EnvironmentVariables
     from claimflow.workflows.registry import WorkflowRegistry
 
 ClaimForms = tuple[Any, ...]
@@ -95,7 +94,7 @@ class WorkflowEngine:
         *,
         run_log: RunLog | None = None,
         management: ManagementTransport | None = None,
-        environment: EnvironmentVariables | None = None,
+        environment: VariableSource | None = None,
         billing_cache: BillingCache | None = None,
         default_time_limit_seconds: float = 2.0,
         runners: RunnerPools | None = None,

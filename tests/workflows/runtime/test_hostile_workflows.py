@@ -25,7 +25,7 @@ from claimflow.workflows.engine import RunReport
 from claimflow.workflows.environment import create_variable
 from claimflow.workflows.runlog import RunOutcome
 from tests.conftest import ISSUER, make_settings
-from tests.workflows.conftest import make_event
+from tests.workflows.conftest import FakeKinde, make_event
 
 HEADER = """
 import asyncio, gc, json, os, time
@@ -295,3 +295,50 @@ async def test_a_workflow_on_a_trigger_claimflow_does_not_fire_is_a_start_up_err
         WorkflowConfigError, match="'m2m:token_generation', which claimflow does not fire"
     ):
         build_services(settings)
+
+
+async def test_fetch_goes_only_to_declared_hosts_and_refuses_private_addresses(
+    deploy: Callable[..., object], kinde: FakeKinde
+) -> None:
+    host = kinde.base_url.removeprefix("http://")
+    url = f"{kinde.base_url}/api/v1/organization?code=org_1&api_key=k3y"
+    body = f"""
+    answer = await bindings.fetch({url!r})
+    bindings.access_token.set_custom_claim("status", answer.status)
+    """
+    allowed = workflow_source(
+        "allowed",
+        body,
+        bindings="TOKENS | {Binding.FETCH}",
+        fetch_hosts=f"frozenset({{{host!r}}})",
+        allow_private_fetch="True",
+    )
+    private = workflow_source(
+        "private",
+        body,
+        bindings="TOKENS | {Binding.FETCH}",
+        fetch_hosts=f"frozenset({{{host!r}}})",
+        failure_policy="FailurePolicy.CONTINUE",
+    )
+    elsewhere = workflow_source(
+        "elsewhere",
+        body,
+        bindings="TOKENS | {Binding.FETCH}",
+        fetch_hosts='frozenset({"crm.example.com"})',
+        allow_private_fetch="True",
+        failure_policy="FailurePolicy.CONTINUE",
+    )
+    services: Services = await deploy(  # type: ignore[misc]
+        {"allowed": allowed, "private": private, "elsewhere": elsewhere}
+    )
+    done = await run_one(services, "allowed")
+    assert done.ok, done.run.error
+    assert done.access_token["status"] == (200,)
+    (line,) = [entry["message"] for entry in done.run.log_lines if "fetch" in entry["message"]]
+    assert line.startswith(f"fetch GET {kinde.base_url}/api/v1/organization -> 200")
+    assert "k3y" not in line  # the query, which may hold keys, is not logged
+    refused = await run_one(services, "private")
+    assert "loopback, private or reserved address" in (refused.run.error or "")
+    undeclared = await run_one(services, "elsewhere")
+    assert "is not in the workflow's fetch_hosts" in (undeclared.run.error or "")
+    assert len(kinde.requests) == 1
