@@ -37,8 +37,10 @@ RESERVED_CLAIMS = ACCESS_TOKEN_RESERVED | ID_TOKEN_RESERVED
 """Every reserved name; a workflow declaring one of these claims is refused at start-up."""
 
 BUILTIN_CLAIMS = {"org_billing": "org_billing", "billingDetails": "user_billing"}
-"""The billing claims and the built-in workflow that alone may set each: the resource kit and
-services trust them as the provider's statement of what was paid for."""
+"""The billing claims and the built-in workflow that sets each. Services trust them as the
+provider's statement of what was paid for, so only the one enabled workflow that declares such a
+claim may set it (the built-in, or a deployment's own enabled instead of it); a workflow that
+does not declare it (or a case variant of the name) cannot."""
 
 
 def _folded(name: str) -> str:

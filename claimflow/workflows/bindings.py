@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from claimflow.errors import BindingNotDeclared, ReservedClaim, WorkflowRuntimeError
 from claimflow.tokens.budget import EncodedJSON
-from claimflow.tokens.reserved import builtin_claim_owner, is_reserved
+from claimflow.tokens.reserved import BUILTIN_CLAIMS, builtin_claim_owner, is_reserved
 from claimflow.workflows.definition import Binding
 
 if TYPE_CHECKING:
@@ -91,12 +91,14 @@ class TokenClaims:
         token: str,
         reserved: frozenset[str],
         encodings: dict[int, bytes] | None = None,
-        owner: str | None = None,
+        declared_claims: frozenset[str] | None = None,
     ) -> None:
         self.token = token
         self._reserved = reserved
-        self._owner = owner
-        """The workflow setting claims here; a built-in claim may be set only by its own."""
+        self._declared_claims = declared_claims
+        """The claims the workflow declares: a billing claim (``org_billing``,
+        ``billingDetails``) may be set only by a workflow that declares it, and the registry lets
+        one enabled workflow declare it. ``None`` in a runner: the server checks again."""
         self._claims: dict[str, tuple[Any, ...]] = {}
         self._encoded: dict[str, tuple[bytes, ...]] = {}
         self._encodings = encodings if encodings is not None else {}
@@ -110,10 +112,13 @@ class TokenClaims:
         if is_reserved(name, self._reserved):
             raise ReservedClaim(self.token, name)
         builtin_owner = builtin_claim_owner(name)
-        if builtin_owner is not None and builtin_owner != self._owner:
+        if builtin_owner is not None and (
+            name not in BUILTIN_CLAIMS
+            or (self._declared_claims is not None and name not in self._declared_claims)
+        ):
             raise WorkflowRuntimeError(
-                f"claim {name!r} belongs to the built-in workflow {builtin_owner!r}; "
-                "no other workflow may set it"
+                f"claim {name!r} is a billing claim (set by the built-in workflow "
+                f"{builtin_owner!r}); only a workflow that declares it in its claims may set it"
             )
         values = []
         encoded = []

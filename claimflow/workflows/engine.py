@@ -229,8 +229,9 @@ class WorkflowEngine:
         settings = workflow.settings
         logger = WorkflowLogger()
         encodings: dict[int, bytes] = {}
-        access = TokenClaims("access token", ACCESS_TOKEN_RESERVED, encodings, owner=workflow.id)
-        id_token = TokenClaims("ID token", ID_TOKEN_RESERVED, encodings, owner=workflow.id)
+        declared = settings.claims
+        access = TokenClaims("access token", ACCESS_TOKEN_RESERVED, encodings, declared)
+        id_token = TokenClaims("ID token", ID_TOKEN_RESERVED, encodings, declared)
         auth = Auth()
         limit = settings.time_limit_seconds or self.default_time_limit_seconds
         capabilities = RunCapabilities(

@@ -24,7 +24,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from claimflow.errors import WorkflowConfigError, WorkflowRuntimeError
-from claimflow.tokens.reserved import builtin_claim_owner, is_reserved
+from claimflow.tokens.reserved import BUILTIN_CLAIMS, builtin_claim_owner, is_reserved
 from claimflow.workflows.definition import Binding, FailurePolicy, Workflow, WorkflowSettings
 from claimflow.workflows.event import TokensGenerationEvent, Trigger
 from claimflow.workflows.loading import load_file, workflow_from_module
@@ -178,20 +178,14 @@ class WorkflowRegistry:
     def _check_claims(self) -> None:
         owners: dict[tuple[Trigger, str], str] = {}
         for workflow in self.enabled():
-            reserved = sorted(c for c in workflow.settings.claims if is_reserved(c))
+            reserved = sorted(
+                c
+                for c in workflow.settings.claims
+                if is_reserved(c) or (builtin_claim_owner(c) and c not in BUILTIN_CLAIMS)
+            )
             if reserved:
                 raise WorkflowConfigError(
                     f"workflow {workflow.id!r} declares reserved claim(s) {reserved}"
-                )
-            foreign = sorted(
-                c
-                for c in workflow.settings.claims
-                if builtin_claim_owner(c) not in {None, workflow.id}
-            )
-            if foreign:
-                raise WorkflowConfigError(
-                    f"workflow {workflow.id!r} declares built-in claim(s) {foreign}, which only "
-                    "their built-in workflows may set"
                 )
             for claim in workflow.settings.claims:
                 key = (workflow.settings.trigger, claim)

@@ -289,3 +289,32 @@ async def test_secret_values_are_redacted_in_the_run_log(services: Services) -> 
     text = str(run.log_lines) + (run.error or "")
     assert "s3cr3t-v4lue" not in text
     assert "calling with key [REDACTED]" in text
+
+
+def test_a_case_variant_of_a_billing_claim_is_a_start_up_error() -> None:
+    with pytest.raises(WorkflowConfigError, match="reserved"):
+        WorkflowRegistry(
+            [workflow("w", setting("Org_Billing", 1), claims=frozenset({"Org_Billing"}))], ["w"]
+        )
+
+
+async def test_a_billing_claim_is_set_only_by_the_workflow_declaring_it(
+    services: Services,
+) -> None:
+    engine = engine_of(
+        services,
+        workflow(
+            "declares",
+            setting("org_billing", {"plans": ["pro"]}),
+            claims=frozenset({"org_billing"}),
+        ),
+        workflow(
+            "forger",
+            setting("billingDetails", {"plans": ["enterprise"]}),
+            policy=FailurePolicy.CONTINUE,
+        ),
+    )
+    claims = await engine.run_tokens_generation(make_event("kp_1"))
+    assert claims.access_token == {"org_billing": ({"plans": ["pro"]},)}
+    (forger,) = await runs_of(services, engine, workflow_id="forger")
+    assert "only a workflow that declares it" in (forger.error or "")

@@ -255,19 +255,23 @@ async def test_management_api_calls_carry_only_the_declared_scopes_writes_includ
     assert str(created.access_token["created"][0]).startswith("kp_")
 
 
-@pytest.mark.parametrize("claim", ["org_billing", "billingDetails", "GTY", " sub", "cnf", "v"])
+@pytest.mark.parametrize(
+    "claim", ["org_billing", "billingDetails", "ORG_BILLING", "GTY", " sub", "cnf", "v", "email"]
+)
 async def test_a_runner_cannot_set_built_in_or_reserved_claims(
     deploy: Callable[..., object], claim: str
 ) -> None:
     forger = workflow_source(
         "forger",
+        # The ID token first: it reserves what the user's profile says (email, name, ...).
+        f"bindings.id_token.set_custom_claim({claim!r}, {{'plans': ['enterprise']}})\n"
         f"bindings.access_token.set_custom_claim({claim!r}, {{'plans': ['enterprise']}})",
         bindings="TOKENS",
     )
     services: Services = await deploy({"forger": forger})  # type: ignore[misc]
     report = await run_one(services, "forger")
     assert report.run.outcome is RunOutcome.FAILED
-    assert report.access_token == {}
+    assert report.access_token == {} and report.id_token == {}
 
 
 async def test_memory_beyond_the_limit_fails_the_run_not_the_server(
