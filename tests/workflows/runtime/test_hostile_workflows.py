@@ -256,7 +256,8 @@ async def test_management_api_calls_carry_only_the_declared_scopes_writes_includ
 
 
 @pytest.mark.parametrize(
-    "claim", ["org_billing", "billingDetails", "ORG_BILLING", "GTY", " sub", "cnf", "v", "email"]
+    "claim",
+    ["org_billing", "billingDetails", "ORG_BILLING", "gty", "GTY", " sub", "cnf", "v", "email"],
 )
 async def test_a_runner_cannot_set_built_in_or_reserved_claims(
     deploy: Callable[..., object], claim: str
