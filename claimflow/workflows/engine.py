@@ -241,7 +241,7 @@ class WorkflowEngine:
             environment=self.environment,
             management=self.management,
             billing_cache=self.billing_cache,
-            http=self._fetch_client(),
+            http=self._fetch_client() if Binding.FETCH in settings.bindings else None,
         )
         started_on = utcnow()
         started = time.perf_counter()
@@ -294,10 +294,9 @@ class WorkflowEngine:
             id_token_encoded=id_encoded,
         )
 
-    def _fetch_client(self) -> httpx.AsyncClient | None:
-        if self._http is None and any(
-            Binding.FETCH in w.settings.bindings for w in self.enabled(None)
-        ):
+    def _fetch_client(self) -> httpx.AsyncClient:
+        """The server's client for ``fetch`` (no proxy settings from the environment)."""
+        if self._http is None:
             self._http = httpx.AsyncClient(trust_env=False)
         return self._http
 
