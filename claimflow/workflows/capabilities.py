@@ -84,7 +84,13 @@ class RunCapabilities:
         self._management = management
         self._billing_cache = billing_cache
         self._http = http
-        self.management_calls = 0
+        self._client: ManagementAPIClient | None = None
+        self._forwarded_calls = 0
+
+    @property
+    def management_calls(self) -> int:
+        """Management API calls of the run, in-process or forwarded from a runner."""
+        return self._forwarded_calls + (self._client.calls if self._client is not None else 0)
 
     def remaining(self) -> float:
         return self.deadline - asyncio.get_running_loop().time()
@@ -137,9 +143,10 @@ class RunCapabilities:
             Binding.AUTH: auth,
         }
         if Binding.MANAGEMENT_API in declared and self._management is not None:
-            provided[Binding.MANAGEMENT_API] = ManagementAPIClient(
+            self._client = ManagementAPIClient(
                 self._management, self.logger, self.settings.management_api_scopes, self.deadline
             )
+            provided[Binding.MANAGEMENT_API] = self._client
         if Binding.ENV in declared:
             provided[Binding.ENV] = Env(self.read_variable)
         if Binding.FETCH in declared:
@@ -181,7 +188,7 @@ class RunCapabilities:
         timeout = self.remaining()
         if timeout <= 0:
             return {"error": "timeout"}
-        self.management_calls += 1
+        self._forwarded_calls += 1
         try:
             response = await self._management.request(
                 str(method),
