@@ -418,8 +418,11 @@ async def stampede(kinde: SlowKinde, workers: int, redis: bool) -> tuple[int, in
             )
         )
     for engine in engines:  # M2M token and connection set-up are not billing lookups
-        assert engine.management is not None
-        await engine.management.request("GET", "organization", {"code": "warm"}, None)
+        assert engine.management is not None and engine.registry is not None
+        scopes = engine.registry.get("org_billing").settings.management_api_scopes
+        await engine.management.request(
+            "GET", "organization", {"code": "warm"}, None, scopes=scopes
+        )
     code = f"org_{prefix}"
     before = kinde.calls.get("/api/v1/organization", 0)
     started = time.perf_counter()

@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await services.keys.ensure_active_key()
+        await services.workflows.warm_up()  # runner processes for untrusted workflows
         housekeeping = asyncio.create_task(_housekeeping(services))
         try:
             yield

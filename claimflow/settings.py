@@ -70,6 +70,15 @@ class Settings(BaseSettings):
     workflow_runs_retention_days: int = 30
     workflow_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Per workflow: ``failure_policy`` and/or ``time_limit_seconds`` (e.g. JSON in the env)."""
+    workflows_trusted: list[str] = Field(default_factory=list)
+    """Workflows (by id) that run in the server's event loop instead of a runner process; the
+    built-ins always do. Trust only code you would put in the server itself (README)."""
+    workflow_runner_pool_size: int = Field(default=2, ge=1, le=64)
+    """Warm runner processes per untrusted workflow (one run per runner at a time)."""
+    workflow_runner_memory_mb: int = Field(default=512, ge=0)
+    """Address-space limit of a runner process (``RLIMIT_AS``); 0 for none."""
+    workflow_runner_kill_grace_seconds: float = Field(default=0.2, gt=0)
+    """How long a runner may take to stop after its run's deadline before it is killed."""
 
     redis_prefix: str | None = None
     """Namespace of this deployment's keys in Redis (``<prefix>:billing:...``).

@@ -172,6 +172,7 @@ async def _dry_run(
         event = tokens_generation_event(
             issuer=services.issuer, user_id=user_id, client_id="claimflow-cli", org_code=org_code
         )
+        await services.workflows.warm_up()  # an isolated workflow's runner, as `serve` starts it
         started = time.perf_counter()
         (report,) = await services.workflows.run_workflows([workflow], event, record=False)
         elapsed = (time.perf_counter() - started) * 1000

@@ -28,6 +28,7 @@ from claimflow.errors import WorkflowError
 from claimflow.oidc.access_tokens import bearer_token, verify_access_token
 from claimflow.oidc.workflow_events import tokens_generation_event
 from claimflow.services import Services
+from claimflow.store import users
 from claimflow.workflows.event import AuthOrigin, Trigger
 
 router = APIRouter(tags=["Billing claims"])
@@ -65,6 +66,12 @@ async def get_billing_details(
         return _bearer_error(401, "invalid_request", "A bearer access token is required.")
     claims = await verify_access_token(services, token)
     if claims is None:
+        return _bearer_error(401, "invalid_token", "The access token is invalid or expired.")
+    # Billing is a user's (or their organization's): the subject must be an active user as the
+    # store says, whatever claims (``gty``) the token carries.
+    async with services.db.connect() as conn:
+        user = await users.find_user(conn, str(claims.get("sub", "")))
+    if user is None or user.is_suspended:
         return _bearer_error(401, "invalid_token", "The access token is invalid or expired.")
     org_code = claims.get("org_code")
     org_code = org_code if isinstance(org_code, str) else None

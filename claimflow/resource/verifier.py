@@ -80,8 +80,15 @@ class VerifiedToken:
 
     @property
     def billing(self) -> BillingClaim | None:
-        """The billing that applies: the organization's, else the user's own."""
-        return self.org_billing or self.billing_details
+        """The billing that applies, chosen by ``org_code`` (which only the provider writes):
+        the organization's for a sign-in to an organization, else the user's own.
+
+        A token of a personal sign-in that carries an ``org_billing`` anyway (a forged claim
+        next to the real ``billingDetails``) is not believed: the two never mix (design §1).
+        """
+        if self.org_code is not None:
+            return self.org_billing
+        return self.billing_details
 
 
 class TokenVerifier:

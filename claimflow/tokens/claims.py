@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from claimflow.domain import Membership, User
+from claimflow.tokens.reserved import is_reserved
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,5 +145,5 @@ def mergeable(
     return {
         name: forms
         for name, forms in custom.items()
-        if forms and name not in base and name not in reserved
+        if forms and name not in base and not is_reserved(name, reserved)
     }

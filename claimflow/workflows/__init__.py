@@ -1,42 +1,71 @@
-"""Token-generation workflows: declare settings, get bindings, set claims (design §4).
+"""Token-generation workflows: what a workflow author needs, and nothing of the engine.
 
 A workflow module exports ``workflow_settings = WorkflowSettings(...)`` and
-``async def run(event: TokensGenerationEvent, bindings: Bindings) -> None``.
+``async def run(event: TokensGenerationEvent, bindings: Bindings) -> None`` (design §4). The
+engine, registry, runner processes and transports live in submodules and may change freely.
 """
 
-from claimflow.workflows.bindings import Bindings, EnvironmentVariable, TokenClaims, WorkflowLogger
-from claimflow.workflows.definition import Binding, FailurePolicy, Workflow, WorkflowSettings
-from claimflow.workflows.engine import ClaimForms, RunReport, TokenCustomClaims, WorkflowEngine
-from claimflow.workflows.event import TokensGenerationEvent, Trigger
-from claimflow.workflows.management_client import (
-    HTTPTransport,
-    InProcessTransport,
-    ManagementAPIClient,
-    ManagementTransport,
+from claimflow.errors import (
+    BindingNotDeclared,
+    ManagementAPICallFailed,
+    ManagementAPINotFound,
+    ReservedClaim,
+    WorkflowRuntimeError,
 )
-from claimflow.workflows.registry import WorkflowRegistry
-from claimflow.workflows.runlog import RunOutcome, WorkflowRun
+from claimflow.workflows.bindings import (
+    Auth,
+    Bindings,
+    Env,
+    EnvironmentVariable,
+    TokenClaims,
+    WorkflowLogger,
+)
+from claimflow.workflows.definition import Binding, FailurePolicy, WorkflowSettings
+from claimflow.workflows.event import (
+    AuthOrigin,
+    EventApplication,
+    EventAuth,
+    EventContext,
+    EventDomains,
+    EventOrganization,
+    EventRequest,
+    EventRequestAuth,
+    EventUser,
+    EventWorkflow,
+    TokensGenerationEvent,
+    Trigger,
+)
+from claimflow.workflows.fetch import Fetch, FetchResponse
+from claimflow.workflows.management_client import ManagementAPIClient
 
 __all__ = [
+    "Auth",
+    "AuthOrigin",
     "Binding",
+    "BindingNotDeclared",
     "Bindings",
-    "ClaimForms",
+    "Env",
     "EnvironmentVariable",
+    "EventApplication",
+    "EventAuth",
+    "EventContext",
+    "EventDomains",
+    "EventOrganization",
+    "EventRequest",
+    "EventRequestAuth",
+    "EventUser",
+    "EventWorkflow",
     "FailurePolicy",
-    "HTTPTransport",
-    "InProcessTransport",
+    "Fetch",
+    "FetchResponse",
+    "ManagementAPICallFailed",
     "ManagementAPIClient",
-    "ManagementTransport",
-    "RunOutcome",
-    "RunReport",
+    "ManagementAPINotFound",
+    "ReservedClaim",
     "TokenClaims",
-    "TokenCustomClaims",
     "TokensGenerationEvent",
     "Trigger",
-    "Workflow",
-    "WorkflowEngine",
     "WorkflowLogger",
-    "WorkflowRegistry",
-    "WorkflowRun",
+    "WorkflowRuntimeError",
     "WorkflowSettings",
 ]

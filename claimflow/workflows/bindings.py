@@ -2,26 +2,30 @@
 
 A workflow declares the bindings it uses; asking ``Bindings`` for one it did not declare raises
 ``BindingNotDeclared``, as Kinde's runtime does. Each run gets fresh bindings, so the claims and
-log lines of one run never leak into another.
+log lines of one run never leak into another. The same classes serve both modes (design §8): in a
+runner process, the environment, Management API and fetch bindings forward each call to the
+server, which checks the declaration and performs it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from claimflow.errors import BindingNotDeclared, ReservedClaim, WorkflowRuntimeError
 from claimflow.tokens.budget import EncodedJSON
+from claimflow.tokens.reserved import BUILTIN_CLAIMS, builtin_claim_owner, is_reserved
 from claimflow.workflows.definition import Binding
 
 if TYPE_CHECKING:
     from claimflow.cache import BillingCache
-    from claimflow.workflows.environment import EnvironmentVariables
+    from claimflow.workflows.fetch import Fetch
     from claimflow.workflows.management_client import ManagementAPIClient
 
 REDACTED = "[REDACTED]"
+_LEVELS = frozenset({"debug", "info", "warning", "error"})
 
 
 class WorkflowLogger:
@@ -39,6 +43,10 @@ class WorkflowLogger:
         for secret in sorted(self._secrets, key=len, reverse=True):
             text = text.replace(secret, REDACTED)
         return text
+
+    def line(self, level: str, message: str) -> None:
+        """A line of any of the four levels (a runner's lines arrive this way)."""
+        self._log(level if level in _LEVELS else "info", message)
 
     def _log(self, level: str, message: str) -> None:
         self.lines.append(
@@ -79,10 +87,18 @@ class TokenClaims:
     """
 
     def __init__(
-        self, token: str, reserved: frozenset[str], encodings: dict[int, bytes] | None = None
+        self,
+        token: str,
+        reserved: frozenset[str],
+        encodings: dict[int, bytes] | None = None,
+        declared_claims: frozenset[str] | None = None,
     ) -> None:
         self.token = token
         self._reserved = reserved
+        self._declared_claims = declared_claims
+        """The claims the workflow declares: a billing claim (``org_billing``,
+        ``billingDetails``) may be set only by a workflow that declares it, and the registry lets
+        one enabled workflow declare it. ``None`` in a runner: the server checks again."""
         self._claims: dict[str, tuple[Any, ...]] = {}
         self._encoded: dict[str, tuple[bytes, ...]] = {}
         self._encodings = encodings if encodings is not None else {}
@@ -93,8 +109,17 @@ class TokenClaims:
         """Set ``name``; ``fallbacks`` are smaller forms the size budget may use instead, in order."""
         if not isinstance(name, str) or not name or len(name) > 256:
             raise WorkflowRuntimeError(f"a claim name must be a non-empty string, got {name!r}")
-        if name in self._reserved:
+        if is_reserved(name, self._reserved):
             raise ReservedClaim(self.token, name)
+        builtin_owner = builtin_claim_owner(name)
+        if builtin_owner is not None and (
+            name not in BUILTIN_CLAIMS
+            or (self._declared_claims is not None and name not in self._declared_claims)
+        ):
+            raise WorkflowRuntimeError(
+                f"claim {name!r} is a billing claim (set by the built-in workflow "
+                f"{builtin_owner!r}); only a workflow that declares it in its claims may set it"
+            )
         values = []
         encoded = []
         for form in (value, *fallbacks):
@@ -145,77 +170,93 @@ class EnvironmentVariable:
     is_secret: bool
 
 
-class Env:
-    """``kinde.env``: environment variables and secrets; reading a secret redacts it in logs."""
+VariableLookup = Callable[[str], Awaitable[EnvironmentVariable | None]]
+"""Reads one declared variable: in-process from the store, in a runner by asking the server."""
 
-    def __init__(self, variables: EnvironmentVariables, logger: WorkflowLogger) -> None:
-        self._variables = variables
-        self._logger = logger
+
+class Env:
+    """``kinde.env``: the environment variables and secrets the workflow declared by name.
+
+    The lookup checks the declaration (``WorkflowSettings.env_vars``) on the server's side, so a
+    workflow cannot read another workflow's secret by asking for its name.
+    """
+
+    def __init__(self, lookup: VariableLookup) -> None:
+        self._lookup = lookup
 
     async def get_environment_variable(self, key: str) -> EnvironmentVariable | None:
-        found = await self._variables.get(key)
-        if found is None:
-            return None
-        if found.is_secret and found.value:
-            self._logger.add_secret(found.value)
-        return EnvironmentVariable(value=found.value, is_secret=found.is_secret)
+        return await self._lookup(key)
 
 
-@dataclass
 class Bindings:
-    """The bindings of one run; only the declared ones are reachable."""
+    """The bindings of one run. Only the declared ones were built; asking for another raises
+    ``BindingNotDeclared`` (Kinde's rule), and there is no field to reach around the check."""
 
-    declared: frozenset[Binding]
-    logger_binding: WorkflowLogger
-    access_token_binding: TokenClaims
-    id_token_binding: TokenClaims
-    auth_binding: Auth
-    management_api_binding: ManagementAPIClient | None = None
-    env_binding: Env | None = None
-    billing_cache_binding: BillingCache | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    __slots__ = ("_declared", "_logger", "_provided")
 
-    def _require(self, binding: Binding) -> None:
-        if binding not in self.declared:
+    def __init__(
+        self,
+        declared: frozenset[Binding],
+        logger: WorkflowLogger,
+        provided: Mapping[Binding, object],
+    ) -> None:
+        self._declared = declared
+        self._logger = logger
+        self._provided = {b: v for b, v in provided.items() if b in declared}
+
+    @property
+    def declared(self) -> frozenset[Binding]:
+        return self._declared
+
+    def has(self, binding: Binding) -> bool:
+        """Declared and available here (the billing cache exists only in the server)."""
+        return binding in self._declared and self._provided.get(binding) is not None
+
+    def _get(self, binding: Binding) -> Any:
+        if binding not in self._declared:
             raise BindingNotDeclared(binding.value)
+        value = self._provided.get(binding)
+        if value is None:
+            raise WorkflowRuntimeError(f"binding {binding.value!r} is not available here")
+        return value
 
     @property
     def access_token(self) -> TokenClaims:
-        self._require(Binding.ACCESS_TOKEN)
-        return self.access_token_binding
+        claims: TokenClaims = self._get(Binding.ACCESS_TOKEN)
+        return claims
 
     @property
     def id_token(self) -> TokenClaims:
-        self._require(Binding.ID_TOKEN)
-        return self.id_token_binding
+        claims: TokenClaims = self._get(Binding.ID_TOKEN)
+        return claims
 
     @property
     def auth(self) -> Auth:
-        self._require(Binding.AUTH)
-        return self.auth_binding
+        auth: Auth = self._get(Binding.AUTH)
+        return auth
 
     @property
     def logger(self) -> WorkflowLogger:
         # Kinde gives ``console`` to every workflow; the run log must always be writable.
-        return self.logger_binding
+        return self._logger
 
     @property
     def management_api(self) -> ManagementAPIClient:
-        self._require(Binding.MANAGEMENT_API)
-        if self.management_api_binding is None:
-            raise WorkflowRuntimeError("no Management API is configured for workflows")
-        return self.management_api_binding
+        client: ManagementAPIClient = self._get(Binding.MANAGEMENT_API)
+        return client
 
     @property
     def env(self) -> Env:
-        self._require(Binding.ENV)
-        if self.env_binding is None:
-            raise WorkflowRuntimeError("environment variables are not available")
-        return self.env_binding
+        env: Env = self._get(Binding.ENV)
+        return env
+
+    @property
+    def fetch(self) -> Fetch:
+        fetch: Fetch = self._get(Binding.FETCH)
+        return fetch
 
     @property
     def billing_cache(self) -> BillingCache:
-        self._require(Binding.BILLING_CACHE)
-        if self.billing_cache_binding is None:
-            raise WorkflowRuntimeError("no billing cache is configured")
-        return self.billing_cache_binding
+        """The server's billing cache: for trusted workflows only (it lives in the server)."""
+        cache: BillingCache = self._get(Binding.BILLING_CACHE)
+        return cache

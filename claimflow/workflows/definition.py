@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from claimflow.workflows.event import TokensGenerationEvent, Trigger
 
@@ -35,7 +35,9 @@ class Binding(enum.StrEnum):
     ENV = "env"
     AUTH = "auth"
     LOGGER = "logger"
+    FETCH = "fetch"
     BILLING_CACHE = "billing_cache"
+    """The server's billing cache: trusted workflows only."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,49 @@ class WorkflowSettings:
     bindings: frozenset[Binding] = field(default_factory=frozenset)
     claims: frozenset[str] = field(default_factory=frozenset)
     """Custom claim names the workflow sets; declared ones are checked for collisions at start-up."""
+    env_vars: frozenset[str] = field(default_factory=frozenset)
+    """Environment variables and secrets (by key) the ``env`` binding may read, no other; a
+    name ending in ``*`` declares a prefix (``SUPPORT_TIER_*``)."""
+    management_api_scopes: frozenset[str] = field(default_factory=frozenset)
+    """The Management API scopes (``read:organizations``, ``create:users``, ...) the
+    ``management_api`` binding's calls carry; a route needing another answers 403."""
+    fetch_hosts: frozenset[str] = field(default_factory=frozenset)
+    """Hosts the ``fetch`` binding may call (``api.example.com`` or ``api.example.com:8443``)."""
+    allow_private_fetch: bool = False
+    """Let ``fetch`` reach loopback and private addresses (refused by default: SSRF)."""
+
+    def to_wire(self) -> dict[str, Any]:
+        """JSON for the runner protocol (a runner describes the module it loaded)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "trigger": self.trigger.value,
+            "failure_policy": self.failure_policy.value,
+            "time_limit_seconds": self.time_limit_seconds,
+            "bindings": sorted(b.value for b in self.bindings),
+            "claims": sorted(self.claims),
+            "env_vars": sorted(self.env_vars),
+            "management_api_scopes": sorted(self.management_api_scopes),
+            "fetch_hosts": sorted(self.fetch_hosts),
+            "allow_private_fetch": self.allow_private_fetch,
+        }
+
+    @classmethod
+    def from_wire(cls, wire: dict[str, Any]) -> WorkflowSettings:
+        limit = wire.get("time_limit_seconds")
+        return cls(
+            id=str(wire["id"]),
+            name=str(wire["name"]),
+            trigger=Trigger(wire["trigger"]),
+            failure_policy=FailurePolicy(wire["failure_policy"]),
+            time_limit_seconds=None if limit is None else float(limit),
+            bindings=frozenset(Binding(b) for b in wire["bindings"]),
+            claims=frozenset(map(str, wire["claims"])),
+            env_vars=frozenset(map(str, wire["env_vars"])),
+            management_api_scopes=frozenset(map(str, wire["management_api_scopes"])),
+            fetch_hosts=frozenset(map(str, wire["fetch_hosts"])),
+            allow_private_fetch=bool(wire["allow_private_fetch"]),
+        )
 
 
 WorkflowEntry = Callable[[TokensGenerationEvent, "Bindings"], Awaitable[None]]
@@ -63,6 +108,11 @@ class Workflow:
     settings: WorkflowSettings
     entry: WorkflowEntry
     source: str
+    """Where it was loaded from: a module name, or the path of a ``*.py`` file."""
+    trusted: bool = False
+    """Trusted workflows run in the server's event loop; the others in runner processes
+    (design §8). The built-ins are trusted, and any workflow a deployment names in
+    ``settings.workflows_trusted``."""
 
     @property
     def id(self) -> str:

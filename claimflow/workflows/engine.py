@@ -19,23 +19,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import httpx
 
 from claimflow.domain.ids import new_prefixed_id
 from claimflow.errors import WorkflowAccessDenied, WorkflowError, WorkflowRuntimeError
 from claimflow.store._rows import utcnow
 from claimflow.tokens.reserved import ACCESS_TOKEN_RESERVED, ID_TOKEN_RESERVED
-from claimflow.workflows.bindings import Auth, Bindings, Env, TokenClaims, WorkflowLogger
+from claimflow.workflows.bindings import Auth, TokenClaims, WorkflowLogger
+from claimflow.workflows.capabilities import RunCapabilities, VariableSource
 from claimflow.workflows.definition import Binding, FailurePolicy, Workflow
-from claimflow.workflows.event import TokensGenerationEvent, Trigger
-from claimflow.workflows.management_client import ManagementAPIClient, ManagementTransport
+from claimflow.workflows.event import TokensGenerationEvent, Trigger, event_to_wire
+from claimflow.workflows.management_client import ManagementTransport
 from claimflow.workflows.runlog import RunLog, RunOutcome, WorkflowRun
+from claimflow.workflows.runtime.pool import DeadlinePassed, RunnerPools
 
 if TYPE_CHECKING:
     from claimflow.cache import BillingCache
-    from claimflow.workflows.environment import EnvironmentVariables
     from claimflow.workflows.registry import WorkflowRegistry
 
 ClaimForms = tuple[Any, ...]
@@ -91,32 +94,39 @@ class WorkflowEngine:
         *,
         run_log: RunLog | None = None,
         management: ManagementTransport | None = None,
-        environment: EnvironmentVariables | None = None,
+        environment: VariableSource | None = None,
         billing_cache: BillingCache | None = None,
         default_time_limit_seconds: float = 2.0,
+        runners: RunnerPools | None = None,
     ) -> None:
         self.registry = registry
+        self.runners = runners or RunnerPools()
+        self._http: httpx.AsyncClient | None = None
         self.run_log = run_log
         self.management = management
         self.environment = environment
         self.billing_cache = billing_cache
         self.default_time_limit_seconds = default_time_limit_seconds
 
-    def enabled(self, trigger: Trigger = Trigger.USER_TOKENS_GENERATION) -> list[Workflow]:
+    def enabled(self, trigger: Trigger | None = Trigger.USER_TOKENS_GENERATION) -> list[Workflow]:
         return [] if self.registry is None else self.registry.enabled(trigger)
 
-    async def run_tokens_generation(self, event: TokensGenerationEvent) -> TokenCustomClaims:
-        workflows = self.enabled(Trigger.USER_TOKENS_GENERATION)
+    async def run(self, trigger: Trigger, event: TokensGenerationEvent) -> TokenCustomClaims:
+        """Run every enabled workflow of ``trigger`` on ``event`` and merge their claims."""
+        workflows = self.enabled(trigger)
         if not workflows:
             return TokenCustomClaims()
         reports = await self.run_workflows(workflows, event)
         return self._merge(reports)
 
+    async def run_tokens_generation(self, event: TokensGenerationEvent) -> TokenCustomClaims:
+        """``user:tokens_generation``: the seam the token endpoint calls (design §3)."""
+        return await self.run(Trigger.USER_TOKENS_GENERATION, event)
+
     async def run_workflows(
         self, workflows: Sequence[Workflow], event: TokensGenerationEvent, *, record: bool = True
     ) -> list[RunReport]:
         if len(workflows) == 1:
-            # One workflow needs no task of its own: its time limit applies in this task.
             reports = [await self._run(workflows[0], event)]
         else:
             reports = list(await asyncio.gather(*(self._run(w, event) for w in workflows)))
@@ -171,48 +181,78 @@ class WorkflowEngine:
                 merged.id_token_encoded.update(report.id_token_encoded)
         return merged
 
+    async def warm_up(self) -> None:
+        """Spawn the runners of the enabled untrusted workflows; wait until each can run.
+
+        Called at start-up, so the first sign-in does not pay for starting an interpreter; a
+        workflow whose runner cannot load it is a start-up error (``WorkflowConfigError``)."""
+        pools = [self.runners.pool(w) for w in self.enabled(None) if not w.trusted]
+        await asyncio.gather(*(pool.ready() for pool in pools))
+
+    async def _execute(
+        self,
+        workflow: Workflow,
+        event: TokensGenerationEvent,
+        capabilities: RunCapabilities,
+        access: TokenClaims,
+        id_token: TokenClaims,
+        auth: Auth,
+        limit: float,
+    ) -> None:
+        """Run the workflow in-process (trusted) or in a runner; raises on failure."""
+        if workflow.trusted:
+            bindings = capabilities.trusted_bindings(access, id_token, auth)
+            await _within_deadline(workflow, workflow.entry(event, bindings), limit)
+            return
+        logger = capabilities.logger
+        done = await self.runners.pool(workflow).run(
+            event_to_wire(event),
+            capabilities.deadline,
+            capabilities.answer,
+            lambda level, message: logger.line(level, message),
+        )
+        if done.get("error") is not None:
+            raise WorkflowRuntimeError(str(done["error"]))
+        # The runner's claims are checked again here: reserved names, owners, JSON (design §8).
+        for claims, wire in ((access, done.get("access_token")), (id_token, done.get("id_token"))):
+            if not isinstance(wire, dict):
+                continue
+            for name, forms in wire.items():
+                if not isinstance(forms, list) or not forms:
+                    raise WorkflowRuntimeError(f"claim {name!r} came back without a value")
+                claims.set_custom_claim(name, forms[0], forms[1:])
+        denied = done.get("denied")
+        if denied is not None:
+            auth.deny_access(str(denied))
+
     async def _run(self, workflow: Workflow, event: TokensGenerationEvent) -> RunReport:
         settings = workflow.settings
         logger = WorkflowLogger()
         encodings: dict[int, bytes] = {}
-        access = TokenClaims("access token", ACCESS_TOKEN_RESERVED, encodings)
-        id_token = TokenClaims("ID token", ID_TOKEN_RESERVED, encodings)
+        declared = settings.claims
+        access = TokenClaims("access token", ACCESS_TOKEN_RESERVED, encodings, declared)
+        id_token = TokenClaims("ID token", ID_TOKEN_RESERVED, encodings, declared)
         auth = Auth()
-        declared = settings.bindings
-        # Only the declared bindings are reachable, so only those are built.
-        management = (
-            ManagementAPIClient(self.management, logger)
-            if self.management is not None and Binding.MANAGEMENT_API in declared
-            else None
-        )
-        bindings = Bindings(
-            declared=declared,
-            logger_binding=logger,
-            access_token_binding=access,
-            id_token_binding=id_token,
-            auth_binding=auth,
-            management_api_binding=management,
-            env_binding=(
-                Env(self.environment, logger)
-                if self.environment is not None and Binding.ENV in declared
-                else None
-            ),
-            billing_cache_binding=self.billing_cache,
-        )
         limit = settings.time_limit_seconds or self.default_time_limit_seconds
+        capabilities = RunCapabilities(
+            workflow,
+            logger,
+            asyncio.get_running_loop().time() + limit,
+            environment=self.environment,
+            management=self.management,
+            billing_cache=self.billing_cache,
+            http=self._fetch_client() if Binding.FETCH in settings.bindings else None,
+        )
         started_on = utcnow()
         started = time.perf_counter()
         outcome, error = RunOutcome.SUCCEEDED, None
-        deadline = asyncio.timeout(limit)
         try:
-            async with deadline:
-                await workflow.entry(event, bindings)
+            await self._execute(workflow, event, capabilities, access, id_token, auth, limit)
             _check_declared(workflow, access, id_token)
+        except DeadlinePassed:
+            outcome, error = RunOutcome.TIMED_OUT, f"exceeded its time limit of {limit:g} s"
         except TimeoutError:
-            if not deadline.expired():
-                outcome, error = RunOutcome.FAILED, "TimeoutError raised by the workflow"
-            else:
-                outcome, error = RunOutcome.TIMED_OUT, f"exceeded its time limit of {limit:g} s"
+            outcome, error = RunOutcome.FAILED, "TimeoutError raised by the workflow"
         except WorkflowRuntimeError as exc:
             outcome, error = RunOutcome.FAILED, logger.redact(str(exc))
         except Exception as exc:
@@ -249,18 +289,68 @@ class WorkflowEngine:
             access_token=access.forms if ok else {},
             id_token=id_token.forms if ok else {},
             denied_reason=auth.denied_reason if outcome is RunOutcome.DENIED else None,
-            management_calls=management.calls if management is not None else 0,
+            management_calls=capabilities.management_calls,
             access_token_encoded=access_encoded,
             id_token_encoded=id_encoded,
         )
 
+    def _fetch_client(self) -> httpx.AsyncClient:
+        """The server's client for ``fetch`` (no proxy settings from the environment)."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(trust_env=False)
+        return self._http
+
     async def aclose(self) -> None:
+        await self.runners.aclose()
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
         if self.run_log is not None:
             await self.run_log.aclose()
         if self.management is not None:
             await self.management.aclose()
         if self.billing_cache is not None:
             await self.billing_cache.aclose()
+
+
+CANCEL_GRACE_SECONDS = 0.05
+"""How long the server waits, after the deadline, for a cancelled workflow to stop."""
+
+
+async def _within_deadline(workflow: Workflow, run: Awaitable[None], limit: float) -> None:
+    """Run ``run`` in its own task; at ``limit`` seconds stop waiting for it, whatever it does.
+
+    ``asyncio.timeout`` around an ``await`` only *asks* the coroutine to stop: a workflow that
+    catches ``CancelledError`` and keeps sleeping would hold the token endpoint as long as it
+    likes. Here the server owns the clock: the workflow runs in a task of its own, the caller
+    waits at most ``limit`` plus a short grace, and a task that ignores its cancellation is left
+    behind (cancelled again, logged) while the token endpoint answers. Blocking code still
+    blocks the event loop, which is why only trusted workflows run in-process (design §8).
+    """
+    task = asyncio.ensure_future(run)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=limit)
+    except asyncio.CancelledError:
+        task.cancel()  # the token request itself was abandoned: so is its workflow
+        raise
+    if done:
+        task.result()  # its exception, if it raised
+        return
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=CANCEL_GRACE_SECONDS)
+    if not done:
+        log.error(
+            "workflow %s ignored its cancellation at the deadline; its task is abandoned",
+            workflow.id,
+        )
+        task.add_done_callback(_collect_orphan)
+    raise DeadlinePassed
+
+
+def _collect_orphan(task: asyncio.Future[None]) -> None:
+    """Retrieve an abandoned task's end so asyncio does not warn about a lost exception."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("abandoned workflow task ended with %r", task.exception())
 
 
 def _check_declared(workflow: Workflow, *tokens: TokenClaims) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class Trigger(enum.StrEnum):
@@ -87,3 +89,34 @@ class TokensGenerationEvent:
 
     context: EventContext
     request: EventRequest = field(default_factory=EventRequest)
+
+
+def event_to_wire(event: TokensGenerationEvent) -> dict[str, Any]:
+    """The event as JSON for a runner process (enums as their values, tuples as lists)."""
+    wire: dict[str, Any] = dataclasses.asdict(event)
+    return wire
+
+
+def event_from_wire(wire: dict[str, Any]) -> TokensGenerationEvent:
+    """The inverse of ``event_to_wire``; the runner rebuilds the event its workflow receives."""
+    context, request = wire["context"], wire.get("request") or {}
+    organization = context.get("organization")
+    return TokensGenerationEvent(
+        context=EventContext(
+            user=EventUser(**context["user"]),
+            application=EventApplication(**context["application"]),
+            auth=EventAuth(
+                origin=AuthOrigin(context["auth"]["origin"]),
+                is_existing_session=bool(context["auth"].get("is_existing_session")),
+                connection_id=context["auth"].get("connection_id"),
+            ),
+            domains=EventDomains(**context["domains"]),
+            organization=EventOrganization(**organization) if organization else None,
+            workflow=EventWorkflow(Trigger(context["workflow"]["trigger"])),
+        ),
+        request=EventRequest(
+            ip=request.get("ip"),
+            user_agent=request.get("user_agent"),
+            auth=EventRequestAuth(audience=tuple((request.get("auth") or {}).get("audience", ()))),
+        ),
+    )

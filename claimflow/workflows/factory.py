@@ -14,6 +14,7 @@ from claimflow.workflows.management_client import (
 )
 from claimflow.workflows.registry import WorkflowRegistry
 from claimflow.workflows.runlog import RunLog
+from claimflow.workflows.runtime.pool import RunnerPools
 
 if TYPE_CHECKING:
     from claimflow.services import Services
@@ -42,7 +43,10 @@ def build_workflow_engine(services: Services) -> WorkflowEngine:
     """Registry (config errors raise here, at start-up), run log, transport, cache, env."""
     settings = services.settings
     registry = WorkflowRegistry.from_settings(
-        settings.workflows_enabled, settings.workflows_dir, settings.workflow_overrides
+        settings.workflows_enabled,
+        settings.workflows_dir,
+        settings.workflow_overrides,
+        settings.workflows_trusted,
     )
     cache = build_billing_cache(
         settings.redis_url,
@@ -59,4 +63,9 @@ def build_workflow_engine(services: Services) -> WorkflowEngine:
         environment=EnvironmentVariables(services.db, services.box),
         billing_cache=cache,
         default_time_limit_seconds=settings.workflow_time_limit_seconds,
+        runners=RunnerPools(
+            settings.workflow_runner_pool_size,
+            settings.workflow_runner_memory_mb,
+            settings.workflow_runner_kill_grace_seconds,
+        ),
     )

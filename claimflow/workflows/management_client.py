@@ -41,11 +41,34 @@ MAX_PAGES = 1000
 PAGE_SIZE = 100
 
 
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+_PATH = re.compile(r"^[A-Za-z0-9_\-~%]+(/[A-Za-z0-9_\-~%.]+)*$")
+
+
+def check_path(path: str) -> str:
+    """A built path as ``build_path`` makes it: plain segments, no dot segments, no query.
+
+    The server checks it again for a runner's call, which could send any string."""
+    if not _PATH.match(path) or any(seg in {".", ".."} for seg in path.split("/")):
+        raise WorkflowRuntimeError(f"Management API path {path!r} is not a plain path")
+    return path
+
+
 class ManagementTransport(Protocol):
-    """Sends one request to ``/api/v1/<path>`` of some Management API."""
+    """Sends one request to ``/api/v1/<path>`` of some Management API.
+
+    ``scopes`` are the ones the calling workflow declared: the request carries a token with
+    those and no other. ``time_left`` is what remains of the run's deadline (design §8)."""
 
     async def request(
-        self, method: str, path: str, params: Mapping[str, str], body: Any | None
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str],
+        body: Any | None,
+        *,
+        scopes: frozenset[str],
+        time_left: float | None = None,
     ) -> httpx.Response: ...
 
     async def aclose(self) -> None: ...
@@ -82,11 +105,21 @@ def build_path(endpoint: str, path_params: Mapping[str, str] | None = None) -> s
 
 
 class ManagementAPIClient:
-    """What a workflow's ``management_api`` binding gives: ``get``, ``post``, ``get_all``."""
+    """What a workflow's ``management_api`` binding gives: ``get``, ``post``, ``put``,
+    ``patch``, ``delete`` and ``get_all``; every call carries the workflow's declared scopes
+    and at most the time left before the run's deadline (``deadline``, on the loop's clock)."""
 
-    def __init__(self, transport: ManagementTransport, logger: WorkflowLogger) -> None:
+    def __init__(
+        self,
+        transport: ManagementTransport,
+        logger: WorkflowLogger,
+        scopes: frozenset[str] = frozenset(),
+        deadline: float | None = None,
+    ) -> None:
         self._transport = transport
         self._logger = logger
+        self._scopes = scopes
+        self._deadline = deadline
         self.calls = 0
 
     async def get(
@@ -107,6 +140,33 @@ class ManagementAPIClient:
     ) -> dict[str, Any]:
         """POST ``params`` as the JSON body (Kinde's ``createKindeAPI`` does the same)."""
         return await self._call("POST", endpoint, None, dict(params or {}), path_params)
+
+    async def put(
+        self,
+        endpoint: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        path_params: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        return await self._call("PUT", endpoint, None, dict(params or {}), path_params)
+
+    async def patch(
+        self,
+        endpoint: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        path_params: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        return await self._call("PATCH", endpoint, None, dict(params or {}), path_params)
+
+    async def delete(
+        self,
+        endpoint: str,
+        params: Mapping[str, ParamValue] | None = None,
+        *,
+        path_params: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        return await self._call("DELETE", endpoint, params, None, path_params)
 
     async def get_all(
         self, endpoint: str, items_key: str, params: Mapping[str, ParamValue] | None = None
@@ -153,9 +213,16 @@ class ManagementAPIClient:
         query = _query(params)
         started = time.perf_counter()
         self.calls += 1
+        timeout = None
+        if self._deadline is not None:
+            timeout = self._deadline - asyncio.get_running_loop().time()
+            if timeout <= 0:
+                raise ManagementAPICallFailed(endpoint, "the run's deadline has passed")
         try:
-            response = await self._transport.request(method, path, query, body)
-        except httpx.TimeoutException as exc:
+            response = await self._transport.request(
+                method, path, query, body, scopes=self._scopes, time_left=timeout
+            )
+        except (httpx.TimeoutException, TimeoutError) as exc:
             self._logger.error(f"{method} {endpoint} timed out")
             raise ManagementAPICallFailed(endpoint, "timed out") from exc
         except httpx.HTTPError as exc:
@@ -219,20 +286,12 @@ class _CachedToken:
         self._token = None
 
 
-READ_SCOPES = (
-    "read:organizations",
-    "read:users",
-    "read:billing_entitlements",
-    "read:billing_agreements",
-    "read:billing",
-)
-
-
 class InProcessTransport:
     """This deployment's ``/api/v1`` through ``httpx.ASGITransport``; no socket, no credentials.
 
-    The M2M token is minted here with the read scopes the billing workflows need; its audience is
-    ``<issuer>/api`` so the routes' ordinary scope checks apply unchanged.
+    The M2M token is minted here with exactly the scopes the calling workflow declared (one
+    cached token per set of scopes); its audience is ``<issuer>/api`` so the routes' ordinary
+    scope checks apply unchanged, writes included.
     """
 
     TOKEN_SECONDS = 300
@@ -247,14 +306,21 @@ class InProcessTransport:
         self._sign = sign
         self._issuer = issuer
         self._client: httpx.AsyncClient | None = None
-        self._token = _CachedToken(self._mint)
+        self._tokens: dict[frozenset[str], _CachedToken] = {}
 
-    async def _mint(self) -> tuple[str, float]:
+    def _token(self, scopes: frozenset[str]) -> _CachedToken:
+        token = self._tokens.get(scopes)
+        if token is None:
+            ordered = tuple(sorted(scopes))
+            token = self._tokens[scopes] = _CachedToken(lambda: self._mint(ordered))
+        return token
+
+    async def _mint(self, scopes: tuple[str, ...]) -> tuple[str, float]:
         claims = m2m_access_token_claims(
             issuer=self._issuer,
             client_id="claimflow-workflows",
             audience=self._issuer + "/api",
-            scopes=READ_SCOPES,
+            scopes=scopes,
             jti=secrets.token_hex(16),
             now=int(time.time()),
             ttl=self.TOKEN_SECONDS,
@@ -268,12 +334,21 @@ class InProcessTransport:
         return self._client
 
     async def request(
-        self, method: str, path: str, params: Mapping[str, str], body: Any | None
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str],
+        body: Any | None,
+        *,
+        scopes: frozenset[str],
+        time_left: float | None = None,
     ) -> httpx.Response:
-        headers = {"authorization": f"Bearer {await self._token.get()}"}
-        return await self._http().request(
-            method, f"/api/v1/{path}", params=params, json=body, headers=headers
-        )
+        # ASGITransport ignores httpx timeouts: the deadline is applied around the call.
+        async with asyncio.timeout(time_left):
+            headers = {"authorization": f"Bearer {await self._token(scopes).get()}"}
+            return await self._http().request(
+                method, f"/api/v1/{path}", params=params, json=body, headers=headers
+            )
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -298,7 +373,14 @@ class HTTPTransport:
         self._timeout = timeout_seconds
         self._max_connections = max_connections
         self._client: httpx.AsyncClient | None = None
-        self._token = _CachedToken(self._fetch_token)
+        self._tokens: dict[frozenset[str], _CachedToken] = {}
+
+    def _token(self, scopes: frozenset[str]) -> _CachedToken:
+        token = self._tokens.get(scopes)
+        if token is None:
+            scope = " ".join(sorted(scopes))
+            token = self._tokens[scopes] = _CachedToken(lambda: self._fetch_token(scope))
+        return token
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -313,7 +395,8 @@ class HTTPTransport:
             )
         return self._client
 
-    async def _fetch_token(self) -> tuple[str, float]:
+    async def _fetch_token(self, scope: str) -> tuple[str, float]:
+        """Client credentials (RFC 6749 §4.4.2) asking for the workflow's declared ``scope``."""
         if not self._client_id:
             raise ManagementAPICallFailed("oauth2/token", "M2M client ID not set")
         if not self._client_secret:
@@ -325,6 +408,7 @@ class HTTPTransport:
                 "client_id": self._client_id,
                 "client_secret": self._client_secret,
                 "audience": self.base_url + "/api",
+                **({"scope": scope} if scope else {}),
             },
         )
         if response.status_code != 200:
@@ -342,19 +426,34 @@ class HTTPTransport:
         return token, lifetime
 
     async def request(
-        self, method: str, path: str, params: Mapping[str, str], body: Any | None
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str],
+        body: Any | None,
+        *,
+        scopes: frozenset[str],
+        time_left: float | None = None,
     ) -> httpx.Response:
-        for attempt in range(2):
-            headers = {"authorization": f"Bearer {await self._token.get()}"}
-            response = await self._http().request(
-                method, f"/api/v1/{path}", params=params, json=body, headers=headers
-            )
-            if response.status_code == 401 and attempt == 0:
-                # The server may have rotated keys or revoked the token: fetch a new one once.
-                self._token.clear()
-                continue
+        token = self._token(scopes)
+        limit = httpx.Timeout(self._timeout if time_left is None else min(time_left, self._timeout))
+        async with asyncio.timeout(time_left):
+            for attempt in range(2):
+                headers = {"authorization": f"Bearer {await token.get()}"}
+                response = await self._http().request(
+                    method,
+                    f"/api/v1/{path}",
+                    params=params,
+                    json=body,
+                    headers=headers,
+                    timeout=limit,
+                )
+                if response.status_code == 401 and attempt == 0:
+                    # The server may have rotated keys or revoked the token: fetch a new one once.
+                    token.clear()
+                    continue
+                return response
             return response
-        return response
 
     async def aclose(self) -> None:
         if self._client is not None:

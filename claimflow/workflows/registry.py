@@ -8,65 +8,72 @@ enables and orders them; ``settings.workflow_overrides`` adjusts one's failure p
 limit without editing its code.
 
 Configuration errors — an unknown enabled id, two workflows with one id, a declared reserved
-claim, two enabled workflows of one trigger declaring the same claim — raise
-``WorkflowConfigError`` when the registry is built, i.e. at start-up.
+or built-in claim, two enabled workflows of one trigger declaring the same claim, a workflow on a
+trigger claimflow never fires — raise ``WorkflowConfigError`` when the registry is built, i.e.
+at start-up.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
-import importlib.util
-import inspect
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from claimflow.errors import WorkflowConfigError
-from claimflow.tokens.reserved import RESERVED_CLAIMS
-from claimflow.workflows.definition import FailurePolicy, Workflow, WorkflowSettings
-from claimflow.workflows.event import Trigger
+from claimflow.errors import WorkflowConfigError, WorkflowRuntimeError
+from claimflow.tokens.reserved import BUILTIN_CLAIMS, builtin_claim_owner, is_reserved
+from claimflow.workflows.definition import Binding, FailurePolicy, Workflow, WorkflowSettings
+from claimflow.workflows.event import TokensGenerationEvent, Trigger
+from claimflow.workflows.loading import load_file, workflow_from_module
+
+if TYPE_CHECKING:
+    from claimflow.workflows.bindings import Bindings
 
 BUILTIN_MODULES = (
     "claimflow.workflows.builtin.org_billing",
     "claimflow.workflows.builtin.user_billing",
 )
 ENTRY_POINT_GROUP = "claimflow.workflows"
+FIRED_TRIGGERS = frozenset({Trigger.USER_TOKENS_GENERATION})
+"""The triggers claimflow fires today; a workflow enabled on another would never run."""
 
 
-def workflow_from_module(module: ModuleType, source: str) -> Workflow:
-    settings = getattr(module, "workflow_settings", None)
-    entry = getattr(module, "run", None)
-    if not isinstance(settings, WorkflowSettings):
-        raise WorkflowConfigError(f"{source}: no 'workflow_settings' of type WorkflowSettings")
-    if entry is None or not inspect.iscoroutinefunction(entry):
-        raise WorkflowConfigError(f"{source}: no 'async def run(event, bindings)'")
-    return Workflow(settings=settings, entry=entry, source=source)
+async def _isolated_entry(_event: TokensGenerationEvent, _bindings: Bindings) -> None:
+    raise WorkflowRuntimeError("an untrusted workflow runs in a runner process, not here")
 
 
-def _load_file(path: Path) -> Workflow:
-    name = f"claimflow_user_workflow_{path.stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise WorkflowConfigError(f"{path}: cannot be imported")
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except (ImportError, SyntaxError) as exc:
-        raise WorkflowConfigError(f"{path}: {exc}") from exc
-    return workflow_from_module(module, str(path))
+def _described(path: Path, wire: dict[str, Any]) -> Workflow:
+    if "error" in wire:
+        raise WorkflowConfigError(f"{path}: {wire['error']}")
+    return Workflow(
+        settings=WorkflowSettings.from_wire(wire["settings"]),
+        entry=_isolated_entry,
+        source=str(path),
+    )
 
 
-def discover(workflows_dir: str | None = None) -> list[Workflow]:
-    """Every workflow we can find; the same module reached twice counts once."""
+def discover(
+    workflows_dir: str | None = None,
+    trusted: Collection[str] = (),
+    describe: Callable[[list[str]], list[dict[str, Any]]] | None = None,
+) -> list[Workflow]:
+    """Every workflow we can find; the same module reached twice counts once.
+
+    The built-ins are trusted. The ``*.py`` files of ``workflows_dir`` are untrusted code: their
+    declarations are read in a runner process (``describe``), so no line of theirs runs in the
+    server unless the deployment names the workflow in ``trusted``. Entry-point packages are
+    installed into the server's environment (already code the server can import); they are
+    trusted only when named too, else they run in runners like the files.
+    """
     found: dict[str, Workflow] = {}
 
     def add(workflow: Workflow, module_name: str) -> None:
         existing = found.get(workflow.id)
         if existing is not None:
-            if existing.entry is workflow.entry:
+            if existing.source == workflow.source:
                 return
             raise WorkflowConfigError(
                 f"two workflows have the id {workflow.id!r}: {existing.source} and {module_name}"
@@ -74,19 +81,31 @@ def discover(workflows_dir: str | None = None) -> list[Workflow]:
         found[workflow.id] = workflow
 
     for module_name in BUILTIN_MODULES:
-        add(workflow_from_module(importlib.import_module(module_name), module_name), module_name)
+        builtin = workflow_from_module(importlib.import_module(module_name), module_name)
+        add(dataclasses.replace(builtin, trusted=True), module_name)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         module = ep.load()
         if isinstance(module, ModuleType):
-            add(workflow_from_module(module, f"entry point {ep.name}"), ep.value)
+            loaded = workflow_from_module(module, module.__name__)
+            add(dataclasses.replace(loaded, trusted=loaded.id in trusted), ep.value)
     if workflows_dir:
         directory = Path(workflows_dir)
         if not directory.is_dir():
             raise WorkflowConfigError(f"workflows_dir {workflows_dir!r} is not a directory")
-        for path in sorted(directory.glob("*.py")):
-            if not path.name.startswith("_"):
-                add(_load_file(path), str(path))
+        paths = [p for p in sorted(directory.glob("*.py")) if not p.name.startswith("_")]
+        described = (describe or _describe_in_runner)([str(p) for p in paths]) if paths else []
+        for path, wire in zip(paths, described, strict=True):
+            workflow = _described(path, wire)
+            if workflow.id in trusted:
+                workflow = dataclasses.replace(load_file(path), trusted=True)
+            add(workflow, str(path))
     return list(found.values())
+
+
+def _describe_in_runner(sources: list[str]) -> list[dict[str, Any]]:
+    from claimflow.workflows.runtime.pool import describe
+
+    return describe(sources, memory_mb=0)
 
 
 def apply_override(settings: WorkflowSettings, override: Mapping[str, Any]) -> WorkflowSettings:
@@ -139,11 +158,31 @@ class WorkflowRegistry:
             raise WorkflowConfigError("a workflow is enabled twice")
         self.enabled_ids = list(enabled)
         self._check_claims()
+        self._check_runnable()
+
+    def _check_runnable(self) -> None:
+        for workflow in self.enabled():
+            trigger = workflow.settings.trigger
+            if trigger not in FIRED_TRIGGERS:
+                raise WorkflowConfigError(
+                    f"workflow {workflow.id!r} is on trigger {trigger.value!r}, which claimflow "
+                    f"does not fire (fired: {sorted(t.value for t in FIRED_TRIGGERS)}); "
+                    "disable it or move it to a fired trigger"
+                )
+            if not workflow.trusted and Binding.BILLING_CACHE in workflow.settings.bindings:
+                raise WorkflowConfigError(
+                    f"workflow {workflow.id!r} declares the billing_cache binding, which only "
+                    "trusted workflows have (settings.workflows_trusted)"
+                )
 
     def _check_claims(self) -> None:
         owners: dict[tuple[Trigger, str], str] = {}
         for workflow in self.enabled():
-            reserved = sorted(workflow.settings.claims & RESERVED_CLAIMS)
+            reserved = sorted(
+                c
+                for c in workflow.settings.claims
+                if is_reserved(c) or (builtin_claim_owner(c) and c not in BUILTIN_CLAIMS)
+            )
             if reserved:
                 raise WorkflowConfigError(
                     f"workflow {workflow.id!r} declares reserved claim(s) {reserved}"
@@ -172,5 +211,10 @@ class WorkflowRegistry:
         enabled: Sequence[str],
         workflows_dir: str | None = None,
         overrides: Mapping[str, Mapping[str, Any]] | None = None,
+        trusted: Collection[str] = (),
     ) -> WorkflowRegistry:
-        return cls(discover(workflows_dir), enabled, overrides)
+        workflows = discover(workflows_dir, trusted)
+        unknown = sorted(set(trusted) - {w.id for w in workflows})
+        if unknown:
+            raise WorkflowConfigError(f"workflows_trusted names unknown workflow(s) {unknown}")
+        return cls(workflows, enabled, overrides)

@@ -36,6 +36,9 @@ workflow_settings = WorkflowSettings(
         {Binding.ACCESS_TOKEN, Binding.ID_TOKEN, Binding.MANAGEMENT_API, Binding.LOGGER}
     ),
     claims=frozenset({ORG_BILLING}),
+    management_api_scopes=frozenset(
+        {"read:organizations", "read:billing_entitlements", "read:billing_agreements"}
+    ),
 )
 
 

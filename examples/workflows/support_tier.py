@@ -24,6 +24,7 @@ workflow_settings = WorkflowSettings(
     time_limit_seconds=0.5,
     bindings=frozenset({Binding.ACCESS_TOKEN, Binding.ENV, Binding.LOGGER}),
     claims=frozenset({"support_tier"}),
+    env_vars=frozenset({"SUPPORT_TIER_*"}),
 )
 
 

@@ -19,7 +19,9 @@ from claimflow.app import create_app
 from claimflow.claims import content_version, parse_billing_claim
 from claimflow.services import Services, build_services
 from claimflow.store import organizations
-from claimflow.workflows import Bindings, TokensGenerationEvent, Workflow, WorkflowRegistry
+from claimflow.workflows import Bindings, TokensGenerationEvent
+from claimflow.workflows.definition import Workflow
+from claimflow.workflows.registry import WorkflowRegistry
 from tests.conftest import ISSUER, make_settings
 from tests.oidc.flow import Business, exchange, seed_business, sign_in_for_code
 from tests.workflows.conftest import build_world
@@ -59,6 +61,7 @@ async def deploy(db_url: str, features: int) -> AsyncIterator[Deployment]:
         )
     )
     try:
+        await services.workflows.warm_up()  # the app's lifespan does this at start-up
         biz = await seed_business(services)
         world = await build_world(services, features=features)
         async with services.db.transaction() as conn:
@@ -106,7 +109,10 @@ async def test_a_faithful_port_without_fallbacks_is_too_large_at_twelve_features
         bindings.access_token.set_custom_claim("org_billing", full)
         bindings.id_token.set_custom_claim("org_billing", full)
 
-    port = Workflow(example.workflow_settings, full_form_only, "test: the port as Kinde wrote it")
+    # A closure cannot be sent to a runner: this variant of the port runs in-process.
+    port = Workflow(
+        example.workflow_settings, full_form_only, "test: the port as Kinde wrote it", trusted=True
+    )
     twelve_features.services.workflows.registry = WorkflowRegistry([port], [port.id])
     response = await tokens_for(twelve_features)
     assert response.status_code == 503

@@ -30,6 +30,7 @@ async def example_services(db_url: str) -> AsyncIterator[Services]:
         db_url, workflows_dir=str(EXAMPLES), workflows_enabled=["org_billing", "support_tier"]
     )
     services = build_services(settings)
+    await services.workflows.warm_up()  # the app's lifespan does this at start-up
     yield services
     await services.close()
 

@@ -3,11 +3,16 @@
 
 from __future__ import annotations
 
+import secrets
+import time
+
 import httpx
+from sqlalchemy import update
 
 from claimflow.app import create_app
 from claimflow.claims import claim_schema
 from claimflow.services import build_services
+from claimflow.store import tables as t
 from tests.conftest import ISSUER, make_settings
 from tests.oidc.flow import exchange, seed_business, sign_in_for_code
 
@@ -41,3 +46,40 @@ async def test_with_no_workflow_setting_the_claim_the_endpoint_says_which_is_mis
         "error": "not_found",
         "error_description": "No enabled workflow sets org_billing.",
     }
+
+
+async def test_a_suspended_users_token_claiming_to_be_a_machine_token_gets_no_billing(
+    db_url: str,
+) -> None:
+    """``gty`` is the provider's claim, but the endpoint decides from the store: a token whose
+    subject is a suspended user is refused even if it says it was a client-credentials token."""
+    services = build_services(make_settings(db_url))
+    try:
+        biz = await seed_business(services)
+        async with services.db.transaction() as conn:
+            await conn.execute(
+                update(t.users).where(t.users.c.id == biz.user_id).values(is_suspended=True)
+            )
+        now = int(time.time())
+        token = await services.keys.sign(
+            {
+                "iss": ISSUER,
+                "sub": biz.user_id,
+                "aud": [],
+                "iat": now,
+                "exp": now + 300,
+                "jti": secrets.token_hex(16),
+                "gty": ["client_credentials"],
+                "org_code": biz.org_code,
+            },
+            typ="at+jwt",
+        )
+        transport = httpx.ASGITransport(app=create_app(services=services))
+        async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as client:
+            response = await client.get(
+                "/oauth2/billing/customer_any", headers={"Authorization": f"Bearer {token}"}
+            )
+    finally:
+        await services.close()
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_token"

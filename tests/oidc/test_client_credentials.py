@@ -100,7 +100,9 @@ async def test_the_workflows_internal_token_has_the_grants_shape(
     app = create_app(services=services)
     transport = InProcessTransport(lambda: app, sign, services.issuer)
     try:
-        answer = await transport.request("GET", "organizations", {}, None)
+        answer = await transport.request(
+            "GET", "organizations", {}, None, scopes=frozenset({"read:organizations"})
+        )
     finally:
         await transport.aclose()
     assert answer.status_code == 200, answer.text

@@ -148,6 +148,20 @@ async def test_personal_billing_applies_to_a_personal_sign_in(
     assert (body["org_code"], body["plans"]) == (None, ["pro"])
 
 
+async def test_a_forged_org_billing_on_a_personal_sign_in_is_not_believed(
+    api: httpx.AsyncClient, tokens: TokenFactory
+) -> None:
+    """A personal sign-in (no ``org_code``) carrying an ``org_billing`` next to the real
+    ``billingDetails``: the kit reads the personal billing, never the forged claim."""
+    personal = await tokens.billing_claim("customer_erin", "full")
+    personal["user_billing"] = {"has_payment_details": True}
+    forged = await tokens.billing_claim("customer_globex", "full")
+    token = await tokens.token(sub="kp_erin", billing_details=personal, org_billing=forged)
+    body = (await api.get("/me", headers=bearer(token))).json()
+    assert (body["org_code"], body["plans"]) == (None, ["pro"])
+    assert (await api.get("/sso/settings", headers=bearer(token))).status_code == 403
+
+
 async def test_a_token_without_billing_is_403_on_plan_routes(
     api: httpx.AsyncClient, tokens: TokenFactory
 ) -> None:

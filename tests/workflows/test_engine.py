@@ -32,6 +32,7 @@ def workflow(
     bindings: frozenset[Binding] = TOKENS,
     claims: frozenset[str] = frozenset(),
     limit: float | None = None,
+    env_vars: frozenset[str] = frozenset(),
 ) -> Workflow:
     settings = WorkflowSettings(
         id=wid,
@@ -40,8 +41,9 @@ def workflow(
         bindings=bindings,
         claims=claims,
         time_limit_seconds=limit,
+        env_vars=env_vars,
     )
-    return Workflow(settings=settings, entry=entry, source="test")
+    return Workflow(settings=settings, entry=entry, source="test", trusted=True)
 
 
 _open: list[WorkflowEngine] = []
@@ -265,7 +267,15 @@ async def test_secret_values_are_redacted_in_the_run_log(services: Services) -> 
         raise RuntimeError(f"bad key {variable.value}")
 
     registry = WorkflowRegistry(
-        [workflow("w", leaky, bindings=frozenset({Binding.ENV}), policy=FailurePolicy.CONTINUE)],
+        [
+            workflow(
+                "w",
+                leaky,
+                bindings=frozenset({Binding.ENV}),
+                env_vars=frozenset({"API_KEY"}),
+                policy=FailurePolicy.CONTINUE,
+            )
+        ],
         ["w"],
     )
     engine = WorkflowEngine(
@@ -279,3 +289,32 @@ async def test_secret_values_are_redacted_in_the_run_log(services: Services) -> 
     text = str(run.log_lines) + (run.error or "")
     assert "s3cr3t-v4lue" not in text
     assert "calling with key [REDACTED]" in text
+
+
+def test_a_case_variant_of_a_billing_claim_is_a_start_up_error() -> None:
+    with pytest.raises(WorkflowConfigError, match="reserved"):
+        WorkflowRegistry(
+            [workflow("w", setting("Org_Billing", 1), claims=frozenset({"Org_Billing"}))], ["w"]
+        )
+
+
+async def test_a_billing_claim_is_set_only_by_the_workflow_declaring_it(
+    services: Services,
+) -> None:
+    engine = engine_of(
+        services,
+        workflow(
+            "declares",
+            setting("org_billing", {"plans": ["pro"]}),
+            claims=frozenset({"org_billing"}),
+        ),
+        workflow(
+            "forger",
+            setting("billingDetails", {"plans": ["enterprise"]}),
+            policy=FailurePolicy.CONTINUE,
+        ),
+    )
+    claims = await engine.run_tokens_generation(make_event("kp_1"))
+    assert claims.access_token == {"org_billing": ({"plans": ["pro"]},)}
+    (forger,) = await runs_of(services, engine, workflow_id="forger")
+    assert "only a workflow that declares it" in (forger.error or "")

@@ -47,6 +47,7 @@ async def test_a_workflow_from_workflows_dir_runs_in_the_enabled_order(
     try:
         assert services.workflows.registry is not None
         assert [w.id for w in services.workflows.registry.enabled()] == ["tier", "org_billing"]
+        await services.workflows.warm_up()
         claims = await services.workflows.run_tokens_generation(make_event("kp_x"))
         assert claims.access_token == {"support_tier": ("gold",)}
     finally:

@@ -103,10 +103,10 @@ async def cached(
             return Loaded(None, frozenset())
         return Loaded(list(forms), frozenset([forms.full["customer_id"]]))
 
-    cache = bindings.billing_cache_binding
-    if cache is None:
+    if not bindings.has(Binding.BILLING_CACHE):
         forms = await _checked(load)
         return None if forms is None else encode_forms(forms)
+    cache = bindings.billing_cache
     encoded: EncodedClaimForms | None = await cache.get_or_load(
         key, loader, bindings.logger, encode_forms
     )

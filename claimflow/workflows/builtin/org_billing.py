@@ -30,6 +30,9 @@ workflow_settings = WorkflowSettings(
     trigger=Trigger.USER_TOKENS_GENERATION,
     failure_policy=FailurePolicy.STOP,
     bindings=BILLING_BINDINGS,
+    management_api_scopes=frozenset(
+        {"read:organizations", "read:billing_entitlements", "read:billing_agreements"}
+    ),
     claims=frozenset({CLAIM}),
 )
 

@@ -1,0 +1,48 @@
+"""Loading a workflow module: from a module name or from the path of a ``*.py`` file.
+
+Shared by the registry (trusted workflows, in the server) and the runner process (the others):
+a module exports ``workflow_settings`` (a ``WorkflowSettings``) and ``async def run(event,
+bindings)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+from pathlib import Path
+from types import ModuleType
+
+from claimflow.errors import WorkflowConfigError
+from claimflow.workflows.definition import Workflow, WorkflowSettings
+
+
+def workflow_from_module(module: ModuleType, source: str) -> Workflow:
+    settings = getattr(module, "workflow_settings", None)
+    entry = getattr(module, "run", None)
+    if not isinstance(settings, WorkflowSettings):
+        raise WorkflowConfigError(f"{source}: no 'workflow_settings' of type WorkflowSettings")
+    if entry is None or not inspect.iscoroutinefunction(entry):
+        raise WorkflowConfigError(f"{source}: no 'async def run(event, bindings)'")
+    return Workflow(settings=settings, entry=entry, source=source)
+
+
+def load_file(path: Path) -> Workflow:
+    name = f"claimflow_user_workflow_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise WorkflowConfigError(f"{path}: cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except (ImportError, SyntaxError) as exc:
+        raise WorkflowConfigError(f"{path}: {exc}") from exc
+    return workflow_from_module(module, str(path))
+
+
+def load_workflow(source: str) -> Workflow:
+    """``source`` as ``Workflow.source`` records it: a ``.py`` path or a module name."""
+    if source.endswith(".py"):
+        return load_file(Path(source))
+    module_name = source.split(":", 1)[0]
+    return workflow_from_module(importlib.import_module(module_name), source)

@@ -1,0 +1,246 @@
+"""A workflow runner: the process an untrusted workflow runs in (design §8).
+
+Started by the server as ``python -m claimflow.workflows.runtime.runner --source S`` with a
+clean environment, it limits its own address space (``RLIMIT_AS``) before loading any workflow
+code, loads the one workflow module it serves, says ``ready`` and then runs one run at a time.
+The workflow's bindings here are proxies: setting a claim or denying access is recorded and
+sent back with the result, and every environment, Management API or fetch call is a message to
+the server, which checks the declaration and performs it. The process holds no secret key,
+database URL, signing key or connection of the server, and it serves a single workflow, so the
+secrets one workflow may read never live in a process another workflow's code runs in.
+
+With ``--describe PATH...`` it loads the modules and prints their ``workflow_settings`` instead,
+so the server learns a user workflow's declaration without running its code in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import resource
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from claimflow.errors import BindingNotDeclared, WorkflowRuntimeError
+from claimflow.tokens.reserved import ACCESS_TOKEN_RESERVED, ID_TOKEN_RESERVED
+from claimflow.workflows.bindings import (
+    Auth,
+    Bindings,
+    Env,
+    EnvironmentVariable,
+    TokenClaims,
+    WorkflowLogger,
+)
+from claimflow.workflows.definition import Binding, Workflow
+from claimflow.workflows.event import event_from_wire
+from claimflow.workflows.fetch import Fetch, FetchRequest, FetchResponse
+from claimflow.workflows.loading import load_workflow
+from claimflow.workflows.management_client import ManagementAPIClient
+from claimflow.workflows.runtime.protocol import encode_frame, read_frame
+
+
+class _Channel:
+    """The runner's end of the pipes: frames out, and binding calls waiting for replies."""
+
+    def __init__(self, reader: asyncio.StreamReader, out_fd: int) -> None:
+        self.reader = reader
+        self._out_fd = out_fd
+        self._ids = itertools.count(1)
+        self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = encode_frame(message)
+        view = memoryview(data)
+        while view:
+            written = os.write(self._out_fd, view)
+            view = view[written:]
+
+    async def call(self, run: int, binding: str, args: dict[str, Any]) -> Any:
+        call_id = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.pending[call_id] = future
+        try:
+            self.send({"t": "call", "id": call_id, "run": run, "binding": binding, "args": args})
+            reply = await future
+        finally:
+            self.pending.pop(call_id, None)
+        if reply.get("ok"):
+            return reply.get("value")
+        error = reply.get("error") or {}
+        if error.get("kind") == "not_declared":
+            raise BindingNotDeclared(str(error.get("binding", binding)))
+        raise WorkflowRuntimeError(str(error.get("message", "the server refused the call")))
+
+
+class _ForwardedLogger(WorkflowLogger):
+    """Log lines go to the server at once (it redacts secrets), so a run cut off at its
+    deadline still leaves what it logged."""
+
+    def __init__(self, channel: _Channel, run: int) -> None:
+        super().__init__()
+        self._channel = channel
+        self._run = run
+
+    def _log(self, level: str, message: str) -> None:
+        self._channel.send({"t": "log", "run": self._run, "level": level, "message": str(message)})
+
+
+class _ForwardedManagementAPI:
+    """A ``ManagementTransport`` whose requests the server performs (with the declared scopes)."""
+
+    def __init__(self, channel: _Channel, run: int) -> None:
+        self._channel = channel
+        self._run = run
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str],
+        body: Any | None,
+        *,
+        scopes: frozenset[str],
+        time_left: float | None = None,
+    ) -> httpx.Response:
+        args = {"method": method, "path": path, "params": dict(params), "body": body}
+        answer = await self._channel.call(self._run, Binding.MANAGEMENT_API.value, args)
+        if answer.get("error") == "timeout":
+            raise httpx.TimeoutException("the Management API call timed out")
+        if "error" in answer:
+            raise httpx.ConnectError(str(answer["error"]))
+        return httpx.Response(int(answer["status"]), content=str(answer["body"]).encode("utf-8"))
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _bindings(channel: _Channel, run: int, declared: frozenset[Binding]) -> Bindings:
+    logger = _ForwardedLogger(channel, run)
+    encodings: dict[int, bytes] = {}
+
+    async def read_variable(key: str) -> EnvironmentVariable | None:
+        value = await channel.call(run, Binding.ENV.value, {"key": key})
+        return None if value is None else EnvironmentVariable(value["value"], value["is_secret"])
+
+    async def fetch(request: FetchRequest) -> FetchResponse:
+        return FetchResponse.from_wire(
+            await channel.call(run, Binding.FETCH.value, request.to_wire())
+        )
+
+    provided: dict[Binding, object] = {
+        Binding.ACCESS_TOKEN: TokenClaims("access token", ACCESS_TOKEN_RESERVED, encodings),
+        Binding.ID_TOKEN: TokenClaims("ID token", ID_TOKEN_RESERVED, encodings),
+        Binding.AUTH: Auth(),
+        Binding.ENV: Env(read_variable),
+        Binding.MANAGEMENT_API: ManagementAPIClient(_ForwardedManagementAPI(channel, run), logger),
+        Binding.FETCH: Fetch(fetch),
+    }
+    return Bindings(declared, logger, provided)
+
+
+def _claims(bindings: Bindings, binding: Binding) -> dict[str, list[Any]]:
+    if binding not in bindings.declared:
+        return {}
+    claims: TokenClaims = getattr(bindings, binding.value)
+    return {name: list(forms) for name, forms in claims.forms.items()}
+
+
+async def _run(channel: _Channel, workflow: Workflow, message: dict[str, Any]) -> None:
+    run = int(message["run"])
+    declared = frozenset(Binding(b) for b in message["declared"])
+    bindings = _bindings(channel, run, declared)
+    error: str | None = None
+    try:
+        await workflow.entry(event_from_wire(message["event"]), bindings)
+    except asyncio.CancelledError:
+        error = "cancelled at the deadline"
+    except WorkflowRuntimeError as exc:
+        error = str(exc)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    result: dict[str, Any] = {"t": "done", "run": run, "error": error, "denied": None}
+    if error is None:
+        result["access_token"] = _claims(bindings, Binding.ACCESS_TOKEN)
+        result["id_token"] = _claims(bindings, Binding.ID_TOKEN)
+        if Binding.AUTH in declared:
+            result["denied"] = bindings.auth.denied_reason
+    try:
+        channel.send(result)
+    except ValueError as exc:  # a claim value JSON cannot carry (checked when it was set)
+        channel.send({"t": "done", "run": run, "error": f"result not sendable: {exc}"})
+
+
+async def _serve(source: str, in_fd: int, out_fd: int) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2**16)
+    await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(in_fd, "rb", buffering=0)
+    )
+    channel = _Channel(reader, out_fd)
+    workflow = load_workflow(source)
+    channel.send({"t": "ready", "workflow": workflow.id})
+    current: asyncio.Task[None] | None = None
+    current_run: int | None = None
+    while True:
+        try:
+            message = await read_frame(reader)
+        except asyncio.IncompleteReadError:
+            return  # the server closed the pipe: exit
+        kind = message["t"]
+        if kind == "run":
+            current_run = int(message["run"])
+            current = asyncio.create_task(_run(channel, workflow, message))
+        elif kind == "reply":
+            future = channel.pending.get(int(message["id"]))
+            if future is not None and not future.done():
+                future.set_result(message)
+        elif kind == "cancel" and current is not None and message.get("run") == current_run:
+            current.cancel()
+
+
+def _limit_memory(megabytes: int) -> None:
+    if megabytes > 0:
+        limit = megabytes * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _private_stdio() -> tuple[int, int]:
+    """Keep the protocol's pipes to ourselves: a workflow's ``print`` goes to stderr, and its
+    reads of stdin see nothing, so it cannot write frames by accident."""
+    in_fd, out_fd = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)
+    os.close(devnull)
+    return in_fd, out_fd
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="claimflow.workflows.runtime.runner")
+    parser.add_argument("--source", help="the workflow module: a module name or a .py path")
+    parser.add_argument("--memory-mb", type=int, default=0)
+    parser.add_argument("--describe", nargs="*", default=None)
+    args = parser.parse_args(argv)
+    _limit_memory(args.memory_mb)
+    in_fd, out_fd = _private_stdio()
+    if args.describe is not None:
+        described: list[dict[str, Any]] = []
+        for source in args.describe:
+            try:
+                described.append({"settings": load_workflow(source).settings.to_wire()})
+            except Exception as exc:  # reported to the server, which refuses to start
+                described.append({"error": f"{type(exc).__name__}: {exc}"})
+        os.write(out_fd, encode_frame({"t": "described", "workflows": described}))
+        return
+    if not args.source:
+        parser.error("--source is required")
+    asyncio.run(_serve(args.source, in_fd, out_fd))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,349 @@
+"""Hostile workflows, each run in a real runner process, each contained (design §8).
+
+Every test writes one workflow file into a workflows directory, builds the deployment's services
+from settings as ``claimflow serve`` does, and runs the workflow through the engine. The same
+workflows, run in-process as before runner processes existed, stalled the event loop, held the
+deadline, or read what they were not given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import textwrap
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from claimflow.app import create_app
+from claimflow.errors import WorkflowConfigError
+from claimflow.services import Services, build_services
+from claimflow.workflows.engine import RunReport
+from claimflow.workflows.environment import create_variable
+from claimflow.workflows.runlog import RunOutcome
+from tests.conftest import ISSUER, make_settings
+from tests.workflows.conftest import FakeKinde, make_event
+
+HEADER = """
+import asyncio, gc, json, os, time
+from claimflow.workflows import Binding, FailurePolicy, Trigger, WorkflowSettings
+
+TOKENS = frozenset({Binding.ACCESS_TOKEN, Binding.ID_TOKEN})
+"""
+
+SECRET_KEY = "sk-" + secrets.token_hex(16)
+"""The deployment's secret key in these tests: random, so no source file holds it."""
+
+Deploy = Callable[..., "asyncio.Future[Services]"]
+
+
+@pytest.fixture
+async def deploy(tmp_path: Path, db_url: str) -> AsyncIterator[Callable[..., object]]:
+    """Write workflow sources, build services with them enabled and their runners warm."""
+    built: list[Services] = []
+
+    async def make(sources: dict[str, str], **settings: object) -> Services:
+        for name, body in sources.items():
+            (tmp_path / f"{name}.py").write_text(HEADER + textwrap.dedent(body))
+        services = build_services(
+            make_settings(
+                db_url,
+                secret_key=SECRET_KEY,
+                workflows_dir=str(tmp_path),
+                workflows_enabled=list(sources),
+                workflow_runner_pool_size=1,
+                **settings,
+            )
+        )
+        built.append(services)
+        await services.workflows.warm_up()
+        return services
+
+    yield make
+    for services in built:
+        await services.close()
+
+
+def workflow_source(wid: str, body: str, **settings: str) -> str:
+    extra = "".join(f"    {k}={v},\n" for k, v in settings.items())
+    return (
+        f"workflow_settings = WorkflowSettings(\n    id={wid!r},\n    name={wid!r},\n{extra})\n\n"
+        f"async def run(event, bindings):\n{textwrap.indent(textwrap.dedent(body), '    ')}"
+    )
+
+
+async def run_one(services: Services, wid: str, org: str | None = None) -> RunReport:
+    assert services.workflows.registry is not None
+    workflow = services.workflows.registry.get(wid)
+    (report,) = await services.workflows.run_workflows(
+        [workflow], make_event("kp_1", org), record=False
+    )
+    return report
+
+
+async def wait_replaced(services: Services, wid: str) -> None:
+    assert services.workflows.registry is not None
+    pool = services.workflows.runners.pool(services.workflows.registry.get(wid))
+    async with asyncio.timeout(30):
+        await pool.runner_replaced.wait()
+
+
+BLOCKING = {
+    "blocks": "time.sleep(30)",
+    "busy_loop": "while True:\n    pass",
+    "swallows_cancel": (
+        "try:\n    await asyncio.sleep(30)\nexcept asyncio.CancelledError:\n    time.sleep(30)"
+    ),
+}
+
+
+@pytest.mark.parametrize("wid", sorted(BLOCKING))
+async def test_blocking_code_fails_only_its_own_run_and_its_runner_is_replaced(
+    deploy: Callable[..., object], wid: str
+) -> None:
+    source = workflow_source(
+        wid,
+        BLOCKING[wid],
+        bindings="TOKENS",
+        time_limit_seconds="0.3",
+        failure_policy="FailurePolicy.CONTINUE",
+    )
+    services: Services = await deploy({wid: source})  # type: ignore[misc]
+    app = create_app(services=services)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER) as web:
+        run = asyncio.create_task(run_one(services, wid))
+        discovery = await web.get("/.well-known/openid-configuration")
+        # Discovery was answered while the workflow still blocked its runner: the server's
+        # event loop never waited on it.
+        assert discovery.status_code == 200
+        assert not run.done()
+        report = await run
+    assert report.run.outcome is RunOutcome.TIMED_OUT
+    await wait_replaced(services, wid)
+    # The replacement runner serves the next run (which times out the same way, no worse).
+    again = await run_one(services, wid)
+    assert again.run.outcome is RunOutcome.TIMED_OUT
+
+
+async def test_a_secret_of_another_workflow_cannot_be_read(
+    deploy: Callable[..., object], db_url: str
+) -> None:
+    owner = workflow_source(
+        "crm", "pass", bindings="frozenset({Binding.ENV})", env_vars='frozenset({"CRM_KEY"})'
+    )
+    thief = workflow_source(
+        "thief",
+        """
+        found = await bindings.env.get_environment_variable("CRM_KEY")
+        bindings.access_token.set_custom_claim("stolen", found.value)
+        """,
+        bindings="TOKENS | {Binding.ENV}",
+        env_vars='frozenset({"MY_OWN"})',
+    )
+    services: Services = await deploy({"crm": owner, "thief": thief})  # type: ignore[misc]
+    async with services.db.transaction() as conn:
+        await create_variable(conn, services.box, key="CRM_KEY", value="crm-s3cret", is_secret=True)
+    report = await run_one(services, "thief")
+    assert report.run.outcome is RunOutcome.FAILED
+    assert "'CRM_KEY' is not declared by workflow 'thief'" in (report.run.error or "")
+    assert "crm-s3cret" not in json.dumps(report.run.log_lines) + (report.run.error or "")
+
+
+async def test_a_declared_secret_is_redacted_from_the_run_log_and_error(
+    deploy: Callable[..., object],
+) -> None:
+    leaky = workflow_source(
+        "leaky",
+        """
+        key = (await bindings.env.get_environment_variable("CRM_KEY")).value
+        bindings.logger.info(f"using {key}")
+        raise RuntimeError(f"CRM refused {key}")
+        """,
+        bindings="frozenset({Binding.ENV})",
+        env_vars='frozenset({"CRM_KEY"})',
+        failure_policy="FailurePolicy.CONTINUE",
+    )
+    services: Services = await deploy({"leaky": leaky})  # type: ignore[misc]
+    async with services.db.transaction() as conn:
+        await create_variable(conn, services.box, key="CRM_KEY", value="crm-s3cret", is_secret=True)
+    report = await run_one(services, "leaky")
+    text = json.dumps(report.run.log_lines) + (report.run.error or "")
+    assert "crm-s3cret" not in text
+    assert "using [REDACTED]" in text and "CRM refused [REDACTED]" in text
+
+
+SNOOP = """
+found = {"environ": sorted(k for k in os.environ if k.startswith(("CLAIMFLOW", "KINDE"))),
+         "gc": []}
+for obj in gc.get_objects():
+    if type(obj).__name__ in {"Settings", "SecretBox", "Database", "KeyManager"}:
+        found["gc"].append(repr(vars(obj)) if hasattr(obj, "__dict__") else repr(obj))
+with open("/proc/self/environ", "rb") as environ:
+    found["proc"] = [v.decode() for v in environ.read().split(b"\\0") if b"CLAIMFLOW" in v]
+bindings.access_token.set_custom_claim("snooped", found)
+"""
+
+
+async def test_the_process_environment_and_memory_hold_no_secret_key(
+    deploy: Callable[..., object],
+) -> None:
+    snoop = workflow_source("snoop", SNOOP, bindings="TOKENS")
+    services: Services = await deploy({"snoop": snoop})  # type: ignore[misc]
+    report = await run_one(services, "snoop")
+    assert report.ok, report.run.error
+    (snooped,) = report.access_token["snooped"]
+    assert snooped == {"environ": [], "gc": [], "proc": []}
+    assert SECRET_KEY not in json.dumps(snooped)
+
+
+async def test_an_undeclared_binding_is_refused_by_the_server_even_around_the_proxy(
+    deploy: Callable[..., object],
+) -> None:
+    # It finds the runner's channel through gc and sends a Management API call itself.
+    sneaky = workflow_source(
+        "sneaky",
+        """
+        try:
+            bindings.management_api
+        except Exception as exc:
+            bindings.logger.info(f"proxy: {exc}")
+        channel = next(o for o in gc.get_objects() if type(o).__name__ == "_Channel")
+        answer = await channel.call(1, "management_api",
+                                    {"method": "GET", "path": "users", "params": {}, "body": None})
+        bindings.access_token.set_custom_claim("users", answer)
+        """,
+        bindings="TOKENS",
+        failure_policy="FailurePolicy.CONTINUE",
+    )
+    services: Services = await deploy({"sneaky": sneaky})  # type: ignore[misc]
+    report = await run_one(services, "sneaky")
+    assert report.run.outcome is RunOutcome.FAILED
+    assert "'management_api' is not declared" in (report.run.error or "")
+    assert "proxy: the binding 'management_api' is not declared" in json.dumps(report.run.log_lines)
+
+
+async def test_management_api_calls_carry_only_the_declared_scopes_writes_included(
+    deploy: Callable[..., object],
+) -> None:
+    body = """
+    created = await bindings.management_api.post("user", {"profile": {"given_name": "W"},
+        "identities": [{"type": "email", "details": {"email": event.context.user.id + "@w.test"}}]})
+    bindings.access_token.set_custom_claim("created", created["id"])
+    """
+    reader = workflow_source(
+        "reader",
+        body,
+        bindings="TOKENS | {Binding.MANAGEMENT_API}",
+        management_api_scopes='frozenset({"read:users"})',
+        failure_policy="FailurePolicy.CONTINUE",
+    )
+    writer = workflow_source(
+        "writer",
+        body,
+        bindings="TOKENS | {Binding.MANAGEMENT_API}",
+        management_api_scopes='frozenset({"create:users"})',
+    )
+    services: Services = await deploy({"reader": reader, "writer": writer})  # type: ignore[misc]
+    refused = await run_one(services, "reader")
+    assert refused.run.outcome is RunOutcome.FAILED
+    assert "403" in (refused.run.error or "") or "scope" in (refused.run.error or "")
+    created = await run_one(services, "writer")
+    assert created.ok, created.run.error
+    assert str(created.access_token["created"][0]).startswith("kp_")
+
+
+@pytest.mark.parametrize(
+    "claim",
+    ["org_billing", "billingDetails", "ORG_BILLING", "gty", "GTY", " sub", "cnf", "v", "email"],
+)
+async def test_a_runner_cannot_set_built_in_or_reserved_claims(
+    deploy: Callable[..., object], claim: str
+) -> None:
+    forger = workflow_source(
+        "forger",
+        # The ID token first: it reserves what the user's profile says (email, name, ...).
+        f"bindings.id_token.set_custom_claim({claim!r}, {{'plans': ['enterprise']}})\n"
+        f"bindings.access_token.set_custom_claim({claim!r}, {{'plans': ['enterprise']}})",
+        bindings="TOKENS",
+    )
+    services: Services = await deploy({"forger": forger})  # type: ignore[misc]
+    report = await run_one(services, "forger")
+    assert report.run.outcome is RunOutcome.FAILED
+    assert report.access_token == {} and report.id_token == {}
+
+
+async def test_memory_beyond_the_limit_fails_the_run_not_the_server(
+    deploy: Callable[..., object],
+) -> None:
+    hog = workflow_source(
+        "hog",
+        "hoard = bytearray(2 * 1024 * 1024 * 1024)\nbindings.access_token.set_custom_claim('n', 1)",
+        bindings="TOKENS",
+        failure_policy="FailurePolicy.CONTINUE",
+    )
+    services: Services = await deploy({"hog": hog}, workflow_runner_memory_mb=256)  # type: ignore[misc]
+    report = await run_one(services, "hog")
+    assert report.run.outcome is RunOutcome.FAILED
+    assert "MemoryError" in (report.run.error or "")
+
+
+async def test_a_workflow_on_a_trigger_claimflow_does_not_fire_is_a_start_up_error(
+    tmp_path: Path, db_url: str
+) -> None:
+    source = workflow_source("m2m", "pass", trigger="Trigger.M2M_TOKEN_GENERATION")
+    (tmp_path / "m2m.py").write_text(HEADER + source)
+    settings = make_settings(db_url, workflows_dir=str(tmp_path), workflows_enabled=["m2m"])
+    with pytest.raises(
+        WorkflowConfigError, match="'m2m:token_generation', which claimflow does not fire"
+    ):
+        build_services(settings)
+
+
+async def test_fetch_goes_only_to_declared_hosts_and_refuses_private_addresses(
+    deploy: Callable[..., object], kinde: FakeKinde
+) -> None:
+    host = kinde.base_url.removeprefix("http://")
+    url = f"{kinde.base_url}/api/v1/organization?code=org_1&api_key=k3y"
+    body = f"""
+    answer = await bindings.fetch({url!r})
+    bindings.access_token.set_custom_claim("status", answer.status)
+    """
+    allowed = workflow_source(
+        "allowed",
+        body,
+        bindings="TOKENS | {Binding.FETCH}",
+        fetch_hosts=f"frozenset({{{host!r}}})",
+        allow_private_fetch="True",
+    )
+    private = workflow_source(
+        "private",
+        body,
+        bindings="TOKENS | {Binding.FETCH}",
+        fetch_hosts=f"frozenset({{{host!r}}})",
+        failure_policy="FailurePolicy.CONTINUE",
+    )
+    elsewhere = workflow_source(
+        "elsewhere",
+        body,
+        bindings="TOKENS | {Binding.FETCH}",
+        fetch_hosts='frozenset({"crm.example.com"})',
+        allow_private_fetch="True",
+        failure_policy="FailurePolicy.CONTINUE",
+    )
+    services: Services = await deploy(  # type: ignore[misc]
+        {"allowed": allowed, "private": private, "elsewhere": elsewhere}
+    )
+    done = await run_one(services, "allowed")
+    assert done.ok, done.run.error
+    assert done.access_token["status"] == (200,)
+    (line,) = [entry["message"] for entry in done.run.log_lines if "fetch" in entry["message"]]
+    assert line.startswith(f"fetch GET {kinde.base_url}/api/v1/organization -> 200")
+    assert "k3y" not in line  # the query, which may hold keys, is not logged
+    refused = await run_one(services, "private")
+    assert "loopback, private or reserved address" in (refused.run.error or "")
+    undeclared = await run_one(services, "elsewhere")
+    assert "is not in the workflow's fetch_hosts" in (undeclared.run.error or "")
+    assert len(kinde.requests) == 1
