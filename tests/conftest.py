@@ -29,6 +29,8 @@ from claimflow.store.tables import metadata
 
 PG_SERVER = os.environ.get("CLAIMFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 ISSUER = "http://claimflow.test"
+TEST_SECRET_KEY = "tests-only-9Vd2LqX7rWbN4kPz8sHj3TfY6mC"
+"""Long and random-looking enough for the settings' secret-key check; for tests only."""
 
 
 @pytest.fixture(scope="session")
@@ -109,7 +111,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "database_url": database_url,
         "issuer": ISSUER,
-        "secret_key": "test-secret-key",
+        "secret_key": TEST_SECRET_KEY,
         # A loaded test machine must not turn a workflow's ordinary run into a time-out; the
         # tests of the time limit set their own.
         "workflow_time_limit_seconds": 30.0,

@@ -38,7 +38,7 @@ from tests.cli.conftest import free_port
 from tests.conftest import PG_SERVER, make_settings
 
 CLAIMFLOW = str(Path(sys.executable).with_name("claimflow"))
-SECRET_KEY = "scale-out-secret-key"
+SECRET_KEY = "scale-out-tests-only-J7mQ2vX9LwB4nKd8RtZ5"
 REDIS_URL = os.environ.get("CLAIMFLOW_TEST_REDIS", "redis://127.0.0.1:6379/13")
 M2M = ("demo-m2m", "demo-m2m-secret-not-for-production")
 WEB = ("demo-web", "demo-web-secret-not-for-production")

@@ -21,7 +21,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from claimflow.app import create_app
-from claimflow.cli.options import database_label
+from claimflow.cli.options import DEMO_DATABASE_URL, database_label
+from claimflow.cli.preflight import check_deployment, ensure_port_free
+from claimflow.cli.problems import record_database_url
 from claimflow.seed import (
     BusinessData,
     InvalidBusinessData,
@@ -29,11 +31,10 @@ from claimflow.seed import (
     import_business_data,
     load_business_file,
 )
-from claimflow.settings import Settings
+from claimflow.settings import Settings, load_settings
 from claimflow.store import Database, applications, organizations
 from claimflow.store import migrate as apply_migrations
 
-DEMO_DATABASE_URL = "sqlite+aiosqlite:///./claimflow-demo.db"
 DEMO_PASSWORD = "claimflow-demo"
 DEMO_M2M_CLIENT_ID = "demo-m2m"
 DEMO_WEB_CLIENT_ID = "demo-web"
@@ -214,9 +215,12 @@ def register(app: typer.Typer) -> None:
         except InvalidBusinessData as exc:
             console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
             raise typer.Exit(1) from exc
-        settings = Settings(database_url=database_url, host=host, port=port, issuer=None)
+        settings = load_settings(database_url=database_url, host=host, port=port, issuer=None)
+        record_database_url(settings.database_url)
+        ensure_port_free(host, port)
         settings.resolved_secret_key()
         apply_migrations(settings.database_url)
+        check_deployment(settings)
         try:
             seeded = asyncio.run(seed_once(settings.database_url, data))
         except InvalidBusinessData as exc:

@@ -8,6 +8,7 @@ import typer
 import uvicorn
 
 from claimflow.cli.options import DATABASE_URL_OPTION, database_label, settings_from_flags
+from claimflow.cli.preflight import check_deployment, ensure_port_free
 from claimflow.store import migrate as apply_migrations
 
 
@@ -28,7 +29,9 @@ def register(app: typer.Typer) -> None:
         issuer: str | None = typer.Option(None, help="Public base URL (CLAIMFLOW_ISSUER)."),
     ) -> None:
         """Migrate the database, then serve the provider and the Management API."""
-        settings = settings_from_flags(database_url, host=host, port=port, issuer=issuer)
+        settings = settings_from_flags(
+            database_url, demo_fallback=False, host=host, port=port, issuer=issuer
+        )
         if workers > 1 and settings.database_url.startswith("sqlite"):
             typer.echo(
                 "--workers > 1 needs a shared database: set CLAIMFLOW_DATABASE_URL to "
@@ -36,8 +39,10 @@ def register(app: typer.Typer) -> None:
                 err=True,
             )
             raise typer.Exit(2)
+        ensure_port_free(settings.host, settings.port)
         secret_key = settings.resolved_secret_key()
         apply_migrations(settings.database_url)
+        check_deployment(settings)
         # Workers build their settings from the environment: pass on what the flags decided.
         os.environ["CLAIMFLOW_DATABASE_URL"] = settings.database_url
         os.environ["CLAIMFLOW_ISSUER"] = settings.public_issuer()
