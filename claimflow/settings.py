@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_lockout_seconds: int = 300
 
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per log line, with the request id (``observability/logs.py``)."""
+
     @field_validator("database_url")
     @classmethod
     def _usable_database_url(cls, value: str) -> str:

@@ -24,6 +24,7 @@ from claimflow.app import create_app
 from claimflow.cli.options import DEMO_DATABASE_URL, database_label
 from claimflow.cli.preflight import check_deployment, ensure_port_free
 from claimflow.cli.problems import record_database_url
+from claimflow.cli.server import logging_options
 from claimflow.seed import (
     BusinessData,
     InvalidBusinessData,
@@ -227,4 +228,10 @@ def register(app: typer.Typer) -> None:
             console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
             raise typer.Exit(1) from exc
         _print_banner(console, settings, data, seeded)
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level="info",
+            **logging_options(settings.log_format),
+        )

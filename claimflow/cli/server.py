@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from typing import Any
 
 import typer
 import uvicorn
 
 from claimflow.cli.options import DATABASE_URL_OPTION, database_label, settings_from_flags
 from claimflow.cli.preflight import check_deployment, ensure_port_free
+from claimflow.observability.logs import uvicorn_log_config
+from claimflow.observability.metrics import MULTIPROCESS_DIR_VARIABLE
 from claimflow.store import migrate as apply_migrations
+
+
+def logging_options(log_format: str) -> dict[str, Any]:
+    """uvicorn's ``log_config`` when ``CLAIMFLOW_LOG_FORMAT`` asks for JSON, else its default."""
+    config = uvicorn_log_config(log_format)
+    return {"log_config": config} if config is not None else {}
 
 
 def register(app: typer.Typer) -> None:
@@ -47,12 +58,23 @@ def register(app: typer.Typer) -> None:
         os.environ["CLAIMFLOW_DATABASE_URL"] = settings.database_url
         os.environ["CLAIMFLOW_ISSUER"] = settings.public_issuer()
         os.environ["CLAIMFLOW_SECRET_KEY"] = secret_key
-        uvicorn.run(
-            "claimflow.app:create_app",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=workers,
-            proxy_headers=True,
-            log_level="info",
-        )
+        # Workers write their metric samples to one directory that /metrics sums; it must be
+        # empty at start (samples of an earlier run would be counted) and is ours to remove.
+        metrics_dir = None
+        if workers > 1 and not os.environ.get(MULTIPROCESS_DIR_VARIABLE):
+            metrics_dir = tempfile.mkdtemp(prefix="claimflow-metrics-")
+            os.environ[MULTIPROCESS_DIR_VARIABLE] = metrics_dir
+        try:
+            uvicorn.run(
+                "claimflow.app:create_app",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=workers,
+                proxy_headers=True,
+                log_level="info",
+                **logging_options(settings.log_format),
+            )
+        finally:
+            if metrics_dir is not None:
+                shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from claimflow.domain.ids import new_prefixed_id
 from claimflow.errors import WorkflowAccessDenied, WorkflowError, WorkflowRuntimeError
+from claimflow.observability import metrics
 from claimflow.store._rows import utcnow
 from claimflow.tokens.reserved import ACCESS_TOKEN_RESERVED, ID_TOKEN_RESERVED
 from claimflow.workflows.bindings import Auth, Bindings, Env, TokenClaims, WorkflowLogger
@@ -220,6 +221,7 @@ class WorkflowEngine:
         duration_ms = (time.perf_counter() - started) * 1000
         if outcome is RunOutcome.SUCCEEDED and auth.denied_reason is not None:
             outcome, error = RunOutcome.DENIED, logger.redact(auth.denied_reason)
+        metrics.record_workflow_run(workflow.id, outcome.value, duration_ms / 1000)
         if error is not None:
             logger.error(error)
             log.warning("workflow %s failed (%s): %s", workflow.id, outcome.value, error)
