@@ -1,6 +1,6 @@
 """``claimflow demo``: an embedded server with a seeded demo business, and what to try with it.
 
-The data comes from ``examples/demo.yaml`` through the importer, so the demo is also a worked
+The data comes from ``claimflow/demo.yaml`` through the importer, so the demo is also a worked
 example of the import format. The database is ``claimflow-demo.db`` in the working directory (kept
 between runs, so tokens and sessions survive a restart); seeding is skipped when it already
 happened, which makes restarting idempotent.
@@ -206,7 +206,7 @@ def register(app: typer.Typer) -> None:
         ),
         data_file: Annotated[
             Path | None,
-            typer.Option("--data", help="Seed from this file instead of examples/demo.yaml."),
+            typer.Option("--data", help="Seed from this file instead of claimflow/demo.yaml."),
         ] = None,
     ) -> None:
         """Start an embedded server seeded with a demo business and print what to try."""
