@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from claimflow import management, observability, oidc
 from claimflow.management import errors as management_errors
+from claimflow.observability import tracing
 from claimflow.oidc import errors as oauth_errors
 from claimflow.services import Services, build_services
 from claimflow.settings import Settings
@@ -72,4 +73,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(observability.router)
     app.add_middleware(observability.HTTPMetricsMiddleware)
     app.add_middleware(observability.RequestIdMiddleware)
+    tracing.install_tracing(app, services.db.engine)
     return app

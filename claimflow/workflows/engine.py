@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from claimflow.domain.ids import new_prefixed_id
 from claimflow.errors import WorkflowAccessDenied, WorkflowError, WorkflowRuntimeError
-from claimflow.observability import metrics
+from claimflow.observability import metrics, tracing
 from claimflow.store._rows import utcnow
 from claimflow.tokens.reserved import ACCESS_TOKEN_RESERVED, ID_TOKEN_RESERVED
 from claimflow.workflows.bindings import Auth, Bindings, Env, TokenClaims, WorkflowLogger
@@ -207,7 +207,11 @@ class WorkflowEngine:
         deadline = asyncio.timeout(limit)
         try:
             async with deadline:
-                await workflow.entry(event, bindings)
+                await tracing.traced(
+                    f"workflow {workflow.id}",
+                    workflow.entry(event, bindings),
+                    {"claimflow.workflow.id": workflow.id},
+                )
             _check_declared(workflow, access, id_token)
         except TimeoutError:
             if not deadline.expired():

@@ -31,6 +31,7 @@ from urllib.parse import quote
 import httpx
 
 from claimflow.errors import ManagementAPICallFailed, ManagementAPINotFound, WorkflowRuntimeError
+from claimflow.observability import tracing
 from claimflow.tokens.claims import m2m_access_token_claims
 from claimflow.workflows.bindings import WorkflowLogger
 
@@ -154,7 +155,11 @@ class ManagementAPIClient:
         started = time.perf_counter()
         self.calls += 1
         try:
-            response = await self._transport.request(method, path, query, body)
+            response = await tracing.traced(
+                f"management_api {method} {endpoint}",
+                self._transport.request(method, path, query, body),
+                {"http.request.method": method, "claimflow.endpoint": endpoint},
+            )
         except httpx.TimeoutException as exc:
             self._logger.error(f"{method} {endpoint} timed out")
             raise ManagementAPICallFailed(endpoint, "timed out") from exc
