@@ -107,6 +107,15 @@ async def any_db_url(request: pytest.FixtureRequest, db_url: str) -> str:
     return pg
 
 
+def pytest_report_header() -> str:
+    """Say up front whether the shared/ folder the contract tests read is there."""
+    from tests.helpers import shared_dir
+
+    where = shared_dir()
+    state = "found" if where.is_dir() else "MISSING: the Kinde contract tests will fail"
+    return f"claimflow shared/ folder: {where} ({state})"
+
+
 def make_settings(database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "database_url": database_url,
