@@ -137,7 +137,7 @@ def what_to_try(issuer: str, data: BusinessData) -> list[tuple[str, str]]:
                 "Or let the example client catch the callback and print the decoded tokens",
                 " ".join(
                     [
-                        "python examples/oidc_client.py",
+                        ".venv/bin/python examples/oidc_client.py",
                         f"--issuer {shlex.quote(issuer)}",
                         f"--client-id {DEMO_WEB_CLIENT_ID}",
                         f"--client-secret {shlex.quote(web_secret)}",
