@@ -17,6 +17,14 @@ from claimflow.observability.metrics import MULTIPROCESS_DIR_VARIABLE
 from claimflow.store import migrate as apply_migrations
 
 
+WORKER_HEALTHCHECK_SECONDS = 60
+"""How long uvicorn's supervisor waits for a worker's answer before killing it as hung.
+
+A spawned worker imports the whole server before it can answer; uvicorn's default (5 s) kills
+workers that are merely starting on a busy machine, over and over, and the server never serves.
+"""
+
+
 def logging_options(log_format: str) -> dict[str, Any]:
     """uvicorn's ``log_config`` when ``CLAIMFLOW_LOG_FORMAT`` asks for JSON, else its default."""
     config = uvicorn_log_config(log_format)
@@ -73,6 +81,7 @@ def register(app: typer.Typer) -> None:
                 workers=workers,
                 proxy_headers=True,
                 log_level="info",
+                timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
                 **logging_options(settings.log_format),
             )
         finally:
