@@ -16,7 +16,6 @@ from claimflow.observability.logs import uvicorn_log_config
 from claimflow.observability.metrics import MULTIPROCESS_DIR_VARIABLE
 from claimflow.store import migrate as apply_migrations
 
-
 WORKER_HEALTHCHECK_SECONDS = 60
 """How long uvicorn's supervisor waits for a worker's answer before killing it as hung.
 
