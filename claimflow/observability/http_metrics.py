@@ -22,11 +22,18 @@ MANAGEMENT_API_PREFIX = "/api/"
 _MAX_CAPTURED_BYTES = 16 * 1024
 """A token request or error body is far smaller; past this, stop copying."""
 
+KNOWN_GRANTS = frozenset({"authorization_code", "refresh_token", "client_credentials"})
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""Label values a client chooses are kept only from these sets (anything else is ``other``):
+every distinct label value is a new time series held in memory until the process ends, so a
+client sending random grant types or methods would otherwise grow the server without bound."""
+
 
 def _grant_type(body: bytes) -> str:
     values = parse_qs(body.decode("latin-1")).get("grant_type")
-    grant = values[0] if values else "none"
-    return grant if len(grant) <= 64 else "other"
+    if not values:
+        return "none"
+    return values[0] if values[0] in KNOWN_GRANTS else "other"
 
 
 def _outcome(status: int, body: bytes) -> str:
@@ -118,4 +125,7 @@ class HTTPMetricsMiddleware:
             await self.app(scope, receive, send_and_note)
         finally:
             template = route_template(scope)
-            record_management_api_request(scope.get("method", "GET"), template, status)
+            method = scope.get("method", "GET")
+            record_management_api_request(
+                method if method in KNOWN_METHODS else "other", template, status
+            )

@@ -156,3 +156,24 @@ async def test_sign_in_failures_and_locks_are_counted(
     )
     assert failures == services.settings.login_max_failures
     assert locked == 1
+
+
+async def test_client_chosen_labels_cannot_grow_the_metrics_without_bound(
+    client: httpx.AsyncClient,
+) -> None:
+    """Random grant types and methods all land in one ``other`` series each."""
+    for n in range(5):
+        await client.post("/oauth2/token", data={"grant_type": f"urn:attack:{n}"})
+        await client.request(f"ATTACK{n}", "/api/v1/organizations")
+    samples = await scrape(client)
+    labels = {value for _name, pairs in samples for _key, value in pairs}
+    assert not any("attack" in value.lower() for value in labels)
+    assert (
+        value(
+            samples,
+            "claimflow_token_requests_total",
+            grant="other",
+            outcome="unsupported_grant_type",
+        )
+        >= 5
+    )
