@@ -10,7 +10,7 @@ import httpx
 import jwt
 
 from claimflow.services import build_services
-from claimflow.store import applications
+from claimflow.store import apis, applications
 from tests.oidc.conftest import LiveServer, free_port
 from tests.oidc.flow import PASSWORD, Business, submit_login
 
@@ -83,6 +83,13 @@ async def test_example_client_gets_a_token_for_an_api_and_prints_it_raw(
     live_server: LiveServer, business: Business
 ) -> None:
     api = "http://127.0.0.1:8001"
+    services = build_services(live_server.settings)
+    try:
+        async with services.db.transaction() as conn:
+            registered = await apis.create_api(conn, name="Example API", audience=api)
+            await apis.authorize(conn, registered.id, business.spa_client_id)
+    finally:
+        await services.close()
     text = await run_example_client(live_server, business, "--audience", api, "--print-tokens")
     exports = dict(
         line.removeprefix("export ").split("=", 1)
