@@ -1,5 +1,6 @@
 # The two set-up commands of the README: `make demo` and `make test`.
 PY ?= python3
+PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
 
@@ -12,8 +13,9 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 
+# `make demo PORT=8001` when 8000 is taken.
 demo: install
-	$(BIN)/claimflow demo
+	$(BIN)/claimflow demo --port $(PORT)
 
 LINTED := claimflow tests examples $(wildcard bench)
 

@@ -76,7 +76,10 @@ async def main(iterations: int, database_url: str | None) -> None:
         url = database_url or f"sqlite+aiosqlite:///{tmp}/bench.db"
         await asyncio.to_thread(migrate, url)
         settings = Settings(
-            database_url=url, issuer=ISSUER, secret_key="bench", workflows_enabled=[]
+            database_url=url,
+            issuer=ISSUER,
+            secret_key="bench-only-Hs8Kq3Lm9Vx2Wd7Pz4NcT6",
+            workflows_enabled=[],
         )
         services = build_services(settings)
         app = create_app(services=services)

@@ -237,7 +237,7 @@ async def issuance(iterations: int, workdir: Path) -> tuple[Comparison, int]:
         Settings(
             database_url=url,
             issuer="http://bench",
-            secret_key="bench",
+            secret_key="bench-only-Hs8Kq3Lm9Vx2Wd7Pz4NcT6",
             workflows_enabled=["org_billing"],
             workflow_time_limit_seconds=COLD_TIME_LIMIT_SECONDS,
         )
@@ -294,7 +294,7 @@ async def endpoint(iterations: int, workdir: Path) -> Comparison:
         Settings(
             database_url=url,
             issuer="http://bench",
-            secret_key="bench",
+            secret_key="bench-only-Hs8Kq3Lm9Vx2Wd7Pz4NcT6",
             workflows_enabled=["org_billing"],
             workflow_time_limit_seconds=COLD_TIME_LIMIT_SECONDS,
             login_max_failures=10_000,

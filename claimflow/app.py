@@ -11,8 +11,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
-from claimflow import management, oidc
+from claimflow import management, observability, oidc
 from claimflow.management import errors as management_errors
+from claimflow.observability import tracing
 from claimflow.oidc import errors as oauth_errors
 from claimflow.services import Services, build_services
 from claimflow.settings import Settings
@@ -70,4 +71,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     oauth_errors.install(app)
     app.include_router(oidc.router)
     app.include_router(management.router)
+    app.include_router(observability.router)
+    app.add_middleware(observability.HTTPMetricsMiddleware)
+    app.add_middleware(observability.RequestIdMiddleware)
+    tracing.install_tracing(app, services.db.engine)
     return app

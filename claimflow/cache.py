@@ -44,6 +44,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from redis.exceptions import RedisError
 
+from claimflow.observability import metrics
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
@@ -119,6 +121,7 @@ class _SingleFlightCache:
     async def _load_and_store(self, key: str, load: Loader, prepare: Prepare) -> Any:
         epoch = await self._epoch()
         self.loads += 1
+        metrics.record_billing_cache("load")
         loaded = await load()
         if loaded.value is None:
             # "Nothing to add" is not cached: a customer created a second later must show up.
@@ -138,7 +141,9 @@ class _SingleFlightCache:
         prepare = prepare or _identity
         entry = await self._lookup(key, prepare)
         if entry is not None and entry.fresh:
+            metrics.record_billing_cache("hit")
             return entry.value
+        metrics.record_billing_cache("miss")
         flight = self._flights.get(key)
         if flight is None:
             # The load runs as its own task: a caller that hits its time limit and is cancelled
@@ -147,6 +152,8 @@ class _SingleFlightCache:
             self._flights[key] = flight
             flight.add_done_callback(lambda _f: self._flights.pop(key, None))
         value, stale_age = await asyncio.shield(flight)
+        if stale_age is not None:
+            metrics.record_billing_cache("stale_serve")
         if stale_age is not None and logger is not None:
             logger.warning(
                 f"billing source failed; served the last good value for {key} "
@@ -217,6 +224,8 @@ class InProcessBillingCache(_SingleFlightCache):
             self._entries.popitem(last=False)
 
     async def invalidate(self, customer_ids: Iterable[str]) -> None:
+        customer_ids = list(customer_ids)
+        metrics.record_billing_cache("invalidation", len(customer_ids))
         for customer_id in customer_ids:
             self._invalidated_at[customer_id] = self._epoch_counter
             self._epoch_counter += 1
@@ -314,6 +323,7 @@ class RedisBillingCache(_SingleFlightCache):
     async def invalidate(self, customer_ids: Iterable[str]) -> None:
         """Bump the customers' generations; with Redis down, log and leave it to the TTL."""
         customers = sorted(customer_ids)
+        metrics.record_billing_cache("invalidation", len(customers))
         try:
             for customer_id in customers:
                 # One script, so two concurrent invalidations cannot leave a generation going back.

@@ -19,6 +19,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.fernet import Fernet, InvalidToken
 
+from claimflow.errors import SecretKeyMismatch
+
 _argon2 = PasswordHasher()
 
 
@@ -78,4 +80,7 @@ class SecretBox:
         try:
             return self._fernet.decrypt(token)
         except InvalidToken as exc:
-            raise ValueError("cannot decrypt: wrong CLAIMFLOW_SECRET_KEY?") from exc
+            raise SecretKeyMismatch(
+                "CLAIMFLOW_SECRET_KEY cannot decrypt the keys and secrets this database stores: "
+                "set it to the key the database was created with (see .claimflow-secret)."
+            ) from exc

@@ -16,6 +16,9 @@
     │       └── ManagementAPINotFound  404: the organization or user does not exist there
     ├── TokenTooLarge         even the smallest claim forms do not fit the token size budget
     ├── InvalidBillingClaim   (claimflow.claims) a billing claim, or what it is built from, is malformed
+    ├── ConfigurationError    a setting, the config file or the environment is unusable; the
+    │                         message says what to fix (the CLI prints it without a traceback)
+    │   └── SecretKeyMismatch  CLAIMFLOW_SECRET_KEY cannot decrypt what the database stores
     ├── ResourceAccessDenied  (claimflow.resource) an API refuses a token: 401/403 per RFC 6750
     └── JWKSUnavailable       (claimflow.resource) the issuer's key set cannot be fetched
 
@@ -156,3 +159,11 @@ class InvalidBillingClaim(ClaimflowError):
         super().__init__(message)
         self.part = part
         self.message = message
+
+
+class ConfigurationError(ClaimflowError):
+    """A deployment setting cannot work; ``str(exc)`` is one or two lines saying what to fix."""
+
+
+class SecretKeyMismatch(ConfigurationError, ValueError):
+    """The secret key is not the one the stored private keys and secrets were encrypted with."""

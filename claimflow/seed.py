@@ -1,7 +1,7 @@
 """Load a business description (features, plans, organizations, users, billing, applications).
 
 One format serves ``claimflow import FILE`` and ``claimflow demo`` (which seeds from
-``examples/demo.yaml``), so the demo's data is an example of the import format and the two cannot
+``claimflow/demo.yaml``, shipped in the wheel), so the demo's data is an example of the import format and the two cannot
 drift apart. A file is validated as a whole before anything is written, then written in ONE
 transaction: a bad file — a wrong type, an unknown plan, a duplicate email — leaves the database
 exactly as it was.
@@ -406,5 +406,5 @@ async def import_business_data(
 
 
 def demo_data_path() -> Path:
-    """``examples/demo.yaml`` of the source tree: the demo's one source of truth."""
-    return Path(__file__).resolve().parent.parent / "examples" / "demo.yaml"
+    """``claimflow/demo.yaml``, package data: the demo's one source of truth, in any install."""
+    return Path(__file__).resolve().parent / "demo.yaml"

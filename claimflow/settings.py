@@ -6,19 +6,25 @@ operator finds every setting in one place and the README's configuration table s
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import json
 import os
 import secrets
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+from pydantic_settings.exceptions import SettingsError
+
+from claimflow.errors import ConfigurationError
+from claimflow.settings_checks import check_database_url, check_secret_key
 
 SigningAlgorithm = Literal["RS256", "ES256", "EdDSA"]
 
@@ -27,18 +33,42 @@ SECRET_KEY_FILE = ".claimflow-secret"
 
 
 class _TomlFileSource(PydanticBaseSettingsSource):
-    """Reads ``[claimflow]`` (or top-level keys) from the file named by ``CLAIMFLOW_CONFIG``."""
+    """Reads ``[claimflow]`` (or top-level keys) from the file named by ``CLAIMFLOW_CONFIG``.
+
+    A file named explicitly must exist, and every key must be a setting: a typo such as
+    ``databse_url`` would otherwise leave the default in force without a word.
+    """
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        path = Path(os.environ.get("CLAIMFLOW_CONFIG", DEFAULT_CONFIG_FILE))
+        named = os.environ.get("CLAIMFLOW_CONFIG")
+        path = Path(named or DEFAULT_CONFIG_FILE)
         if not path.is_file():
+            if named:
+                raise ConfigurationError(
+                    f"CLAIMFLOW_CONFIG names {named!r}, which is not a file: "
+                    "fix the path or unset CLAIMFLOW_CONFIG."
+                )
             return {}
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError(f"{path} is not valid TOML ({exc}): fix the file.") from exc
         section = data.get("claimflow", data)
-        return {k: v for k, v in section.items() if k in self.settings_cls.model_fields}
+        if not isinstance(section, dict):
+            raise ConfigurationError(f"{path}: [claimflow] must be a table of settings.")
+        known = self.settings_cls.model_fields
+        unknown = [key for key in section if key not in known]
+        if unknown:
+            guesses = difflib.get_close_matches(unknown[0], list(known), n=1)
+            hint = f" (did you mean {guesses[0]!r}?)" if guesses else ""
+            raise ConfigurationError(
+                f"{path}: unknown setting(s) {', '.join(map(repr, unknown))}{hint}; "
+                "the README's configuration table lists every setting."
+            )
+        return dict(section)
 
 
 class Settings(BaseSettings):
@@ -103,6 +133,26 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_lockout_seconds: int = 300
 
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per log line, with the request id (``observability/logs.py``)."""
+
+    @field_validator("database_url")
+    @classmethod
+    def _usable_database_url(cls, value: str) -> str:
+        return check_database_url(value)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_secret_key(cls, value: str | None) -> str | None:
+        return None if value is None else check_secret_key(value)
+
+    @field_validator("signing_algorithm", mode="before")
+    @classmethod
+    def _supported_algorithm(cls, value: object) -> object:
+        if value not in ("RS256", "ES256", "EdDSA"):
+            raise ValueError(f"{value!r} is not supported: use RS256, ES256 or EdDSA")
+        return value
+
     def public_issuer(self) -> str:
         """The issuer URL, without a trailing slash (OIDC Discovery §4.3 requires exact match)."""
         return (self.issuer or f"http://{self.host}:{self.port}").rstrip("/")
@@ -142,3 +192,43 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _TomlFileSource(settings_cls))
+
+
+def load_settings(**values: Any) -> Settings:
+    """``Settings(**values)``, every misconfiguration raised as one ``ConfigurationError``.
+
+    The message names the setting by its environment variable and says what to write instead,
+    so a command can print it as it is (one or two lines, no traceback).
+    """
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise ConfigurationError(_describe_validation_error(exc)) from exc
+    except SettingsError as exc:
+        raise ConfigurationError(_describe_settings_error(exc)) from exc
+
+
+def _describe_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "is not a setting"
+        lines.append(f"CLAIMFLOW_{field.upper()}: {message}")
+    return "\n".join(lines[:2])
+
+
+def _describe_settings_error(exc: SettingsError) -> str:
+    """pydantic-settings says only 'error parsing value for field "x"': say what JSON it wants."""
+    text = str(exc)
+    field = next((name for name in Settings.model_fields if f'"{name}"' in text), None)
+    if field is None:
+        return f"invalid setting: {text}"
+    default = Settings.model_fields[field].get_default(call_default_factory=True)
+    kind = "a JSON object" if isinstance(default, dict) else "a JSON list"
+    example = json.dumps(default) if default else ("{}" if isinstance(default, dict) else "[]")
+    return (
+        f"CLAIMFLOW_{field.upper()} is not valid JSON: write {kind}, "
+        f"e.g. CLAIMFLOW_{field.upper()}='{example}'."
+    )

@@ -5,8 +5,13 @@ PKCE): read the provider's discovery document, open the authorization URL in you
 receive the code on a one-shot callback server on 127.0.0.1, exchange it, and verify both
 tokens against the JWKS with PyJWT.
 
-    python examples/oidc_client.py --issuer http://127.0.0.1:8000 --client-id <id> \\
-        [--client-secret=<secret>] [--org-code org_...] [--port 8765]
+    .venv/bin/python examples/oidc_client.py --issuer http://127.0.0.1:8000 --client-id <id> \\
+        [--client-secret=<secret>] [--org-code org_...] [--audience <api>] [--port 8765] \\
+        [--print-tokens]
+
+``--audience`` asks for an access token for your API (its ``aud``); ``--print-tokens`` ends the
+output with ``export AT=<access token>`` (and ``ID_TOKEN``, ``REFRESH_TOKEN``) lines to paste into
+a shell, e.g. to call ``examples/resource_server.py`` with ``curl -H "Authorization: Bearer $AT"``.
 
 Write ``--client-secret=<secret>`` with the ``=``: a generated secret may start with ``-``,
 which argparse would otherwise take for the next flag.
@@ -29,6 +34,13 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import jwt
+
+RAW_TOKEN_VARIABLES = {
+    "access_token": "AT",
+    "id_token": "ID_TOKEN",
+    "refresh_token": "REFRESH_TOKEN",
+}
+"""Shell variables ``--print-tokens`` sets, per token of the response."""
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -77,6 +89,11 @@ def main() -> None:
     parser.add_argument(
         "--audience",
         help="An API the application is authorized for, e.g. http://127.0.0.1:8001 in the demo.",
+    )
+    parser.add_argument(
+        "--print-tokens",
+        action="store_true",
+        help="End with 'export AT=...' lines holding the raw tokens.",
     )
     parser.add_argument("--scope", default="openid profile email offline")
     parser.add_argument("--port", type=int, default=8765)
@@ -147,6 +164,10 @@ def main() -> None:
         print(json.dumps(claims, indent=2, sort_keys=True))
     if "refresh_token" in tokens:
         print("refresh_token: received (rotates on every use)")
+    if args.print_tokens:
+        for name, variable in RAW_TOKEN_VARIABLES.items():
+            if name in tokens:
+                print(f"export {variable}={tokens[name]}")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ from claimflow.store.tables import metadata
 
 PG_SERVER = os.environ.get("CLAIMFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 ISSUER = "http://claimflow.test"
+TEST_SECRET_KEY = "tests-only-9Vd2LqX7rWbN4kPz8sHj3TfY6mC"
+"""Long and random-looking enough for the settings' secret-key check; for tests only."""
 
 
 @pytest.fixture(scope="session")
@@ -105,11 +107,20 @@ async def any_db_url(request: pytest.FixtureRequest, db_url: str) -> str:
     return pg
 
 
+def pytest_report_header() -> str:
+    """Say up front whether the shared/ folder the contract tests read is there."""
+    from tests.helpers import shared_dir
+
+    where = shared_dir()
+    state = "found" if where.is_dir() else "MISSING: the Kinde contract tests will fail"
+    return f"claimflow shared/ folder: {where} ({state})"
+
+
 def make_settings(database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "database_url": database_url,
         "issuer": ISSUER,
-        "secret_key": "test-secret-key",
+        "secret_key": TEST_SECRET_KEY,
         # A loaded test machine must not turn a workflow's ordinary run into a time-out; the
         # tests of the time limit set their own.
         "workflow_time_limit_seconds": 30.0,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import httpx
 
@@ -46,3 +48,34 @@ async def management_client(
     """Authorization headers of an M2M token with ``scopes``."""
     client_id, secret = await create_m2m_app(services, scopes)
     return {"Authorization": f"Bearer {await m2m_token(client, client_id, secret)}"}
+
+
+SHARED_DIR_VARIABLE = "CLAIMFLOW_SHARED_DIR"
+
+
+def shared_dir() -> Path:
+    """The project's ``shared/`` folder: CLAIMFLOW_SHARED_DIR, else the nearest ``shared/``
+    beside the checkout or beside one of its parents (a git worktree lives one level deeper)."""
+    named = os.environ.get(SHARED_DIR_VARIABLE)
+    if named:
+        return Path(named)
+    checkout = Path(__file__).resolve().parents[1]
+    for directory in checkout.parents:
+        if (directory / "shared").is_dir():
+            return directory / "shared"
+    return checkout.parent / "shared"
+
+
+def shared_file(relative: str) -> Path:
+    """A file of ``shared/`` a test needs; its absence is an error that says where to put it.
+
+    A contract test (Kinde's OpenAPI document) that skipped quietly would let the suite pass
+    without checking the contract at all.
+    """
+    path = shared_dir() / relative
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing: this test needs the project's shared/ folder beside the "
+            f"checkout (../shared), or set {SHARED_DIR_VARIABLE} to where it is."
+        )
+    return path

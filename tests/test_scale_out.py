@@ -38,7 +38,7 @@ from tests.cli.conftest import free_port
 from tests.conftest import PG_SERVER, make_settings
 
 CLAIMFLOW = str(Path(sys.executable).with_name("claimflow"))
-SECRET_KEY = "scale-out-secret-key"
+SECRET_KEY = "scale-out-tests-only-J7mQ2vX9LwB4nKd8RtZ5"
 REDIS_URL = os.environ.get("CLAIMFLOW_TEST_REDIS", "redis://127.0.0.1:6379/13")
 M2M = ("demo-m2m", "demo-m2m-secret-not-for-production")
 WEB = ("demo-web", "demo-web-secret-not-for-production")
@@ -348,3 +348,31 @@ async def _sign_with_current_key(environment: dict[str, str], issuer: str) -> st
         return await services.keys.sign(claims, typ="at+jwt")
     finally:
         await services.close()
+
+
+def _token_requests_issued(metrics_text: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics_text)
+        for sample in family.samples
+        if sample.name == "claimflow_token_requests_total"
+        and sample.labels == {"grant": "client_credentials", "outcome": "issued"}
+    )
+
+
+def test_metrics_of_any_worker_count_the_requests_of_every_worker(
+    two_workers: tuple[str, set[int]],
+) -> None:
+    """``serve --workers 2`` runs prometheus_client in multiprocess mode: a scrape is the server."""
+    base_url, workers = two_workers
+    pinned = PinnedConnections(base_url, int(base_url.rsplit(":", 1)[1]), workers)
+    pid_a, pid_b = sorted(workers)
+    for _ in range(3):
+        m2m_token(pinned.to(pid_a), base_url)
+    for pid in (pid_b, pid_a):
+        scrape = pinned.to(pid).get("/metrics")
+        assert pinned.served_by(scrape) == pid
+        assert _token_requests_issued(scrape.text) == 3, scrape.text
+    pinned.close()

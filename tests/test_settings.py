@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from claimflow.cli.options import settings_from_flags
-from claimflow.settings import SECRET_KEY_FILE, Settings
+from claimflow.errors import ConfigurationError
+from claimflow.settings import SECRET_KEY_FILE, Settings, load_settings
+
+ENVIRONMENT_KEY = "from-the-environment-Qm7Vx2Lp9Wd4Kz8B"
 
 
 @pytest.fixture(autouse=True)
@@ -77,9 +83,52 @@ def test_list_settings_come_from_environment_as_json(monkeypatch: pytest.MonkeyP
     assert Settings().workflows_enabled == ["org_billing"]
 
 
-def test_unknown_keys_in_config_file_are_ignored(tmp_path: Path) -> None:
-    write_config(tmp_path / "claimflow.toml", "[claimflow]\nno_such_setting = 1\nport = 9100\n")
-    assert Settings().port == 9100
+def test_unknown_keys_in_config_file_are_refused_with_the_closest_setting(tmp_path: Path) -> None:
+    write_config(tmp_path / "claimflow.toml", "[claimflow]\ndatabse_url = 1\nport = 9100\n")
+    with pytest.raises(ConfigurationError, match="'databse_url' \\(did you mean 'database_url'"):
+        load_settings()
+
+
+def test_a_config_file_named_but_missing_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLAIMFLOW_CONFIG", "/no/such/claimflow.toml")
+    with pytest.raises(ConfigurationError, match="not a file"):
+        load_settings()
+
+
+def test_no_config_file_in_the_working_directory_is_fine() -> None:
+    assert load_settings().port == 8000
+
+
+@pytest.mark.parametrize(
+    ("url", "fixed"),
+    [
+        ("postgres://u:pw@db/claims", "postgresql+asyncpg://u:***@db/claims"),
+        ("postgresql://u@db/claims", "postgresql+asyncpg://u@db/claims"),
+        ("postgresql+psycopg2://u@db/claims", "postgresql+asyncpg://u@db/claims"),
+        ("sqlite:///./claims.db", "sqlite+aiosqlite:///./claims.db"),
+    ],
+)
+def test_a_sync_driver_url_is_refused_with_the_async_url_to_write(url: str, fixed: str) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(f"write {fixed}")):
+        load_settings(database_url=url)
+
+
+@pytest.mark.parametrize(
+    "key", ["short-key", "change-me-to-a-long-random-value-please-0123", "x" * 40, "ab" * 20]
+)
+def test_a_short_or_placeholder_secret_key_is_refused(key: str) -> None:
+    with pytest.raises(ConfigurationError, match="CLAIMFLOW_SECRET_KEY"):
+        load_settings(secret_key=key)
+
+
+@given(st.text(min_size=0, max_size=80))
+def test_any_database_url_is_accepted_or_refused_with_a_configuration_error(url: str) -> None:
+    try:
+        settings = load_settings(database_url=url)
+    except ConfigurationError as exc:
+        assert str(exc).startswith("CLAIMFLOW_DATABASE_URL: ")
+    else:
+        assert settings.database_url.startswith(("sqlite+aiosqlite:", "postgresql+asyncpg:"))
 
 
 def test_secret_key_is_generated_once_and_kept_for_the_next_run(tmp_path: Path) -> None:
@@ -94,8 +143,8 @@ def test_secret_key_is_generated_once_and_kept_for_the_next_run(tmp_path: Path) 
 def test_secret_key_from_environment_is_used_and_nothing_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("CLAIMFLOW_SECRET_KEY", "from-the-environment")
-    assert Settings().resolved_secret_key() == "from-the-environment"
+    monkeypatch.setenv("CLAIMFLOW_SECRET_KEY", ENVIRONMENT_KEY)
+    assert Settings().resolved_secret_key() == ENVIRONMENT_KEY
     assert not (tmp_path / SECRET_KEY_FILE).exists()
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import typer
 
 from claimflow.cli import admin, demo, importer, keys, prune, server, workflows
+from claimflow.cli.problems import ClaimflowGroup
 
 app = typer.Typer(
     name="claimflow",
+    cls=ClaimflowGroup,
     help="A self-hostable OpenID Connect provider whose tokens carry organization billing.",
     no_args_is_help=True,
     add_completion=False,

@@ -1,6 +1,6 @@
 """``claimflow demo``: an embedded server with a seeded demo business, and what to try with it.
 
-The data comes from ``examples/demo.yaml`` through the importer, so the demo is also a worked
+The data comes from ``claimflow/demo.yaml`` through the importer, so the demo is also a worked
 example of the import format. The database is ``claimflow-demo.db`` in the working directory (kept
 between runs, so tokens and sessions survive a restart); seeding is skipped when it already
 happened, which makes restarting idempotent.
@@ -21,7 +21,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from claimflow.app import create_app
-from claimflow.cli.options import database_label
+from claimflow.cli.options import DEMO_DATABASE_URL, database_label
+from claimflow.cli.preflight import check_deployment, ensure_port_free
+from claimflow.cli.problems import record_database_url
+from claimflow.cli.server import logging_options
 from claimflow.seed import (
     BusinessData,
     InvalidBusinessData,
@@ -29,11 +32,10 @@ from claimflow.seed import (
     import_business_data,
     load_business_file,
 )
-from claimflow.settings import Settings
+from claimflow.settings import Settings, load_settings
 from claimflow.store import Database, applications, organizations
 from claimflow.store import migrate as apply_migrations
 
-DEMO_DATABASE_URL = "sqlite+aiosqlite:///./claimflow-demo.db"
 DEMO_PASSWORD = "claimflow-demo"
 DEMO_M2M_CLIENT_ID = "demo-m2m"
 DEMO_WEB_CLIENT_ID = "demo-web"
@@ -135,7 +137,7 @@ def what_to_try(issuer: str, data: BusinessData) -> list[tuple[str, str]]:
                 "Or let the example client catch the callback and print the decoded tokens",
                 " ".join(
                     [
-                        "python examples/oidc_client.py",
+                        ".venv/bin/python examples/oidc_client.py",
                         f"--issuer {shlex.quote(issuer)}",
                         f"--client-id {DEMO_WEB_CLIENT_ID}",
                         f"--client-secret {shlex.quote(web_secret)}",
@@ -204,7 +206,7 @@ def register(app: typer.Typer) -> None:
         ),
         data_file: Annotated[
             Path | None,
-            typer.Option("--data", help="Seed from this file instead of examples/demo.yaml."),
+            typer.Option("--data", help="Seed from this file instead of claimflow/demo.yaml."),
         ] = None,
     ) -> None:
         """Start an embedded server seeded with a demo business and print what to try."""
@@ -214,13 +216,22 @@ def register(app: typer.Typer) -> None:
         except InvalidBusinessData as exc:
             console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
             raise typer.Exit(1) from exc
-        settings = Settings(database_url=database_url, host=host, port=port, issuer=None)
+        settings = load_settings(database_url=database_url, host=host, port=port, issuer=None)
+        record_database_url(settings.database_url)
+        ensure_port_free(host, port)
         settings.resolved_secret_key()
         apply_migrations(settings.database_url)
+        check_deployment(settings)
         try:
             seeded = asyncio.run(seed_once(settings.database_url, data))
         except InvalidBusinessData as exc:
             console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
             raise typer.Exit(1) from exc
         _print_banner(console, settings, data, seeded)
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level="info",
+            **logging_options(settings.log_format),
+        )

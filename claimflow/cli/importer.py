@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
         """Import features, plans, organizations, users, billing and applications from FILE.
 
         The whole file is one transaction: on any error nothing is written. See
-        examples/demo.yaml for the format.
+        claimflow/demo.yaml for the format.
         """
         console = Console(stderr=True)
         settings = settings_from_flags(database_url)

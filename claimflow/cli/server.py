@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from typing import Any
 
 import typer
 import uvicorn
 
 from claimflow.cli.options import DATABASE_URL_OPTION, database_label, settings_from_flags
+from claimflow.cli.preflight import check_deployment, ensure_port_free
+from claimflow.observability.logs import uvicorn_log_config
+from claimflow.observability.metrics import MULTIPROCESS_DIR_VARIABLE
 from claimflow.store import migrate as apply_migrations
+
+WORKER_HEALTHCHECK_SECONDS = 60
+"""How long uvicorn's supervisor waits for a worker's answer before killing it as hung.
+
+A spawned worker imports the whole server before it can answer; uvicorn's default (5 s) kills
+workers that are merely starting on a busy machine, over and over, and the server never serves.
+"""
+
+
+def logging_options(log_format: str) -> dict[str, Any]:
+    """uvicorn's ``log_config`` when ``CLAIMFLOW_LOG_FORMAT`` asks for JSON, else its default."""
+    config = uvicorn_log_config(log_format)
+    return {"log_config": config} if config is not None else {}
 
 
 def register(app: typer.Typer) -> None:
@@ -28,7 +47,9 @@ def register(app: typer.Typer) -> None:
         issuer: str | None = typer.Option(None, help="Public base URL (CLAIMFLOW_ISSUER)."),
     ) -> None:
         """Migrate the database, then serve the provider and the Management API."""
-        settings = settings_from_flags(database_url, host=host, port=port, issuer=issuer)
+        settings = settings_from_flags(
+            database_url, demo_fallback=False, host=host, port=port, issuer=issuer
+        )
         if workers > 1 and settings.database_url.startswith("sqlite"):
             typer.echo(
                 "--workers > 1 needs a shared database: set CLAIMFLOW_DATABASE_URL to "
@@ -36,18 +57,32 @@ def register(app: typer.Typer) -> None:
                 err=True,
             )
             raise typer.Exit(2)
+        ensure_port_free(settings.host, settings.port)
         secret_key = settings.resolved_secret_key()
         apply_migrations(settings.database_url)
+        check_deployment(settings)
         # Workers build their settings from the environment: pass on what the flags decided.
         os.environ["CLAIMFLOW_DATABASE_URL"] = settings.database_url
         os.environ["CLAIMFLOW_ISSUER"] = settings.public_issuer()
         os.environ["CLAIMFLOW_SECRET_KEY"] = secret_key
-        uvicorn.run(
-            "claimflow.app:create_app",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=workers,
-            proxy_headers=True,
-            log_level="info",
-        )
+        # Workers write their metric samples to one directory that /metrics sums; it must be
+        # empty at start (samples of an earlier run would be counted) and is ours to remove.
+        metrics_dir = None
+        if workers > 1 and not os.environ.get(MULTIPROCESS_DIR_VARIABLE):
+            metrics_dir = tempfile.mkdtemp(prefix="claimflow-metrics-")
+            os.environ[MULTIPROCESS_DIR_VARIABLE] = metrics_dir
+        try:
+            uvicorn.run(
+                "claimflow.app:create_app",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=workers,
+                proxy_headers=True,
+                log_level="info",
+                timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+                **logging_options(settings.log_format),
+            )
+        finally:
+            if metrics_dir is not None:
+                shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from claimflow import crypto
 from claimflow.domain import User
+from claimflow.observability import metrics
 from claimflow.services import Services
 from claimflow.store import oidc_login_attempts, users
 
@@ -54,6 +55,7 @@ async def sign_in_with_password(
         locked = await oidc_login_attempts.locked_until(conn, keys)
         if locked is not None:
             log.warning("sign-in refused: throttled until %s (%s)", locked.isoformat(), address)
+            metrics.record_sign_in_locked()
             return SignInResult(SignInOutcome.LOCKED, locked_until=locked)
         user = await users.find_user_by_email(conn, email)
         stored = await users.get_password_hash(conn, user.id) if user else None
@@ -74,6 +76,7 @@ async def sign_in_with_password(
                 )
             if user is not None:
                 await users.record_failed_sign_in(conn, user.id)
+        metrics.record_sign_in_failure()
         return SignInResult(SignInOutcome.WRONG_CREDENTIALS)
 
     upgraded = None

@@ -27,6 +27,7 @@ import httpx
 
 from claimflow.domain.ids import new_prefixed_id
 from claimflow.errors import WorkflowAccessDenied, WorkflowError, WorkflowRuntimeError
+from claimflow.observability import metrics, tracing
 from claimflow.store._rows import utcnow
 from claimflow.tokens.reserved import ACCESS_TOKEN_RESERVED, ID_TOKEN_RESERVED
 from claimflow.workflows.bindings import Auth, TokenClaims, WorkflowLogger
@@ -247,7 +248,11 @@ class WorkflowEngine:
         started = time.perf_counter()
         outcome, error = RunOutcome.SUCCEEDED, None
         try:
-            await self._execute(workflow, event, capabilities, access, id_token, auth, limit)
+            await tracing.traced(
+                f"workflow {workflow.id}",
+                self._execute(workflow, event, capabilities, access, id_token, auth, limit),
+                {"claimflow.workflow.id": workflow.id},
+            )
             _check_declared(workflow, access, id_token)
         except DeadlinePassed:
             outcome, error = RunOutcome.TIMED_OUT, f"exceeded its time limit of {limit:g} s"
@@ -260,6 +265,7 @@ class WorkflowEngine:
         duration_ms = (time.perf_counter() - started) * 1000
         if outcome is RunOutcome.SUCCEEDED and auth.denied_reason is not None:
             outcome, error = RunOutcome.DENIED, logger.redact(auth.denied_reason)
+        metrics.record_workflow_run(workflow.id, outcome.value, duration_ms / 1000)
         if error is not None:
             logger.error(error)
             log.warning("workflow %s failed (%s): %s", workflow.id, outcome.value, error)

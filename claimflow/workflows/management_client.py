@@ -31,6 +31,7 @@ from urllib.parse import quote
 import httpx
 
 from claimflow.errors import ManagementAPICallFailed, ManagementAPINotFound, WorkflowRuntimeError
+from claimflow.observability import tracing
 from claimflow.tokens.claims import m2m_access_token_claims
 from claimflow.workflows.bindings import WorkflowLogger
 
@@ -219,8 +220,12 @@ class ManagementAPIClient:
             if timeout <= 0:
                 raise ManagementAPICallFailed(endpoint, "the run's deadline has passed")
         try:
-            response = await self._transport.request(
-                method, path, query, body, scopes=self._scopes, time_left=timeout
+            response = await tracing.traced(
+                f"management_api {method} {endpoint}",
+                self._transport.request(
+                    method, path, query, body, scopes=self._scopes, time_left=timeout
+                ),
+                {"http.request.method": method, "claimflow.endpoint": endpoint},
             )
         except (httpx.TimeoutException, TimeoutError) as exc:
             self._logger.error(f"{method} {endpoint} timed out")

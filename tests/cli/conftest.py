@@ -16,7 +16,7 @@ from typer.testing import CliRunner, Result
 
 from claimflow.cli import app as cli_app
 
-SECRET_KEY = "cli-test-secret-key"
+SECRET_KEY = "cli-tests-only-R4nW8qLz2XbV7kTd5PjH9sMf"
 CLAIMFLOW = str(Path(sys.executable).with_name("claimflow"))
 
 Invoke = Callable[..., Result]
@@ -59,7 +59,7 @@ def free_port() -> int:
 
 
 def wait_until_serving(
-    base_url: str, process: subprocess.Popen[bytes], timeout: float = 30
+    base_url: str, process: subprocess.Popen[bytes], timeout: float = 90
 ) -> None:
     """Poll the JWKS-free token endpoint path until the server answers (any HTTP status)."""
     deadline = time.monotonic() + timeout
@@ -95,7 +95,10 @@ def start_server(workdir: Path) -> Iterator[Callable[..., tuple[str, subprocess.
             wait_until_serving(base_url, process)
         except AssertionError:
             process.terminate()
-            raise AssertionError((workdir / f"server-{port}.log").read_text()) from None
+            process.wait(timeout=10)
+            raise AssertionError(
+                f"exit {process.returncode}: " + (workdir / f"server-{port}.log").read_text()
+            ) from None
         return base_url, process
 
     yield start

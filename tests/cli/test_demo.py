@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 
 from claimflow.cli.demo import DEMO_M2M_CLIENT_ID, seed_once, what_to_try
+from claimflow.cli.options import DEMO_DATABASE_URL
 from claimflow.seed import demo_data_path, load_business_file
 from claimflow.store import Database, organizations
 
@@ -81,3 +82,22 @@ def test_demo_serves_the_seeded_business_and_restarts_without_reseeding(
     assert ", seeded)" in logs[0].read_text()
     assert "already seeded, kept" in logs[1].read_text()
     assert (workdir / "claimflow-demo.db").is_file()
+
+
+def test_commands_after_the_demo_use_the_demo_database(invoke, workdir: Path) -> None:  # type: ignore[no-untyped-def]
+    """``make demo`` then ``claimflow keys list`` in the same directory: the demo's keys."""
+    assert invoke("migrate", "--database-url", DEMO_DATABASE_URL).exit_code == 0
+    result = invoke("keys", "list")
+    assert result.exit_code == 0, result.stderr
+    assert "using the demo's database ./claimflow-demo.db" in result.stderr
+    assert not (workdir / "claimflow.db").exists()
+
+
+def test_a_configured_database_is_never_replaced_by_the_demo_one(  # type: ignore[no-untyped-def]
+    invoke, cli_db_url: str, workdir: Path
+) -> None:
+    assert invoke("migrate", "--database-url", DEMO_DATABASE_URL).exit_code == 0
+    result = invoke("keys", "list")
+    assert result.exit_code == 0, result.stderr
+    assert "demo" not in result.stderr
+    assert (workdir / "cli.db").is_file()

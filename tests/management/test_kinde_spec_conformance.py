@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import bcrypt
@@ -20,11 +19,11 @@ import pytest
 import yaml
 from fastapi import FastAPI
 
+from tests.helpers import shared_file
 from tests.management.catalogue import make_plan
 from tests.management.test_auth import ROUTES
 
-SPEC_FILE = Path("/work/shared/reference/kinde-management-api.yml")
-pytestmark = pytest.mark.skipif(not SPEC_FILE.is_file(), reason="Kinde's spec file is not here")
+SPEC_FILE = shared_file("reference/kinde-management-api.yml")
 
 
 @cache
