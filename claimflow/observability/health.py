@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from claimflow.observability.metrics import exposition
-from claimflow.services import Services
+from claimflow.store import Database
 from claimflow.store import tables as t
 
 CHECK_TIMEOUT_SECONDS = 2.0
@@ -29,8 +29,8 @@ def _failure(exc: BaseException) -> str:
     return f"unavailable ({type(exc).__name__})"
 
 
-async def _database_and_key(services: Services) -> tuple[str, str]:
-    async with asyncio.timeout(CHECK_TIMEOUT_SECONDS), services.db.connect() as conn:
+async def _database_and_key(db: Database) -> tuple[str, str]:
+    async with asyncio.timeout(CHECK_TIMEOUT_SECONDS), db.connect() as conn:
         keys = t.signing_keys.c
         active = await conn.scalar(select(keys.kid).where(keys.retired_on.is_(None)).limit(1))
     return "ok", "ok" if active is not None else "no active signing key"
@@ -57,16 +57,17 @@ async def healthz() -> JSONResponse:
 
 @router.get("/readyz", summary="Readiness: database, Redis (when configured), signing key")
 async def readyz(request: Request) -> JSONResponse:
-    services: Services = request.app.state.services
+    db: Database = request.app.state.services.db
+    redis_url: str | None = request.app.state.services.settings.redis_url
     checks: dict[str, str] = {}
     try:
-        checks["database"], checks["signing_key"] = await _database_and_key(services)
+        checks["database"], checks["signing_key"] = await _database_and_key(db)
     except Exception as exc:  # any failure of the check is the answer, not an error
         checks["database"] = _failure(exc)
         checks["signing_key"] = "unknown (database unavailable)"
-    if services.settings.redis_url:
+    if redis_url:
         try:
-            checks["redis"] = await _redis(services.settings.redis_url)
+            checks["redis"] = await _redis(redis_url)
         except Exception as exc:
             checks["redis"] = _failure(exc)
     ready = all(value == "ok" for value in checks.values())
