@@ -330,7 +330,7 @@ class RedisBillingCache(_SingleFlightCache):
             socket_timeout=timeout_seconds,
             socket_connect_timeout=timeout_seconds,
             health_check_interval=5,
-            retry=Retry(NoBackoff(), 1),
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
             retry_on_error=[RedisConnectionError],
         )
         return cls(Redis(connection_pool=pool), **kwargs)

@@ -10,6 +10,9 @@ import uvicorn
 from claimflow.cli.options import DATABASE_URL_OPTION, database_label, settings_from_flags
 from claimflow.store import migrate as apply_migrations
 
+WORKER_HEALTHCHECK_SECONDS = 30
+"""How long uvicorn's supervisor waits for a worker to answer before replacing it."""
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -48,6 +51,9 @@ def register(app: typer.Typer) -> None:
             host=settings.host,
             port=settings.port,
             workers=workers,
+            # A worker still importing on a busy host answers the supervisor's ping late; the
+            # default 5 s made uvicorn kill and respawn workers in a loop before they served.
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
             proxy_headers=True,
             log_level="info",
         )
