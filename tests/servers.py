@@ -12,12 +12,14 @@ import asyncio
 import contextlib
 import html
 import os
+import pwd
 import re
 import secrets
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -330,43 +332,55 @@ class PrivateRedis:
 
 
 class PrivatePostgres:
-    """A PostgreSQL cluster of this test's own (``initdb`` in a temp dir, trust auth)."""
+    """A PostgreSQL cluster of this test's own (``initdb`` in a temp dir, trust auth).
 
-    def __init__(self, directory: Path) -> None:
+    PostgreSQL refuses to run as root: under root the cluster belongs to the ``postgres``
+    system user and lives in a directory of its own (pytest's tmp_path is root's alone).
+    """
+
+    def __init__(self) -> None:
         found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
         assert found, "no PostgreSQL server binaries under /usr/lib/postgresql/*/bin"
         self.bin = found[-1].parent
-        self.data = directory / "pgdata"
+        self.directory = Path(tempfile.mkdtemp(prefix="claimflow-test-pg-"))
+        self._as: list[str] = []
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.directory, owner.pw_uid, owner.pw_gid)
+            self._as = ["runuser", "-u", "postgres", "--"]
+        self.data = self.directory / "data"
         self.port = free_port()
         self.server = f"postgresql://postgres@127.0.0.1:{self.port}"
-        subprocess.run(
-            [str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust"],
-            check=True,
-            capture_output=True,
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust")
+
+    def _run(self, program: str, *args: str) -> None:
+        done = subprocess.run(
+            [*self._as, str(self.bin / program), *args], capture_output=True, text=True
         )
+        assert done.returncode == 0, done.stdout + done.stderr
 
     def start(self) -> None:
-        subprocess.run(
-            [
-                str(self.bin / "pg_ctl"),
-                "-D",
-                str(self.data),
-                "-l",
-                str(self.data / "log"),
-                "-w",
-                "-o",
-                f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1",
-                "start",
-            ],
-            check=True,
-            capture_output=True,
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.directory / "log"),
+            "-w",
+            "-o",
+            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1",
+            "start",
         )
 
     def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def remove(self) -> None:
         subprocess.run(
-            [str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"],
+            [*self._as, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"],
             capture_output=True,
         )
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def _wait_for_port(port: int, timeout: float = 10.0) -> None:
