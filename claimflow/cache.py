@@ -105,6 +105,8 @@ class BillingVersionSource(Protocol):
 
     async def current(self, subject: str) -> int: ...
 
+    async def aclose(self) -> None: ...
+
 
 class BillingCache(Protocol):
     loads: int
@@ -278,6 +280,8 @@ class InProcessBillingCache(_SingleFlightCache):
 
     async def aclose(self) -> None:
         self._entries.clear()
+        if self.versions is not None:
+            await self.versions.aclose()
 
 
 class RedisBillingCache(_SingleFlightCache):
@@ -474,6 +478,8 @@ class RedisBillingCache(_SingleFlightCache):
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+        if self.versions is not None:
+            await self.versions.aclose()
 
 
 def build_billing_cache(

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claimflow.store import tables as t
-from claimflow.store.database import Database
+from claimflow.store.database import Database, create_engine
 
 
 def organization_subject(org_code: str) -> str:
@@ -77,15 +78,33 @@ async def version_of(conn: AsyncConnection, subject: str) -> int:
 
 
 class StoreBillingVersions:
-    """The billing cache's version source: one primary-key read per lookup.
+    """The billing cache's version source: one primary-key read per lookup, one round trip.
 
-    A read on its own short connection (READ COMMITTED on PostgreSQL, a fresh WAL snapshot on
-    SQLite), so it sees every change committed before the token request began.
+    Each read sees every change committed before it began (READ COMMITTED on PostgreSQL, a
+    fresh WAL snapshot on SQLite). It runs on an engine of its own in autocommit mode without
+    a pre-ping: the store's engine would add ``BEGIN``, ``ROLLBACK`` and a ping to every token
+    request (measured in ``bench/billing_versions_bench.py``). A pooled connection that died
+    with a database restart is detected by the read itself, which is retried once on a new one.
     """
 
     def __init__(self, db: Database) -> None:
-        self._db = db
+        self._engine = create_engine(db.url, isolation_level="AUTOCOMMIT", pre_ping=False)
+        self._query = select(t.billing_versions.c.version).where(
+            t.billing_versions.c.subject == bindparam("subject")
+        )
 
     async def current(self, subject: str) -> int:
-        async with self._db.connect() as conn:
-            return await version_of(conn, subject)
+        try:
+            return await self._read(subject)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            return await self._read(subject)
+
+    async def _read(self, subject: str) -> int:
+        async with self._engine.connect() as conn:
+            found = await conn.execute(self._query, {"subject": subject})
+            return int(found.scalar_one_or_none() or 0)
+
+    async def aclose(self) -> None:
+        await self._engine.dispose()
