@@ -317,7 +317,7 @@ class RedisBillingCache(_SingleFlightCache):
         self._failures = ThrottledLog(log)
 
     @classmethod
-    def from_url(cls, url: str, timeout_seconds: float = 0.5, **kwargs: Any) -> RedisBillingCache:
+    def from_url(cls, url: str, timeout_seconds: float = 1.0, **kwargs: Any) -> RedisBillingCache:
         """A client whose calls give up after ``timeout_seconds`` (a paused Redis must not
         hold a sign-in past its workflow deadline), that health-checks idle connections and
         retries a call once on a fresh connection when the pooled one turns out dead."""
@@ -332,7 +332,7 @@ class RedisBillingCache(_SingleFlightCache):
             max_connections=64,
             timeout=max(2.0, timeout_seconds),
             socket_timeout=timeout_seconds,
-            socket_connect_timeout=timeout_seconds,
+            socket_connect_timeout=max(2.0, timeout_seconds),
             health_check_interval=5,
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
             retry_on_error=[RedisConnectionError],
@@ -489,7 +489,7 @@ def build_billing_cache(
     stale_max_age_seconds: float,
     redis_prefix: str = "claimflow",
     versions: BillingVersionSource | None = None,
-    redis_timeout_seconds: float = 0.5,
+    redis_timeout_seconds: float = 1.0,
 ) -> InProcessBillingCache | RedisBillingCache:
     """Redis when ``redis_url`` is set (keys under ``<redis_prefix>:billing``), else in-process."""
     if redis_url:

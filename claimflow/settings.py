@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_lockout_seconds: int = 300
 
-    redis_timeout_seconds: float = Field(default=0.5, gt=0)
+    redis_timeout_seconds: float = Field(default=1.0, gt=0)
     """How long one Redis call may take before the billing cache loads from the store instead."""
     refresh_reuse_grace_seconds: float = Field(default=5.0, ge=0)
     """How long an identical retry of a just-spent refresh token gets the same successor, once
