@@ -42,7 +42,8 @@ from tests.servers import (
 )
 
 
-def stale_tokens(config: str, sign_ins: int) -> tuple[int, int]:
+def stale_tokens(config: str, sign_ins: int) -> tuple[int, int, int]:
+    """(tokens with the old plan, failed sign-ins, sign-ins) after the change answered."""
     with tempfile.TemporaryDirectory() as scratch:
         workdir = Path(scratch)
         redis = None if config == "postgresql" else PrivateRedis(workdir)
@@ -70,16 +71,17 @@ def stale_tokens(config: str, sign_ins: int) -> tuple[int, int]:
                         ).raise_for_status()
                     except httpx.TimeoutException:
                         print(f"{config}: the plan change did not answer within 30 s")
-                    old = 0
+                    old = failed = 0
                     for i in range(sign_ins):
                         try:
                             claims, _ = sign_in(pinned.to((pid_a, pid_b)[i % 2]), ACME)
-                        except AssertionError:
-                            continue  # a failed sign-in issued nothing
+                        except (AssertionError, httpx.HTTPError):
+                            failed += 1  # a failed sign-in issued nothing
+                            continue
                         plans = [a["plan_code"] for a in claims["org_billing"]["agreements"]]
                         old += plans != ["enterprise"]
                     pinned.close()
-                    return old, sign_ins
+                    return old, failed, sign_ins
         finally:
             if redis is not None:
                 redis.stop()
@@ -137,10 +139,10 @@ def main() -> None:
     parser.add_argument("--configs", default="postgresql,postgresql+redis,redis_paused")
     parser.add_argument("--no-outage", action="store_true")
     args = parser.parse_args()
-    print(f"{'configuration':<20} tokens with the old plan after the change answered")
+    print(f"{'configuration':<20} after the change answered: old-plan tokens, failed sign-ins")
     for config in args.configs.split(","):
-        old, total = stale_tokens(config, args.sign_ins)
-        print(f"{config:<20} {old} of {total}")
+        old, failed, total = stale_tokens(config, args.sign_ins)
+        print(f"{config:<20} {old} of {total} old, {failed} of {total} failed")
     if not args.no_outage:
         print("PostgreSQL stopped under serve --workers 2 (40 requests):")
         for name, value in outage().items():
