@@ -33,12 +33,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from workflows_bench import seed
 
 from claimflow.cache import InProcessBillingCache
+from claimflow.oidc.workflow_events import tokens_generation_event
 from claimflow.services import Services, build_services
 from claimflow.settings import Settings
 from claimflow.store import migrate
-from claimflow.tokens.issue import IssuanceRequest, issue_user_tokens
+from claimflow.tokens.issue import TokenSizeBudget, issue_user_tokens
 from claimflow.workflows.engine import WorkflowEngine
-from claimflow.workflows.event import AuthOrigin
 
 PG_SERVER = os.environ.get("CLAIMFLOW_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 ROUNDS = 20
@@ -70,11 +70,28 @@ async def measure(url: str, iterations: int) -> dict[str, float]:
         assert isinstance(cache, InProcessBillingCache) and cache.versions is not None
         versions = cache.versions
         with_engine, without_engine = services.workflows, WorkflowEngine()
-        request = IssuanceRequest(AuthOrigin.AUTHORIZATION_REQUEST, False, "127.0.0.1", "bench")
+        event = tokens_generation_event(
+            issuer=ctx.issuer,
+            user_id=ctx.user.id,
+            client_id=ctx.client_id,
+            org_code=ctx.org_code,
+            ip="127.0.0.1",
+            user_agent="bench",
+        )
+        budget = TokenSizeBudget(
+            services.settings.access_token_max_bytes, services.settings.id_token_max_bytes
+        )
 
         async def issue() -> Any:
+            custom = await services.workflows.run_tokens_generation(event)
             return await issue_user_tokens(
-                services, ctx, request, access_ttl=3600, id_ttl=3600, with_id_token=True
+                services.keys,
+                ctx,
+                custom,
+                budget=budget,
+                access_ttl=3600,
+                id_ttl=3600,
+                with_id_token=True,
             )
 
         def checked() -> None:
