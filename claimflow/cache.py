@@ -330,9 +330,9 @@ class RedisBillingCache(_SingleFlightCache):
         pool = BlockingConnectionPool.from_url(
             url,
             max_connections=64,
-            timeout=max(2.0, timeout_seconds),
+            timeout=max(5.0, timeout_seconds),
             socket_timeout=timeout_seconds,
-            socket_connect_timeout=max(2.0, timeout_seconds),
+            socket_connect_timeout=max(5.0, timeout_seconds),
             health_check_interval=5,
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
             retry_on_error=[RedisConnectionError],
