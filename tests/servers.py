@@ -78,7 +78,13 @@ def fresh_pg_database(server: str = PG_SERVER) -> Iterator[str]:
 def server_environment(database_url: str, redis_url: str | None) -> dict[str, str]:
     """This process's environment without CLAIMFLOW_* variables, plus the deployment's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMFLOW_")}
-    env |= {"CLAIMFLOW_DATABASE_URL": database_url, "CLAIMFLOW_SECRET_KEY": SECRET_KEY}
+    env |= {
+        "CLAIMFLOW_DATABASE_URL": database_url,
+        "CLAIMFLOW_SECRET_KEY": SECRET_KEY,
+        # These tests check behaviour, not speed: a cold billing load on a host shared by many
+        # test runs can outlast the default 2 s and fail a sign-in for no reason of its own.
+        "CLAIMFLOW_WORKFLOW_TIME_LIMIT_SECONDS": "15",
+    }
     if redis_url is not None:
         env["CLAIMFLOW_REDIS_URL"] = redis_url
     return env
