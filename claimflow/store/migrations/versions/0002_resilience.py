@@ -1,7 +1,7 @@
 """billing versions and the refresh-token reuse grace
 
 Revision ID: 0002_resilience
-Revises: 0001
+Revises: 0002_grants
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0002_resilience"
-down_revision = "0001"
+down_revision = "0002_grants"
 branch_labels = None
 depends_on = None
 
