@@ -67,7 +67,7 @@ def deployment(directory: Path, enabled: list[str], trusted: list[str]) -> Servi
         Settings(
             database_url=f"sqlite+aiosqlite:///{directory}/bench.db",
             issuer="http://bench.test",
-            secret_key="bench-secret-key",
+            secret_key="bench-only-Hs8Kq3Lm9Vx2Wd7Pz4NcT6",
             workflows_dir=str(directory / "workflows"),
             workflows_enabled=enabled,
             workflows_trusted=trusted,

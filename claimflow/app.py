@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
-from claimflow import management, observability, oidc
+from claimflow import management, observability, oidc, unavailable
 from claimflow.management import errors as management_errors
 from claimflow.observability import tracing
 from claimflow.oidc import errors as oauth_errors
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await services.keys.ensure_active_key()
+        await unavailable.prepare_signing_key(services.keys)
         await services.workflows.warm_up()  # runner processes for untrusted workflows
         housekeeping = asyncio.create_task(_housekeeping(services))
         try:
@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.services = services
     management_errors.install(app)
     oauth_errors.install(app)
+    unavailable.install(app)
     app.include_router(oidc.router)
     app.include_router(management.router)
     app.include_router(observability.router)

@@ -133,6 +133,12 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_lockout_seconds: int = 300
 
+    redis_timeout_seconds: float = Field(default=1.0, gt=0)
+    """How long one Redis call may take before the billing cache loads from the store instead."""
+    refresh_reuse_grace_seconds: float = Field(default=5.0, ge=0)
+    """How long an identical retry of a just-spent refresh token gets the same successor, once
+    (RFC 9700 §4.14.2); 0 turns the grace off. A reuse after it revokes the family."""
+
     log_format: Literal["text", "json"] = "text"
     """``json``: one JSON object per log line, with the request id (``observability/logs.py``)."""
 

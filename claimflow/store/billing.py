@@ -29,6 +29,12 @@ from claimflow.domain.ids import new_agreement_id, new_customer_id, new_prefixed
 from claimflow.errors import Conflict, InvalidRequest, NotFound
 from claimflow.store import tables as t
 from claimflow.store._rows import IntegrityError, as_utc, required_utc, utcnow
+from claimflow.store.billing_versions import (
+    bump_customers,
+    bump_subjects,
+    organization_subject,
+    user_subject,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +91,7 @@ async def update_feature(
         changes["kind"] = kind.value
     if changes:
         await conn.execute(update(t.features).where(t.features.c.code == code).values(**changes))
+        await bump_customers(conn, await customers_with_feature(conn, code))
     return await get_feature(conn, code)
 
 
@@ -179,6 +186,8 @@ async def update_plan(
         await conn.execute(update(t.plans).where(t.plans.c.code == code).values(name=name))
     if prices is not None:
         await _write_prices(conn, code, prices)
+    if name is not None or prices is not None:
+        await bump_customers(conn, await customers_on_plan(conn, code))
     return await get_plan(conn, code)
 
 
@@ -257,6 +266,9 @@ async def create_customer(
         )
     except IntegrityError as exc:
         raise Conflict("This owner already has a billing customer.", "CUSTOMER_EXISTS") from exc
+    await bump_subjects(
+        conn, [organization_subject(org_code) if org_code else user_subject(str(user_id))]
+    )
     return customer
 
 
@@ -304,6 +316,10 @@ async def delete_customer_of(
     owner = t.billing_customers.c
     owned = owner.org_code == org_code if org_code is not None else owner.user_id == user_id
     customer_ids = select(owner.id).where(owned)
+    await bump_subjects(
+        conn,
+        [organization_subject(org_code) if org_code is not None else user_subject(str(user_id))],
+    )
     await conn.execute(delete(t.meter_usage).where(t.meter_usage.c.customer_id.in_(customer_ids)))
     await conn.execute(delete(t.agreements).where(t.agreements.c.customer_id.in_(customer_ids)))
     await conn.execute(delete(t.billing_customers).where(owned))
@@ -376,6 +392,7 @@ async def create_agreement(
             expires_on=expires_on,
         )
     )
+    await bump_customers(conn, [customer_id])
     return agreement
 
 

@@ -96,18 +96,89 @@ async def find_refresh_token(conn: AsyncConnection, token: str) -> RefreshToken 
     return None if row is None else _token(row)
 
 
-async def spend_refresh_token(conn: AsyncConnection, token: str) -> bool:
-    """Mark the token used; False when it was already used or revoked (a concurrent refresh)."""
+async def spend_refresh_token(
+    conn: AsyncConnection, token: str, *, family_id: str, successor_sealed: bytes | None = None
+) -> bool:
+    """Mark the token used; False when it was already used or revoked (a concurrent refresh).
+
+    ``successor_sealed`` (the successor, encrypted) is kept on the spent row for the reuse
+    grace; any successor kept on an earlier token of the family is dropped, since spending
+    this one shows the client received it.
+    """
+    digest = digest_secret(token)
     result = await conn.execute(
         update(t.refresh_tokens)
         .where(
-            t.refresh_tokens.c.token_hash == digest_secret(token),
+            t.refresh_tokens.c.token_hash == digest,
             t.refresh_tokens.c.used_on.is_(None),
             t.refresh_tokens.c.revoked_on.is_(None),
         )
-        .values(used_on=utcnow())
+        .values(used_on=utcnow(), successor_sealed=successor_sealed)
     )
-    return bool(result.rowcount == 1)
+    if result.rowcount != 1:
+        return False
+    await conn.execute(
+        update(t.refresh_tokens)
+        .where(
+            t.refresh_tokens.c.family_id == family_id,
+            t.refresh_tokens.c.token_hash != digest,
+            t.refresh_tokens.c.successor_sealed.is_not(None),
+        )
+        .values(successor_sealed=None)
+    )
+    return True
+
+
+async def claim_successor(conn: AsyncConnection, token: str, used_after: datetime) -> bytes | None:
+    """Take the sealed successor of a token spent after ``used_after``, once.
+
+    A compare-and-set on the sealed value: of two concurrent retries, one gets it.
+    """
+    digest = digest_secret(token)
+    row = (
+        await conn.execute(
+            select(t.refresh_tokens.c.successor_sealed).where(
+                t.refresh_tokens.c.token_hash == digest,
+                t.refresh_tokens.c.used_on >= used_after,
+                t.refresh_tokens.c.revoked_on.is_(None),
+                t.refresh_tokens.c.successor_sealed.is_not(None),
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    sealed: bytes = row.successor_sealed
+    taken = await conn.execute(
+        update(t.refresh_tokens)
+        .where(
+            t.refresh_tokens.c.token_hash == digest,
+            t.refresh_tokens.c.successor_sealed == sealed,
+        )
+        .values(successor_sealed=None)
+    )
+    return sealed if taken.rowcount == 1 else None
+
+
+async def replace_access_token(
+    conn: AsyncConnection, token: str, *, access_token_jti: str, access_token_expires_on: datetime
+) -> tuple[str | None, datetime | None]:
+    """Record a newly issued access token on ``token``'s row; returns the one it replaces."""
+    digest = digest_secret(token)
+    row = (
+        await conn.execute(
+            select(
+                t.refresh_tokens.c.access_token_jti, t.refresh_tokens.c.access_token_expires_on
+            ).where(t.refresh_tokens.c.token_hash == digest)
+        )
+    ).first()
+    await conn.execute(
+        update(t.refresh_tokens)
+        .where(t.refresh_tokens.c.token_hash == digest)
+        .values(access_token_jti=access_token_jti, access_token_expires_on=access_token_expires_on)
+    )
+    if row is None:
+        return None, None
+    return row.access_token_jti, as_utc(row.access_token_expires_on)
 
 
 async def revoke_family(conn: AsyncConnection, family_id: str) -> None:
@@ -116,7 +187,7 @@ async def revoke_family(conn: AsyncConnection, family_id: str) -> None:
     await conn.execute(
         update(t.refresh_tokens)
         .where(t.refresh_tokens.c.family_id == family_id, t.refresh_tokens.c.revoked_on.is_(None))
-        .values(revoked_on=now)
+        .values(revoked_on=now, successor_sealed=None)
     )
     rows = await conn.execute(
         select(

@@ -167,6 +167,14 @@ agreements = Table(
     Index("ix_agreements_customer_id", "customer_id"),
 )
 
+billing_versions = Table(
+    "billing_versions",
+    metadata,
+    # Whose billing: ``org:<code>`` or ``user:<id>``, the billing cache's keys (design §9).
+    Column("subject", String(80), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)
+
 meter_usage = Table(
     "meter_usage",
     metadata,
@@ -237,6 +245,9 @@ refresh_tokens = Table(
     Column("audience", JSON, nullable=False, default=list),
     Column("access_token_jti", String(64), nullable=True),
     Column("access_token_expires_on", TS, nullable=True),
+    # The successor of a just-spent token, sealed with the deployment's SecretBox, kept for
+    # the reuse grace (RFC 9700 §4.14.2) and cleared once handed out again or superseded.
+    Column("successor_sealed", LargeBinary, nullable=True),
     Index("ix_refresh_tokens_family_id", "family_id"),
 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from claimflow.cache import build_billing_cache
+from claimflow.store.billing_versions import StoreBillingVersions
 from claimflow.workflows.engine import WorkflowEngine
 from claimflow.workflows.environment import EnvironmentVariables
 from claimflow.workflows.management_client import (
@@ -48,14 +49,20 @@ def build_workflow_engine(services: Services) -> WorkflowEngine:
         settings.workflow_overrides,
         settings.workflows_trusted,
     )
+    # Billing read from this deployment's own store is checked against the store's billing
+    # versions on every lookup (design §9); billing read from elsewhere relies on the TTL.
+    versions = None if settings.management_api_url else StoreBillingVersions(services.db)
     cache = build_billing_cache(
         settings.redis_url,
         settings.billing_cache_ttl_seconds,
         settings.billing_serve_stale,
         settings.billing_stale_max_age_seconds,
         settings.redis_key_prefix(),
+        versions=versions,
+        redis_timeout_seconds=settings.redis_timeout_seconds,
     )
-    services.billing_changes.subscribe(cache.invalidate)
+    if versions is None:
+        services.billing_changes.subscribe(cache.invalidate)
     return WorkflowEngine(
         registry,
         run_log=RunLog(services.db, settings.workflow_runs_retention_days),

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import jwt
+from sqlalchemy import select, update
 
-from claimflow.store import organizations
+from claimflow.crypto import digest_secret
+from claimflow.domain import ApplicationType
+from claimflow.store import applications, organizations
+from claimflow.store import tables as t
 from tests.oidc.conftest import Deployment
 from tests.oidc.flow import Business, exchange, seed_business, sign_in_for_code
 
@@ -51,10 +56,22 @@ async def test_refresh_rotates_the_token_on_every_use(deployment: Deployment) ->
     assert not await active(client, biz, second["refresh_token"])
 
 
-async def test_refresh_token_reuse_revokes_family(deployment: Deployment) -> None:
+async def spent_before_the_grace(deployment: Deployment, token: str) -> None:
+    """Move the token's spend back past the reuse grace (instead of waiting it out)."""
+    grace = deployment.services.settings.refresh_reuse_grace_seconds
+    async with deployment.services.db.transaction() as conn:
+        await conn.execute(
+            update(t.refresh_tokens)
+            .where(t.refresh_tokens.c.token_hash == digest_secret(token))
+            .values(used_on=datetime.now(UTC) - timedelta(seconds=grace + 1))
+        )
+
+
+async def test_refresh_token_reuse_after_the_grace_revokes_family(deployment: Deployment) -> None:
     client = deployment.client
     biz, tokens = await first_tokens(deployment)
     second = (await refresh(client, biz, tokens["refresh_token"])).json()
+    await spent_before_the_grace(deployment, tokens["refresh_token"])
 
     reused = await refresh(client, biz, tokens["refresh_token"])
     assert reused.status_code == 400
@@ -65,16 +82,94 @@ async def test_refresh_token_reuse_revokes_family(deployment: Deployment) -> Non
     assert (await refresh(client, biz, second["refresh_token"])).json()["error"] == "invalid_grant"
 
 
+async def test_an_identical_retry_within_the_grace_gets_the_same_successor_once(
+    deployment: Deployment,
+) -> None:
+    client = deployment.client
+    biz, tokens = await first_tokens(deployment, org_code="org_acme")
+    lost = (await refresh(client, biz, tokens["refresh_token"])).json()  # the response is lost
+
+    retried = await refresh(client, biz, tokens["refresh_token"])
+    assert retried.status_code == 200, retried.text
+    body = retried.json()
+    assert body["refresh_token"] == lost["refresh_token"]
+    assert body["access_token"] != lost["access_token"]
+    assert jwt.decode(body["access_token"], options={"verify_signature": False})["org_code"] == (
+        "org_acme"
+    )
+    assert await active(client, biz, body["access_token"])
+    assert not await active(client, biz, lost["access_token"])  # the lost response's token
+
+    # Once: a second retry is reuse, and it revokes the family.
+    again = await refresh(client, biz, tokens["refresh_token"])
+    assert again.json()["error"] == "invalid_grant"
+    assert not await active(client, biz, body["refresh_token"])
+    assert not await active(client, biz, body["access_token"])
+
+
+async def test_a_retry_after_the_successor_was_used_revokes_the_family(
+    deployment: Deployment,
+) -> None:
+    client = deployment.client
+    biz, tokens = await first_tokens(deployment)
+    second = (await refresh(client, biz, tokens["refresh_token"])).json()
+    third = (await refresh(client, biz, second["refresh_token"])).json()
+
+    replayed = await refresh(client, biz, tokens["refresh_token"])
+    assert replayed.json()["error"] == "invalid_grant"
+    assert not await active(client, biz, third["refresh_token"])
+
+
+async def test_a_retry_by_another_client_gets_nothing(deployment: Deployment) -> None:
+    client = deployment.client
+    biz, tokens = await first_tokens(deployment)
+    second = (await refresh(client, biz, tokens["refresh_token"])).json()
+    async with deployment.services.db.transaction() as conn:
+        other, other_secret = await applications.create_application(
+            conn, name="other", type=ApplicationType.REGULAR, redirect_uris=["https://o/cb"]
+        )
+    stolen = await client.post(
+        "/oauth2/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        auth=(other.client_id, str(other_secret)),
+    )
+    assert stolen.json()["error"] == "invalid_grant"
+    assert await active(client, biz, second["refresh_token"])
+
+
+async def test_the_successor_is_kept_sealed_and_dropped_once_handed_out(
+    deployment: Deployment,
+) -> None:
+    client = deployment.client
+    biz, tokens = await first_tokens(deployment)
+    second = (await refresh(client, biz, tokens["refresh_token"])).json()
+    spent = t.refresh_tokens.c.token_hash == digest_secret(tokens["refresh_token"])
+    async with deployment.services.db.connect() as conn:
+        sealed = (
+            await conn.execute(select(t.refresh_tokens.c.successor_sealed).where(spent))
+        ).scalar()
+    assert sealed is not None
+    assert second["refresh_token"].encode() not in bytes(sealed)
+    assert (await refresh(client, biz, tokens["refresh_token"])).status_code == 200
+    async with deployment.services.db.connect() as conn:
+        kept = (
+            await conn.execute(select(t.refresh_tokens.c.successor_sealed).where(spent))
+        ).scalar()
+    assert kept is None
+
+
 async def test_concurrent_refreshes_of_one_token_have_one_winner(deployment: Deployment) -> None:
     client = deployment.client
     biz, tokens = await first_tokens(deployment)
     results = await asyncio.gather(
         *(refresh(client, biz, tokens["refresh_token"]) for _ in range(3))
     )
-    assert sorted(r.status_code for r in results) == [200, 400, 400]
-    # The losers presented a spent token: the family is revoked, the winner's token too.
-    winner = next(r for r in results if r.status_code == 200).json()
-    assert not await active(client, biz, winner["refresh_token"])
+    # One wins; one loser counts as the winner's retry within the reuse grace and gets the same
+    # successor; the other presented a spent token: the family is revoked, the winner's too.
+    assert sorted(r.status_code for r in results) == [200, 200, 400]
+    winners = [r.json() for r in results if r.status_code == 200]
+    assert winners[0]["refresh_token"] == winners[1]["refresh_token"]
+    assert not await active(client, biz, winners[0]["refresh_token"])
 
 
 async def test_refresh_may_narrow_scope_but_not_widen_it(deployment: Deployment) -> None:

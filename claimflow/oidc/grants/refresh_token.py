@@ -4,11 +4,21 @@ Every use rotates the token (OAuth 2.0 Security BCP §4.14.2); presenting a spen
 token revokes its whole family, since either the client or an attacker holds a stolen copy. A
 refresh always re-runs the workflows and issues new tokens (design §7, "Fresh on refresh"), and
 the old token is spent only after they succeed, so a failing workflow leaves it usable.
+
+**Reuse grace** (RFC 9700 §4.14.2 allows it; Ory Hydra and Okta have one): a response that is
+lost after the token was rotated (a worker killed, a connection reset) makes the client retry
+with the token it still holds. Within ``refresh_reuse_grace_seconds`` of the spend, that retry
+by the same client gets the *same* successor refresh token (kept sealed with the deployment's
+``SecretBox`` on the spent row, since tokens are stored hashed) with freshly issued access and
+ID tokens, once; the access token of the lost response is revoked, as the retry says it never
+arrived. A second retry, a retry after the successor was itself used, or any reuse after the
+grace revokes the family as before.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from claimflow.errors import OAuthError
@@ -23,6 +33,10 @@ from claimflow.oidc.grants.user_tokens import (
 from claimflow.oidc.params import require
 from claimflow.store import oidc_refresh_tokens
 from claimflow.store._rows import utcnow
+from claimflow.store.oidc_refresh_tokens import RefreshToken
+from claimflow.store.oidc_revocations import revoke_jti
+from claimflow.tokens.claims import TokenContext
+from claimflow.tokens.issue import IssuedTokens
 from claimflow.workflows.event import AuthOrigin
 
 log = logging.getLogger("claimflow.oidc")
@@ -49,6 +63,68 @@ def _narrowed_scope(requested: str | None, granted: str) -> str:
     return " ".join(s for s in granted.split() if s in set(wanted))
 
 
+async def _reused(request: TokenRequest, stored: RefreshToken) -> OAuthError:
+    await _revoke_family(request, stored.family_id)
+    return OAuthError("invalid_grant", "The refresh token was already used or revoked.")
+
+
+async def _fresh_tokens(
+    request: TokenRequest, stored: RefreshToken
+) -> tuple[TokenContext, IssuedTokens]:
+    services = request.services
+    scope = _narrowed_scope(request.params.get("scope"), stored.scope)
+    async with services.db.connect() as conn:
+        ctx = await token_context(
+            conn,
+            services,
+            request.client,
+            user_id=stored.user_id,
+            org_code=stored.org_code,
+            scope=scope,
+            audience=stored.audience,
+            auth_time=stored.auth_time,
+        )
+    tokens = await issue(request, ctx, AuthOrigin.REFRESH_TOKEN_REQUEST, is_existing_session=True)
+    return ctx, tokens
+
+
+async def _retry_within_grace(
+    request: TokenRequest, raw_token: str, stored: RefreshToken
+) -> dict[str, Any]:
+    """The same successor for an identical retry within the grace, once; else reuse."""
+    services = request.services
+    grace = services.settings.refresh_reuse_grace_seconds
+    if grace <= 0 or stored.revoked_on is not None:
+        raise await _reused(request, stored)
+    async with services.db.transaction() as conn:
+        sealed = await oidc_refresh_tokens.claim_successor(
+            conn, raw_token, utcnow() - timedelta(seconds=grace)
+        )
+    if sealed is None:
+        raise await _reused(request, stored)
+    successor = services.box.decrypt(sealed).decode()
+    async with services.db.connect() as conn:
+        current = await oidc_refresh_tokens.find_refresh_token(conn, successor)
+    if current is None or current.used_on is not None or current.revoked_on is not None:
+        raise await _reused(request, stored)
+    ctx, tokens = await _fresh_tokens(request, stored)
+    async with services.db.transaction() as conn:
+        lost_jti, lost_expires_on = await oidc_refresh_tokens.replace_access_token(
+            conn,
+            successor,
+            access_token_jti=tokens.access_token_jti,
+            access_token_expires_on=tokens.access_token_expires_on,
+        )
+        if lost_jti is not None and lost_expires_on is not None and lost_expires_on > utcnow():
+            await revoke_jti(conn, lost_jti, lost_expires_on)
+    log.info(
+        "refresh token retried by client %s within the %g s grace; same successor handed out",
+        request.client.client_id,
+        grace,
+    )
+    return token_response(tokens, ctx, successor)
+
+
 async def refresh_token_grant(request: TokenRequest) -> dict[str, Any]:
     raw_token = require(request.params, "refresh_token")
     services, client = request.services, request.client
@@ -57,28 +133,21 @@ async def refresh_token_grant(request: TokenRequest) -> dict[str, Any]:
     if stored is None or stored.client_id != client.client_id:
         raise OAuthError("invalid_grant", "The refresh token is invalid.")
     if stored.used_on is not None or stored.revoked_on is not None:
-        await _revoke_family(request, stored.family_id)
-        raise OAuthError("invalid_grant", "The refresh token was already used or revoked.")
+        return await _retry_within_grace(request, raw_token, stored)
     if stored.expires_on <= utcnow():
         raise OAuthError("invalid_grant", "The refresh token has expired.")
-    scope = _narrowed_scope(request.params.get("scope"), stored.scope)
-
-    async with services.db.connect() as conn:
-        ctx = await token_context(
-            conn,
-            services,
-            client,
-            user_id=stored.user_id,
-            org_code=stored.org_code,
-            scope=scope,
-            audience=stored.audience,
-            auth_time=stored.auth_time,
-        )
-    tokens = await issue(request, ctx, AuthOrigin.REFRESH_TOKEN_REQUEST, is_existing_session=True)
+    ctx, tokens = await _fresh_tokens(request, stored)
 
     successor = new_refresh_token()
+    sealed = (
+        services.box.encrypt(successor.encode())
+        if services.settings.refresh_reuse_grace_seconds > 0
+        else None
+    )
     async with services.db.transaction() as conn:
-        won = await oidc_refresh_tokens.spend_refresh_token(conn, raw_token)
+        won = await oidc_refresh_tokens.spend_refresh_token(
+            conn, raw_token, family_id=stored.family_id, successor_sealed=sealed
+        )
         if won:
             await store_refresh_token(
                 conn,
@@ -90,6 +159,8 @@ async def refresh_token_grant(request: TokenRequest) -> dict[str, Any]:
                 tokens=tokens,
             )
     if not won:
-        await _revoke_family(request, stored.family_id)
-        raise OAuthError("invalid_grant", "The refresh token was already used or revoked.")
+        # A concurrent request spent it first: this one is a retry of that one.
+        async with services.db.connect() as conn:
+            spent = await oidc_refresh_tokens.find_refresh_token(conn, raw_token)
+        return await _retry_within_grace(request, raw_token, spent or stored)
     return token_response(tokens, ctx, successor)

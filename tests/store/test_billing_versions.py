@@ -1,0 +1,74 @@
+"""Every billing write bumps the billing version of each subject it changes, in its own
+transaction (design §9), on SQLite and PostgreSQL; a write that fails bumps nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from claimflow.domain import FeatureKind
+from claimflow.errors import NotFound
+from claimflow.store import Database, billing, organizations, users
+from claimflow.store.billing import PriceInput
+from claimflow.store.billing_versions import StoreBillingVersions, version_of
+
+
+async def test_each_kind_of_billing_change_bumps_its_subjects(any_db_url: str) -> None:
+    db = Database(any_db_url)
+    versions = StoreBillingVersions(db)
+    try:
+        async with db.transaction() as conn:
+            await billing.create_feature(conn, code="seats", name="Seats", kind=FeatureKind.LIMIT)
+            await billing.create_plan(
+                conn, code="pro", name="Pro", prices=[PriceInput("seats", "Seats")]
+            )
+            await billing.create_plan(conn, code="free", name="Free")
+            acme = await organizations.create_organization(conn, name="Acme")
+            other = await organizations.create_organization(conn, name="Other")
+            user = await users.create_user(conn, email="solo@example.com")
+        acme_s, other_s, user_s = f"org:{acme.code}", f"org:{other.code}", f"user:{user.id}"
+        seen = {s: await versions.current(s) for s in (acme_s, other_s, user_s)}
+        assert seen == {acme_s: 0, other_s: 0, user_s: 0}
+
+        async def bumped(*changed: str) -> None:
+            now = {s: await versions.current(s) for s in seen}
+            assert {s for s in seen if now[s] > seen[s]} == set(changed)
+            seen.update(now)
+
+        async with db.transaction() as conn:
+            customer = await billing.create_customer(conn, org_code=acme.code)
+            personal = await billing.create_customer(conn, user_id=user.id)
+        await bumped(acme_s, user_s)
+        async with db.transaction() as conn:
+            await billing.create_agreement(conn, customer_id=customer.id, plan_code="pro")
+        await bumped(acme_s)
+        async with db.transaction() as conn:
+            await billing.create_agreement(conn, customer_id=personal.id, plan_code="free")
+        await bumped(user_s)
+        async with db.transaction() as conn:
+            await billing.update_plan(
+                conn, "pro", prices=[PriceInput("seats", "Seats", entitlement_limit_max=9)]
+            )
+        await bumped(acme_s)  # the plan's customers, not the others
+        async with db.transaction() as conn:
+            await billing.update_feature(conn, "seats", name="Seats (renamed)")
+        await bumped(acme_s)
+        async with db.transaction() as conn:
+            await organizations.delete_organization(conn, acme.code)
+        await bumped(acme_s)
+    finally:
+        await versions.aclose()
+        await db.dispose()
+
+
+async def test_a_failed_change_bumps_nothing(any_db_url: str) -> None:
+    db = Database(any_db_url)
+    async with db.transaction() as conn:
+        org = await organizations.create_organization(conn, name="Acme")
+        customer = await billing.create_customer(conn, org_code=org.code)
+        before = await version_of(conn, f"org:{org.code}")
+    with pytest.raises(NotFound):
+        async with db.transaction() as conn:
+            await billing.create_agreement(conn, customer_id=customer.id, plan_code="missing")
+    async with db.connect() as conn:
+        assert await version_of(conn, f"org:{org.code}") == before
+    await db.dispose()
