@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from claimflow import management, oidc
 from claimflow.management import errors as management_errors
@@ -30,9 +31,7 @@ async def _housekeeping(services: Services) -> None:
         await asyncio.sleep(HOUSEKEEPING_INTERVAL_SECONDS)
         try:
             async with services.db.transaction() as conn:
-                pruned = await prune_expired(
-                    conn, login_window_seconds=services.settings.login_lockout_seconds
-                )
+                pruned = await prune_expired(conn)
         except SQLAlchemyError:
             log.exception("housekeeping failed; trying again at the next interval")
             continue
@@ -70,4 +69,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     oauth_errors.install(app)
     app.include_router(oidc.router)
     app.include_router(management.router)
+    if services.settings.trusted_proxies:
+        # Outermost, so every layer below sees the client's address and scheme.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=services.settings.trusted_proxies)
     return app
