@@ -10,6 +10,8 @@ import uvicorn
 from claimflow.cli.options import DATABASE_URL_OPTION, database_label, settings_from_flags
 from claimflow.store import migrate as apply_migrations
 
+WORKER_HEALTHCHECK_SECONDS = 60
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -51,5 +53,9 @@ def register(app: typer.Typer) -> None:
             # The app reads X-Forwarded-* itself, from CLAIMFLOW_TRUSTED_PROXIES only; uvicorn's
             # own default would believe any process on 127.0.0.1.
             proxy_headers=False,
+            # A worker that has not answered uvicorn's health check in time is killed and
+            # replaced; on a busy host importing the app alone can exceed uvicorn's 5 s, and the
+            # workers were then replaced forever without ever serving.
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
             log_level="info",
         )
