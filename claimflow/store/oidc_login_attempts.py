@@ -76,7 +76,7 @@ async def _count_one(
     c = t.login_attempts.c
     window_end = now + timedelta(seconds=policy.window_seconds)
     stale = c.window_start <= now - timedelta(seconds=policy.window_seconds)
-    statement = _insert_for(conn)(t.login_attempts).values(
+    insert = _insert_for(conn)(t.login_attempts).values(
         key=limit.key,
         attempts=1,
         window_start=now,
@@ -84,7 +84,7 @@ async def _count_one(
         lockouts=0,
         expires_on=window_end,
     )
-    statement = statement.on_conflict_do_update(
+    upsert = insert.on_conflict_do_update(
         index_elements=[c.key],
         set_={
             "attempts": case((stale, 1), else_=c.attempts + 1),
@@ -100,7 +100,7 @@ async def _count_one(
             or_(stale, c.attempts < limit.limit),
         ),
     ).returning(c.attempts)
-    return (await conn.execute(statement)).first() is not None
+    return (await conn.execute(upsert)).first() is not None
 
 
 async def _reopens_at(
