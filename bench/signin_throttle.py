@@ -60,7 +60,7 @@ class CheckCounter:
 
 
 async def burst(
-    services: Services, counter: CheckCounter, account: int, passwords: list[str]
+    services: Services, client_id: str, counter: CheckCounter, account: int, passwords: list[str]
 ) -> list[int]:
     """Send ``passwords`` at once for a new account from a new address; the answers' statuses."""
     email = f"target{account}@example.com"
@@ -73,14 +73,11 @@ async def burst(
     async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as client:
         page = await client.get(
             "/oauth2/auth",
-            params={"response_type": "code", "client_id": WEB[0], "redirect_uri": CALLBACK},
+            params={"response_type": "code", "client_id": client_id, "redirect_uri": CALLBACK},
         )
         counter.calls = 0
         answers = await asyncio.gather(*(submit_login(client, page, email, p) for p in passwords))
     return [answer.status_code for answer in answers]
-
-
-WEB: list[str] = []
 
 
 async def main(parallel: list[int], rounds: int, database_url: str | None) -> None:
@@ -93,19 +90,21 @@ async def main(parallel: list[int], rounds: int, database_url: str | None) -> No
         settings = Settings(database_url=url, issuer=ISSUER, secret_key="bench")
         services = build_services(settings)
         biz = await seed_business(services)
-        WEB.append(biz.web_client_id)
-        await burst(services, counter, 0, ["warm-up"])  # a process's first sign-in sets up
+        web = biz.web_client_id
+        await burst(services, web, counter, 0, ["warm-up"])  # a process's first sign-in sets up
         rows = []
         account = 0
         for n in parallel:
             account += 1
-            statuses = await burst(services, counter, account, [f"guess-{i}" for i in range(n)])
+            statuses = await burst(
+                services, web, counter, account, [f"guess-{i}" for i in range(n)]
+            )
             rows.append((f"{n} wrong passwords at once", counter.calls, statuses))
         codes = 0
         for _ in range(rounds):
             account += 1
             guesses = [f"guess-{i}" for i in range(19)] + [PASSWORD]
-            statuses = await burst(services, counter, account, guesses)
+            statuses = await burst(services, web, counter, account, guesses)
             codes += statuses[-1] == 302
             rows.append(("19 wrong + the right one at once", counter.calls, statuses))
         await services.close()
