@@ -5,7 +5,7 @@ rather than altered (``failures`` becomes ``attempts``, counted before the passw
 ``lockouts`` and ``expires_on`` are new), so an upgrade forgets at most one window of counts.
 
 Revision ID: 0002_throttle
-Revises: 0001
+Revises: 0002_grants
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0002_throttle"
-down_revision = "0001"
+down_revision = "0002_grants"
 branch_labels = None
 depends_on = None
 
