@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from claimflow import management, observability, oidc, unavailable
 from claimflow.management import errors as management_errors
@@ -31,9 +32,7 @@ async def _housekeeping(services: Services) -> None:
         await asyncio.sleep(HOUSEKEEPING_INTERVAL_SECONDS)
         try:
             async with services.db.transaction() as conn:
-                pruned = await prune_expired(
-                    conn, login_window_seconds=services.settings.login_lockout_seconds
-                )
+                pruned = await prune_expired(conn)
         except SQLAlchemyError:
             log.exception("housekeeping failed; trying again at the next interval")
             continue
@@ -76,4 +75,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(observability.HTTPMetricsMiddleware)
     app.add_middleware(observability.RequestIdMiddleware)
     tracing.install_tracing(app, services.db.engine)
+    if services.settings.trusted_proxies:
+        # Outermost, so every layer below sees the client's address and scheme.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=services.settings.trusted_proxies)
     return app

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import time
 
 import bcrypt
 from argon2 import PasswordHasher
@@ -55,6 +56,38 @@ _DUMMY_HASH = _argon2.hash("claimflow-timing-equaliser")
 def burn_password_check(password: str) -> None:
     """Spend the time of a real check, so an unknown email is not told apart by timing."""
     verify_password(password, _DUMMY_HASH)
+
+
+def hash_kind(stored_hash: str) -> str:
+    """What a check of ``stored_hash`` costs, as a label: its algorithm and cost parameters.
+
+    ``bcrypt:12`` for a bcrypt hash of cost 12, ``$argon2id$v=19$m=65536,t=3,p=4`` for
+    argon2 (the PHC string up to the salt); hashes of one kind take the same time to check.
+    """
+    if is_bcrypt_hash(stored_hash):
+        return "bcrypt:" + stored_hash[4:6]
+    if stored_hash.startswith("$argon2"):
+        return "$".join(stored_hash.split("$")[:4])
+    return "unknown"
+
+
+ARGON2_KIND = hash_kind(_DUMMY_HASH)
+"""The kind of every hash ``hash_password`` makes today."""
+
+
+def time_dummy_check(kind: str) -> float | None:
+    """Seconds one wrong-password check of ``kind`` takes here, or None for a kind we cannot
+    make (a dummy bcrypt hash of the cost is made first, which costs the same once more)."""
+    if kind.startswith("bcrypt:") and kind[7:].isdigit() and 4 <= int(kind[7:]) <= 16:
+        dummy = bcrypt.hashpw(b"claimflow-timing-equaliser", bcrypt.gensalt(int(kind[7:])))
+        stored = dummy.decode("ascii")
+    elif kind == ARGON2_KIND:
+        stored = _DUMMY_HASH
+    else:
+        return None
+    started = time.perf_counter()
+    verify_password("not-the-password", stored)
+    return time.perf_counter() - started
 
 
 def digest_secret(value: str) -> str:

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import ipaddress
 import json
 import os
 import secrets
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -130,8 +132,52 @@ class Settings(BaseSettings):
     management_api_url: str | None = None
     management_api_timeout_seconds: float = 5.0
 
-    login_max_failures: int = 5
-    login_lockout_seconds: int = 300
+    login_max_failures: int = Field(default=5, ge=1)
+    """Password checks per window for one account from one client address."""
+    login_lockout_seconds: int = Field(default=300, ge=1)
+    """The counting window, and the first lock; each further lock of a key lasts twice as long."""
+    login_account_max_failures: int = Field(default=50, ge=1)
+    """Password checks per window for one account from all addresses together.
+
+    Much higher than ``login_max_failures``: a guesser from one address is stopped by the pair
+    limit while the owner, from another address, still gets in; only a guesser spread over many
+    addresses meets this ceiling (NIST SP 800-63B §5.2.2: rate-limit the attacker, not the
+    subscriber).
+    """
+    login_address_max_failures: int = Field(default=50, ge=1)
+    """Password checks per window from one client address over all accounts (password spraying).
+
+    High enough for the users of one office behind one NAT address to sign in; IPv6 clients
+    are counted per /64, the smallest block one subscriber is usually given.
+    """
+    login_lockout_max_seconds: int = Field(default=86400, ge=1)
+    """The longest one lock lasts, however often a key was locked before."""
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Addresses or networks (``10.0.0.5``, ``10.0.0.0/8``) whose ``X-Forwarded-For`` and
+    ``X-Forwarded-Proto`` are believed; comma-separated in ``CLAIMFLOW_TRUSTED_PROXIES``.
+
+    Empty by default: a client could otherwise claim any address and sidestep the sign-in
+    throttle. Name the load balancer in front of claimflow here.
+    """
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_trusted_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/8)"
+                ) from None
+        return value
 
     redis_timeout_seconds: float = Field(default=1.0, gt=0)
     """How long one Redis call may take before the billing cache loads from the store instead."""

@@ -233,5 +233,6 @@ def register(app: typer.Typer) -> None:
             host=host,
             port=port,
             log_level="info",
+            proxy_headers=False,
             **logging_options(settings.log_format),
         )

@@ -21,7 +21,7 @@ async def _prune(settings: Settings) -> PrunedRows:
     db = Database(settings.database_url)
     try:
         async with db.transaction() as conn:
-            return await prune_expired(conn, login_window_seconds=settings.login_lockout_seconds)
+            return await prune_expired(conn)
     finally:
         await db.dispose()
 

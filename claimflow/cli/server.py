@@ -78,7 +78,9 @@ def register(app: typer.Typer) -> None:
                 host=settings.host,
                 port=settings.port,
                 workers=workers,
-                proxy_headers=True,
+                # The app reads X-Forwarded-* itself, from CLAIMFLOW_TRUSTED_PROXIES only;
+                # uvicorn's own default would believe any process on 127.0.0.1.
+                proxy_headers=False,
                 log_level="info",
                 timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
                 **logging_options(settings.log_format),

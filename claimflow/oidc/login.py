@@ -1,27 +1,44 @@
-"""Password sign-in with a brute-force throttle per account and per client address.
+"""Password sign-in, throttled per (account, client address), per account and per address.
 
-Failures are counted in the store (``store.oidc_login_attempts``) so every worker sees them; a
-locked key is refused before the password is even checked. An unknown email costs the time of a
-real check and reads exactly like a wrong password, so neither the answer nor its timing tells
-which accounts exist. Imported bcrypt hashes are upgraded to argon2id on the first success
-(design §7, "Hash by entropy"). The password itself is never logged or stored in clear.
+The throttle (``docs/decisions.md``, "Sign-in throttle"; NIST SP 800-63B §5.2.2): every
+password check is first counted, atomically and in the store so every worker sees it, against
+three keys — the account *from this address* (``login_max_failures``), the account from
+anywhere (``login_account_max_failures``, much higher) and the address over every account
+(``login_address_max_failures``). An attempt any key refuses is answered "locked" without
+checking the password, so parallel requests cannot buy more checks than the limits; a guesser
+from one address is stopped at the pair limit while the owner, from another address, still
+gets in. A full key whose last check failed is locked, each time twice as long.
+
+An unknown email is counted, checked against a dummy hash and answered exactly like a wrong
+password, and every wrong-password answer is paced to the slowest kind of check
+(``failure_pace``), so neither the answer nor its timing tells which emails exist or were
+imported. Imported bcrypt hashes are upgraded to argon2id on the first success (design §7,
+"Hash by entropy"). The password itself is never logged or stored in clear.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import ipaddress
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
 from claimflow import crypto
 from claimflow.domain import User
 from claimflow.observability import metrics
+from claimflow.oidc.failure_pace import NO_USER, PACE
 from claimflow.services import Services
+from claimflow.settings import Settings
 from claimflow.store import oidc_login_attempts, users
+from claimflow.store.oidc_login_attempts import AttemptLimit, ThrottlePolicy
 
 MAX_EMAIL_LENGTH = 320
+MAX_ADDRESS_LENGTH = 64
+IPV6_SUBSCRIBER_PREFIX = 64
+"""An IPv6 client is counted by its /64: one subscriber can pick any address inside it."""
 
 log = logging.getLogger("claimflow.oidc")
 
@@ -39,24 +56,56 @@ class SignInResult:
     locked_until: datetime | None = None
 
 
-def throttle_keys(email: str, address: str | None) -> list[str]:
-    keys = ["account:" + users.normalize_email(email)[:MAX_EMAIL_LENGTH]]
-    if address:
-        keys.append("address:" + address)
-    return keys
+def throttled_address(host: str | None) -> str:
+    """The client address as the throttle counts it: IPv4 as is, IPv6 by its /64."""
+    if not host:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host[:MAX_ADDRESS_LENGTH]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/{IPV6_SUBSCRIBER_PREFIX}", strict=False))
+    return str(ip)
+
+
+def attempt_limits(settings: Settings, email: str, host: str | None) -> list[AttemptLimit]:
+    """The three keys of one attempt, in the order they are counted (pair first)."""
+    account = users.normalize_email(email)[:MAX_EMAIL_LENGTH]
+    address = throttled_address(host)
+    return [
+        AttemptLimit(f"pair:{address} {account}", settings.login_max_failures),
+        AttemptLimit(f"account:{account}", settings.login_account_max_failures),
+        AttemptLimit(f"address:{address}", settings.login_address_max_failures),
+    ]
+
+
+def throttle_policy(settings: Settings) -> ThrottlePolicy:
+    return ThrottlePolicy(
+        window_seconds=settings.login_lockout_seconds,
+        lockout_seconds=settings.login_lockout_seconds,
+        max_lockout_seconds=settings.login_lockout_max_seconds,
+    )
 
 
 async def sign_in_with_password(
     services: Services, email: str, password: str, address: str | None
 ) -> SignInResult:
     settings = services.settings
-    keys = throttle_keys(email, address)
+    limits = attempt_limits(settings, email, address)
+    policy = throttle_policy(settings)
+    async with services.db.transaction() as conn:
+        reopens_at = await oidc_login_attempts.count_attempt(conn, limits, policy)
+    if reopens_at is not None:
+        log.warning("sign-in refused: throttled until %s (%s)", reopens_at.isoformat(), address)
+        metrics.record_sign_in_locked()
+        return SignInResult(SignInOutcome.LOCKED, locked_until=reopens_at)
+
+    await PACE.calibrate(services)
+    started = time.perf_counter()
     async with services.db.connect() as conn:
-        locked = await oidc_login_attempts.locked_until(conn, keys)
-        if locked is not None:
-            log.warning("sign-in refused: throttled until %s (%s)", locked.isoformat(), address)
-            metrics.record_sign_in_locked()
-            return SignInResult(SignInOutcome.LOCKED, locked_until=locked)
         user = await users.find_user_by_email(conn, email)
         stored = await users.get_password_hash(conn, user.id) if user else None
 
@@ -67,23 +116,21 @@ async def sign_in_with_password(
         ok = await asyncio.to_thread(crypto.verify_password, password, stored)
     if user is None or stored is None or not ok or user.is_suspended:
         async with services.db.transaction() as conn:
-            for key in keys:
-                await oidc_login_attempts.record_failure(
-                    conn,
-                    key,
-                    max_failures=settings.login_max_failures,
-                    window_seconds=settings.login_lockout_seconds,
-                )
+            await oidc_login_attempts.record_failure(conn, limits, policy)
             if user is not None:
                 await users.record_failed_sign_in(conn, user.id)
         metrics.record_sign_in_failure()
+        await PACE.answer_after(NO_USER if stored is None else crypto.hash_kind(stored), started)
         return SignInResult(SignInOutcome.WRONG_CREDENTIALS)
 
     upgraded = None
     if crypto.password_needs_rehash(stored):
         upgraded = await asyncio.to_thread(crypto.hash_password, password)
+    pair, *shared = limits
     async with services.db.transaction() as conn:
-        await oidc_login_attempts.clear(conn, keys[0])
+        await oidc_login_attempts.forget(conn, pair.key)
+        for limit in shared:
+            await oidc_login_attempts.refund(conn, limit.key)
         if upgraded is not None:
             await users.set_password_hash(conn, user.id, upgraded)
         await users.record_sign_in(conn, user.id)

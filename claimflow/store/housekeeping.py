@@ -10,7 +10,6 @@ and PostgreSQL and is safe to run from several workers at once.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import timedelta
 
 from sqlalchemy import Delete, delete, or_
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -40,18 +39,18 @@ async def _deleted(conn: AsyncConnection, statement: Delete) -> int:
     return int(result.rowcount or 0)
 
 
-async def prune_expired(conn: AsyncConnection, *, login_window_seconds: int) -> PrunedRows:
-    """Delete every expired row; ``login_window_seconds`` is the throttle's counting window.
+async def prune_expired(conn: AsyncConnection) -> PrunedRows:
+    """Delete every expired row.
 
     A spent authorization code or refresh token is kept until the access token it issued has
     expired too, so a replay inside that time still revokes that access token (RFC 6749
     §4.1.2; a refresh token's lifetime may be set shorter than an access token's). A throttle
-    row goes once its window has closed and no lock on it is still in force.
+    row goes at its ``expires_on``: its window has closed, and its last lock ended long enough
+    ago that the lock back-off starts over (``store.oidc_login_attempts``).
     """
     now = utcnow()
     codes = t.authorization_codes.c
     refresh_tokens = t.refresh_tokens.c
-    attempts = t.login_attempts.c
     return PrunedRows(
         authorization_codes=await _deleted(
             conn,
@@ -65,11 +64,7 @@ async def prune_expired(conn: AsyncConnection, *, login_window_seconds: int) -> 
         ),
         sessions=await _deleted(conn, delete(t.sessions).where(t.sessions.c.expires_on < now)),
         login_attempts=await _deleted(
-            conn,
-            delete(t.login_attempts).where(
-                attempts.window_start < now - timedelta(seconds=login_window_seconds),
-                or_(attempts.locked_until.is_(None), attempts.locked_until < now),
-            ),
+            conn, delete(t.login_attempts).where(t.login_attempts.c.expires_on < now)
         ),
         revoked_tokens=await purge_revoked_jtis(conn),
         refresh_tokens=await _deleted(

@@ -271,9 +271,11 @@ login_attempts = Table(
     "login_attempts",
     metadata,
     Column("key", String(400), primary_key=True),
-    Column("failures", Integer, nullable=False, default=0),
+    Column("attempts", Integer, nullable=False, default=0),
     Column("window_start", TS, nullable=False),
     Column("locked_until", TS, nullable=True),
+    Column("lockouts", Integer, nullable=False, default=0),
+    Column("expires_on", TS, nullable=False),
 )
 
 environment_variables = Table(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claimflow.domain import User
@@ -161,3 +161,10 @@ async def record_failed_sign_in(conn: AsyncConnection, user_id: str) -> None:
         .where(t.users.c.id == user_id)
         .values(failed_sign_ins=t.users.c.failed_sign_ins + 1)
     )
+
+
+async def bcrypt_hash_prefixes(conn: AsyncConnection) -> set[str]:
+    """The distinct ``$2b$12`` prefixes (variant and cost) of the imported bcrypt hashes."""
+    prefix = func.substr(t.users.c.password_hash, 1, 6)
+    rows = await conn.execute(select(prefix).where(t.users.c.password_hash.like("$2%")).distinct())
+    return {str(row[0]) for row in rows}

@@ -79,7 +79,9 @@ def start_server(workdir: Path) -> Iterator[Callable[..., tuple[str, subprocess.
     """Start ``claimflow ARGS --port <free>`` as a real process; stopped after the test."""
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(*args: str, env: dict[str, str] | None = None) -> tuple[str, subprocess.Popen[bytes]]:
+    def start(
+        *args: str, env: dict[str, str] | None = None, timeout: float = 30
+    ) -> tuple[str, subprocess.Popen[bytes]]:
         port = free_port()
         log = open(workdir / f"server-{port}.log", "wb")  # noqa: SIM115
         process = subprocess.Popen(
@@ -92,7 +94,7 @@ def start_server(workdir: Path) -> Iterator[Callable[..., tuple[str, subprocess.
         started.append(process)
         base_url = f"http://127.0.0.1:{port}"
         try:
-            wait_until_serving(base_url, process)
+            wait_until_serving(base_url, process, timeout)
         except AssertionError:
             process.terminate()
             process.wait(timeout=10)

@@ -31,7 +31,14 @@ class Deployment:
 @pytest.fixture
 async def deployment(any_db_url: str) -> AsyncIterator[Deployment]:
     """The provider on SQLite and on PostgreSQL (``any_db_url``), through ASGITransport."""
-    services = build_services(make_settings(any_db_url, login_max_failures=3))
+    services = build_services(
+        make_settings(
+            any_db_url,
+            login_max_failures=3,
+            login_account_max_failures=6,
+            login_address_max_failures=6,
+        )
+    )
     app = create_app(services=services)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as client:

@@ -1,7 +1,9 @@
-"""Password sign-in: throttling per account and per address, hash upgrade, nothing leaked."""
+"""Password sign-in: the throttle under attack (parallel guesses, lockout as a weapon, spoofed
+proxy headers), hash upgrade, nothing leaked."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,9 +14,9 @@ import pytest
 
 from claimflow.app import create_app
 from claimflow.crypto import is_bcrypt_hash
-from claimflow.services import Services
-from claimflow.store import users
-from tests.conftest import ISSUER
+from claimflow.services import Services, build_services
+from claimflow.store import oidc_login_attempts, users
+from tests.conftest import ISSUER, make_settings
 from tests.oidc.conftest import Deployment
 from tests.oidc.flow import (
     CALLBACK,
@@ -59,25 +61,110 @@ async def test_wrong_password_and_unknown_email_read_the_same(deployment: Deploy
     assert 'role="alert"' in wrong.text
 
 
-async def test_account_is_throttled_across_addresses(deployment: Deployment) -> None:
+async def login_page(client: httpx.AsyncClient, biz: Business) -> httpx.Response:
+    """The login form; one page can be submitted many times, in parallel too."""
+    return await client.get(
+        "/oauth2/auth",
+        params={
+            "response_type": "code",
+            "client_id": biz.web_client_id,
+            "redirect_uri": CALLBACK,
+            "state": "s",
+        },
+    )
+
+
+async def attempts_counted(services: Services, key: str, at_least: int) -> None:
+    """Wait (on the store, not on a clock) until ``key`` has ``at_least`` attempts counted."""
+    for _ in range(3000):
+        async with services.db.connect() as conn:
+            if await oidc_login_attempts.attempts_counted(conn, key) >= at_least:
+                return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{key} never reached {at_least} counted attempts")
+
+
+async def test_parallel_wrong_passwords_are_counted_before_checking(
+    deployment: Deployment,
+) -> None:
     services = deployment.services
     biz = await seed_business(services)
-    for i in range(3):
-        async with browser_from(services, f"10.0.0.{i}") as client:
-            assert (await attempt(client, biz, biz.email, "wrong")).status_code == 401
+    async with browser_from(services, "198.51.100.7") as client:
+        page = await login_page(client, biz)
+        async with asyncio.TaskGroup() as group:
+            guesses = [
+                group.create_task(submit_login(client, page, biz.email, f"guess-{i}"))
+                for i in range(12)
+            ]
+    statuses = [guess.result().status_code for guess in guesses]
+    # 401: the password was checked; 429: refused before any check. The limit is 3.
+    assert statuses.count(401) == 3, statuses
+    assert statuses.count(429) == 9, statuses
+
+
+async def test_right_password_among_parallel_guesses_gets_no_code(
+    deployment: Deployment,
+) -> None:
+    services = deployment.services
+    biz = await seed_business(services)
+    pair = f"pair:198.51.100.8 {biz.email}"
+    async with browser_from(services, "198.51.100.8") as client:
+        page = await login_page(client, biz)
+        async with asyncio.TaskGroup() as group:
+            guesses = [
+                group.create_task(submit_login(client, page, biz.email, f"guess-{i}"))
+                for i in range(19)
+            ]
+            # The right one goes out while the counted guesses are still being checked.
+            await attempts_counted(services, pair, 3)
+            right = group.create_task(submit_login(client, page, biz.email, PASSWORD))
+    statuses = [guess.result().status_code for guess in guesses]
+    assert right.result().status_code == 429, right.result().text
+    assert statuses.count(401) == 3, statuses
+    assert "claimflow_session" not in right.result().headers.get("set-cookie", "")
+
+
+async def test_owner_from_another_address_signs_in_while_a_guesser_is_locked(
+    deployment: Deployment,
+) -> None:
+    services = deployment.services
+    biz = await seed_business(services)
+    async with browser_from(services, "203.0.113.66") as guesser:
+        for i in range(3):
+            assert (await attempt(guesser, biz, biz.email, f"guess-{i}")).status_code == 401
+        locked = await attempt(guesser, biz, biz.email, "guess-3")
+        assert locked.status_code == 429
+        assert int(locked.headers["retry-after"]) > 0
+        assert "Too many failed sign-in attempts" in locked.text
+        # Locked means locked: not even the right password is checked from here.
+        assert (await attempt(guesser, biz, biz.email, PASSWORD)).status_code == 429
+    async with browser_from(services, "192.0.2.10") as owner:
+        assert "code" in redirect_params(await attempt(owner, biz, biz.email, PASSWORD))
+
+
+async def test_guesses_spread_over_addresses_meet_the_account_ceiling(
+    deployment: Deployment,
+) -> None:
+    services = deployment.services
+    biz = await seed_business(services)
+    # Three addresses, two guesses each: no pair is full, the account's ceiling of 6 is.
+    for i in range(6):
+        async with browser_from(services, f"10.0.0.{i // 2}") as client:
+            assert (await attempt(client, biz, biz.email, f"guess-{i}")).status_code == 401
     async with browser_from(services, "10.0.0.99") as client:
         locked = await attempt(client, biz, biz.email, PASSWORD)
     assert locked.status_code == 429
     assert int(locked.headers["retry-after"]) > 0
-    assert "Too many failed sign-in attempts" in locked.text
     assert "claimflow_session" not in locked.headers.get("set-cookie", "")
 
 
-async def test_address_is_throttled_across_accounts(deployment: Deployment) -> None:
+async def test_password_spraying_from_one_address_meets_the_address_ceiling(
+    deployment: Deployment,
+) -> None:
     services = deployment.services
     biz = await seed_business(services)
     async with browser_from(services, "192.0.2.7") as client:
-        for i in range(3):
+        for i in range(6):
             assert (await attempt(client, biz, f"guess{i}@example.com", "x")).status_code == 401
         assert (await attempt(client, biz, biz.email, PASSWORD)).status_code == 429
     async with browser_from(services, "192.0.2.8") as client:
@@ -85,19 +172,63 @@ async def test_address_is_throttled_across_accounts(deployment: Deployment) -> N
     assert "code" in redirect_params(response)
 
 
-async def test_success_clears_the_account_counter(deployment: Deployment) -> None:
+async def test_ipv6_guesser_rotating_addresses_inside_its_64_counts_as_one(
+    deployment: Deployment,
+) -> None:
     services = deployment.services
     biz = await seed_business(services)
-    for i in range(2):
-        async with browser_from(services, f"10.1.0.{i}") as client:
-            await attempt(client, biz, biz.email, "wrong")
-    async with browser_from(services, "10.1.0.50") as client:
+    for i in range(3):
+        async with browser_from(services, f"2001:db8:1:2::{i + 1:x}") as client:
+            assert (await attempt(client, biz, biz.email, f"guess-{i}")).status_code == 401
+    async with browser_from(services, "2001:db8:1:2:ffff::9") as client:
+        assert (await attempt(client, biz, biz.email, PASSWORD)).status_code == 429
+    async with browser_from(services, "2001:db8:1:3::1") as client:
         assert "code" in redirect_params(await attempt(client, biz, biz.email, PASSWORD))
-    for i in range(2):
-        async with browser_from(services, f"10.1.1.{i}") as client:
-            assert (await attempt(client, biz, biz.email, "wrong")).status_code == 401
-    async with browser_from(services, "10.1.1.50") as client:
-        assert "code" in redirect_params(await attempt(client, biz, biz.email, PASSWORD))
+
+
+async def test_success_clears_the_pair_counter(deployment: Deployment) -> None:
+    services = deployment.services
+    biz = await seed_business(services)
+    for _ in range(2):  # a fresh browser each round, from the same address
+        async with browser_from(services, "10.1.0.1") as client:
+            for i in range(2):
+                assert (await attempt(client, biz, biz.email, f"typo-{i}")).status_code == 401
+            assert "code" in redirect_params(await attempt(client, biz, biz.email, PASSWORD))
+
+
+async def test_forwarded_for_from_an_untrusted_peer_is_ignored(any_db_url: str) -> None:
+    services = build_services(
+        make_settings(any_db_url, login_max_failures=3, trusted_proxies=["10.9.0.1"])
+    )
+    try:
+        biz = await seed_business(services)
+        async with browser_from(services, "203.0.113.5") as client:
+            for i in range(3):
+                spoofed = {"X-Forwarded-For": f"198.51.100.{i}"}
+                client.headers.update(spoofed)
+                assert (await attempt(client, biz, biz.email, f"guess-{i}")).status_code == 401
+            client.headers["X-Forwarded-For"] = "198.51.100.200"
+            assert (await attempt(client, biz, biz.email, PASSWORD)).status_code == 429
+    finally:
+        await services.close()
+
+
+async def test_forwarded_for_from_a_trusted_proxy_names_the_client(any_db_url: str) -> None:
+    services = build_services(
+        make_settings(any_db_url, login_max_failures=3, trusted_proxies=["10.9.0.0/24"])
+    )
+    try:
+        biz = await seed_business(services)
+        async with browser_from(services, "10.9.0.1") as proxy:
+            proxy.headers["X-Forwarded-For"] = "198.51.100.1"
+            for i in range(3):
+                assert (await attempt(proxy, biz, biz.email, f"guess-{i}")).status_code == 401
+            assert (await attempt(proxy, biz, biz.email, PASSWORD)).status_code == 429
+            # The owner comes through the same proxy from their own address.
+            proxy.headers["X-Forwarded-For"] = "192.0.2.44"
+            assert "code" in redirect_params(await attempt(proxy, biz, biz.email, PASSWORD))
+    finally:
+        await services.close()
 
 
 async def test_imported_bcrypt_hash_is_upgraded_to_argon2_on_sign_in(

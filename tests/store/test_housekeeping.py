@@ -12,12 +12,19 @@ from claimflow.store import tables as t
 from claimflow.store._rows import utcnow
 from claimflow.store.housekeeping import PrunedRows, prune_expired
 from claimflow.store.oidc_codes import create_code, find_code, spend_code
-from claimflow.store.oidc_login_attempts import locked_until, record_failure
+from claimflow.store.oidc_login_attempts import (
+    AttemptLimit,
+    ThrottlePolicy,
+    attempts_counted,
+    count_attempt,
+    record_failure,
+)
 from claimflow.store.oidc_refresh_tokens import create_refresh_token, find_refresh_token
 from claimflow.store.oidc_revocations import is_revoked, revoke_jti
 from claimflow.store.oidc_sessions import create_session
 
 LIVE, EXPIRED = 600, -600
+THROTTLE = ThrottlePolicy(window_seconds=LIVE, lockout_seconds=LIVE, max_lockout_seconds=LIVE)
 
 
 async def _code(conn: AsyncConnection, code: str, user_id: str, ttl_seconds: int) -> None:
@@ -80,8 +87,13 @@ async def test_prune_expired_deletes_only_rows_past_their_expiry(any_db_url: str
             )
             await create_session(conn, "live-session", user.id, LIVE)
             await create_session(conn, "expired-session", user.id, EXPIRED)
-            await record_failure(conn, "account:locked", max_failures=1, window_seconds=LIVE)
-            await record_failure(conn, "account:quiet", max_failures=5, window_seconds=LIVE)
+            # A window opened long ago with a lock still in force, and a window long closed.
+            long_ago = now - timedelta(seconds=2 * LIVE)
+            locked = AttemptLimit("account:locked", 1)
+            assert await count_attempt(conn, [locked], THROTTLE, now=long_ago) is None
+            await record_failure(conn, [locked], THROTTLE, now=now - timedelta(seconds=1))
+            quiet = AttemptLimit("account:quiet", 5)
+            assert await count_attempt(conn, [quiet], THROTTLE, now=long_ago) is None
             await revoke_jti(conn, "live-jti", now + timedelta(seconds=LIVE))
             await revoke_jti(conn, "expired-jti", now + timedelta(seconds=EXPIRED))
             await _refresh_token(conn, "live-refresh", user.id, LIVE)
@@ -89,8 +101,7 @@ async def test_prune_expired_deletes_only_rows_past_their_expiry(any_db_url: str
             await _refresh_token(conn, "outlived-refresh", user.id, EXPIRED, access_ttl=LIVE)
 
         async with db.transaction() as conn:
-            # A zero window: every throttle window has closed, but one lock is still in force.
-            pruned = await prune_expired(conn, login_window_seconds=0)
+            pruned = await prune_expired(conn)
 
         assert pruned == PrunedRows(
             authorization_codes=1, sessions=1, login_attempts=1, revoked_tokens=1, refresh_tokens=1
@@ -102,7 +113,7 @@ async def test_prune_expired_deletes_only_rows_past_their_expiry(any_db_url: str
             # Kept while its access token lives, so a replay can still revoke it (§4.1.2).
             assert await find_code(conn, "spent-code") is not None
             assert await _count(conn, t.sessions) == 1
-            assert await locked_until(conn, ["account:locked"]) is not None
+            assert await attempts_counted(conn, "account:locked") == 1
             assert await _count(conn, t.login_attempts) == 1
             assert await is_revoked(conn, "live-jti")
             assert not await is_revoked(conn, "expired-jti")
@@ -113,6 +124,6 @@ async def test_prune_expired_deletes_only_rows_past_their_expiry(any_db_url: str
             assert await _count(conn, t.users) == 1
 
         async with db.transaction() as conn:
-            assert (await prune_expired(conn, login_window_seconds=0)).total == 0
+            assert (await prune_expired(conn)).total == 0
     finally:
         await db.dispose()
