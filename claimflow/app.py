@@ -10,8 +10,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.middleware import Middleware
 
 from claimflow import management, observability, oidc, unavailable
+from claimflow.middleware import BodyLimit, DefaultResponseHeaders, HostCheck
 from claimflow.management import errors as management_errors
 from claimflow.observability import tracing
 from claimflow.oidc import errors as oauth_errors
@@ -40,6 +42,16 @@ async def _housekeeping(services: Services) -> None:
         log.info("housekeeping: pruned %d expired rows", pruned.total)
 
 
+def _layers(services: Services) -> list[Middleware]:
+    """The ASGI layers around the routes, outermost first."""
+    settings = services.settings
+    return [
+        Middleware(DefaultResponseHeaders),
+        Middleware(HostCheck, issuer=services.issuer, extra_hosts=settings.allowed_hosts),
+        Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+    ]
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     """Build the ASGI app; pass ``services`` to share them with a test or a CLI command."""
     services = services or build_services(settings or Settings())
@@ -65,6 +77,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             "what the signed-in organization has paid for."
         ),
         lifespan=lifespan,
+        middleware=_layers(services),
+        # Swagger UI and ReDoc load their scripts from a CDN; off unless asked for.
+        docs_url="/docs" if services.settings.api_docs_enabled else None,
+        redoc_url="/redoc" if services.settings.api_docs_enabled else None,
     )
     app.state.services = services
     management_errors.install(app)

@@ -186,15 +186,28 @@ class KeyManager:
         )
 
     async def verify(
-        self, token: str, *, audience: str | list[str] | None = None, issuer: str | None = None
+        self,
+        token: str,
+        *,
+        audience: str | list[str] | None = None,
+        issuer: str | None = None,
+        allow_expired: bool = False,
     ) -> dict[str, Any]:
-        """Decode and verify a token we signed; raises ``jwt.PyJWTError`` when it is not valid."""
+        """Decode and verify a token we signed; raises ``jwt.PyJWTError`` when it is not valid.
+
+        ``allow_expired`` is for hints, not credentials: an ``id_token_hint`` names a user and
+        may be expired (RP-Initiated Logout 1.0 §2).
+        """
         header = jwt.get_unverified_header(token)
         kid = header.get("kid")
         key = await self._published_key(kid)
         if key is None:
             raise jwt.InvalidKeyError("unknown kid")
-        options = {"verify_aud": audience is not None, "require": ["exp", "iat", "iss"]}
+        options = {
+            "verify_aud": audience is not None,
+            "verify_exp": not allow_expired,
+            "require": ["exp", "iat", "iss"],
+        }
         claims: dict[str, Any] = jwt.decode(
             token,
             key.private_key.public_key(),
