@@ -13,8 +13,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.middleware import Middleware
 
 from claimflow import management, observability, oidc, unavailable
-from claimflow.middleware import BodyLimit, DefaultResponseHeaders, HostCheck
 from claimflow.management import errors as management_errors
+from claimflow.middleware import BodyLimit, DefaultResponseHeaders, HostCheck
 from claimflow.observability import tracing
 from claimflow.oidc import errors as oauth_errors
 from claimflow.services import Services, build_services

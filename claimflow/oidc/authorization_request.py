@@ -104,9 +104,7 @@ def _refuse_unsupported_features(request: AuthorizationRequest, params: dict[str
             request, "request_not_supported", "Request objects (request) are not supported."
         )
     if "request_uri" in params:
-        raise RedirectedError(
-            request, "request_uri_not_supported", "request_uri is not supported."
-        )
+        raise RedirectedError(request, "request_uri_not_supported", "request_uri is not supported.")
     response_mode = params.get("response_mode")
     if response_mode is not None and response_mode not in SUPPORTED_RESPONSE_MODES:
         raise RedirectedError(

@@ -154,7 +154,9 @@ def _fresh_login_proof(
     It tells the picker step that this authentication was made for this very request, so a
     ``max_age`` (even 0) is met although some seconds passed while the user chose.
     """
-    return mac(services, "fresh-login", f"{user_id}\x00{int(auth_time.timestamp())}\x00{authz.query}")
+    return mac(
+        services, "fresh-login", f"{user_id}\x00{int(auth_time.timestamp())}\x00{authz.query}"
+    )
 
 
 async def _continue_signed_in(

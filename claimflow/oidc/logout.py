@@ -168,8 +168,5 @@ async def confirm_logout(request: Request) -> Response:
     except OAuthError as exc:
         return error_page(request, services, exc.error, exc.description)
     if not csrf_is_valid(request, services, form.get("csrf_token", "")):
-        return error_page(
-            request, services, "invalid_request", "The form expired. Sign out again."
-        )
+        return error_page(request, services, "invalid_request", "The form expired. Sign out again.")
     return await _end_session(services, request, logout_request)
-

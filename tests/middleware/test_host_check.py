@@ -53,9 +53,7 @@ async def test_foreign_host_on_the_management_api_gets_kindes_envelope(
 async def test_issuer_host_and_allowed_hosts_are_served(
     raw_client: httpx.AsyncClient, host: str
 ) -> None:
-    response = await raw_client.get(
-        "/.well-known/openid-configuration", headers={"Host": host}
-    )
+    response = await raw_client.get("/.well-known/openid-configuration", headers={"Host": host})
     assert response.status_code == 200
     assert response.json()["issuer"] == ISSUER
 

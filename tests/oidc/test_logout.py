@@ -44,9 +44,7 @@ async def test_logout_with_id_token_hint_ends_the_session_and_redirects_to_a_reg
 ) -> None:
     hint = await signed_in_id_token(client, biz)
     assert await sessions(services) == 1
-    response = await client.get(
-        "/logout", params={"redirect": LOGOUT_URL, "id_token_hint": hint}
-    )
+    response = await client.get("/logout", params={"redirect": LOGOUT_URL, "id_token_hint": hint})
     assert response.status_code == 302
     assert response.headers["location"] == LOGOUT_URL
     assert 'claimflow_session=""' in response.headers["set-cookie"]
