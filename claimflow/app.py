@@ -14,8 +14,9 @@ from starlette.middleware import Middleware
 
 from claimflow import management, observability, oidc, unavailable
 from claimflow.management import errors as management_errors
-from claimflow.middleware import BodyLimit, DefaultResponseHeaders, HostCheck
+from claimflow.middleware import BodyLimit, Cors, DefaultResponseHeaders, HostCheck
 from claimflow.observability import tracing
+from claimflow.oidc import cors as oidc_cors
 from claimflow.oidc import errors as oauth_errors
 from claimflow.services import Services, build_services
 from claimflow.settings import Settings
@@ -49,6 +50,9 @@ def _layers(services: Services) -> list[Middleware]:
         Middleware(DefaultResponseHeaders),
         Middleware(HostCheck, issuer=services.issuer, extra_hosts=settings.allowed_hosts),
         Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+        Middleware(
+            Cors, paths=oidc_cors.CORS_PATHS, allowed_origins=oidc_cors.allowed_origins(services)
+        ),
     ]
 
 

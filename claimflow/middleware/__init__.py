@@ -2,7 +2,8 @@
 them in order, outermost first)."""
 
 from claimflow.middleware.body_limit import BodyLimit
+from claimflow.middleware.cors import Cors
 from claimflow.middleware.host_check import HostCheck
 from claimflow.middleware.response_headers import DefaultResponseHeaders
 
-__all__ = ["BodyLimit", "DefaultResponseHeaders", "HostCheck"]
+__all__ = ["BodyLimit", "Cors", "DefaultResponseHeaders", "HostCheck"]
