@@ -79,6 +79,21 @@ class CreateApplication(BaseModel):
     )
 
 
+class UpdateApplication(BaseModel):
+    """Kinde's ``updateApplication`` body (the fields we hold) and our ``allowed_origins``."""
+
+    model_config = StrictModel
+
+    name: Name | None = None
+    redirect_uris: list[Url] | None = Field(default=None, max_length=100)
+    logout_uris: list[Url] | None = Field(default=None, max_length=100)
+    allowed_origins: list[Origin] | None = Field(
+        default=None,
+        max_length=100,
+        description="claimflow extension: replaces the application's CORS origins.",
+    )
+
+
 class Urls(BaseModel):
     model_config = StrictModel
 
@@ -135,6 +150,27 @@ async def create_application(
     if secret is not None:
         created["client_secret"] = secret
     return {"code": "OK", "message": "Application successfully created", "application": created}
+
+
+@router.patch("/applications/{application_id}", summary="Update Application")
+async def update_application(
+    request: Request,
+    application_id: CodePath,
+    body: UpdateApplication,
+    _: object = Depends(require_scope("update:applications")),
+) -> dict[str, str]:
+    changes: dict[str, Any] = {
+        name: list(dict.fromkeys(value)) if isinstance(value, list) else value
+        for name, value in body.model_dump(exclude_none=True).items()
+    }
+    async with services_of(request).db.transaction() as conn:
+        app = await applications.get_application(conn, application_id)
+        if changes.get("allowed_origins") and app.type is ApplicationType.M2M:
+            raise InvalidRequest(
+                "M2M applications take no allowed_origins.", "ALLOWED_ORIGINS_INVALID"
+            )
+        await applications.update_application(conn, application_id, **changes)
+    return OK
 
 
 async def _add_urls(request: Request, app_id: str, urls: list[str], column: str) -> None:

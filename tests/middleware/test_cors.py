@@ -197,3 +197,54 @@ async def test_management_api_refuses_what_is_not_an_exact_origin(
 )
 def test_origin_of_a_redirect_uri(url: str, origin: str) -> None:
     assert origin_of(url) == origin
+
+
+async def test_allowed_origins_changed_through_update_application_hold_at_once(
+    client: httpx.AsyncClient, services: Services
+) -> None:
+    headers = await management_client(client, services)
+    created = await client.post(
+        "/api/v1/applications", json={"name": "Dashboard", "type": "spa"}, headers=headers
+    )
+    app_id = created.json()["application"]["id"]
+    origin = {"Origin": "https://app.example"}
+
+    added = await client.patch(
+        f"/api/v1/applications/{app_id}",
+        json={"allowed_origins": ["https://app.example"], "name": "Dashboard 2"},
+        headers=headers,
+    )
+    assert added.status_code == 200, added.text
+    jwks = await client.get("/.well-known/jwks.json", headers=origin)
+    assert jwks.headers["access-control-allow-origin"] == "https://app.example"
+
+    removed = await client.patch(
+        f"/api/v1/applications/{app_id}", json={"allowed_origins": []}, headers=headers
+    )
+    assert removed.status_code == 200
+    jwks = await client.get("/.well-known/jwks.json", headers=origin)
+    assert "access-control-allow-origin" not in jwks.headers
+
+
+async def test_update_application_refuses_bad_origins_and_unknown_applications(
+    client: httpx.AsyncClient, services: Services
+) -> None:
+    headers = await management_client(client, services)
+    created = await client.post(
+        "/api/v1/applications", json={"name": "Worker", "type": "m2m"}, headers=headers
+    )
+    app_id = created.json()["application"]["id"]
+    for body in ({"allowed_origins": ["https://app.example/x"]}, {"redirect_uris": ["nope"]}):
+        response = await client.patch(f"/api/v1/applications/{app_id}", json=body, headers=headers)
+        assert response.status_code == 400
+    m2m = await client.patch(
+        f"/api/v1/applications/{app_id}",
+        json={"allowed_origins": ["https://app.example"]},
+        headers=headers,
+    )
+    assert m2m.status_code == 400
+    assert m2m.json()["errors"][0]["code"] == "ALLOWED_ORIGINS_INVALID"
+    missing = await client.patch(
+        "/api/v1/applications/0123456789abcdef", json={"name": "x"}, headers=headers
+    )
+    assert missing.status_code == 404
