@@ -144,8 +144,8 @@ class Settings(BaseSettings):
 
     allowed_hosts: list[str] = Field(default_factory=list)
     """Host names accepted besides the issuer's (``Host`` header); ``["*"]`` accepts any."""
-    max_body_bytes: int = Field(default=1024 * 1024, ge=300 * 1024)
-    """Largest request body; at least the 288 KiB a login form may need."""
+    max_body_bytes: int = Field(default=1024 * 1024, ge=400 * 1024)
+    """Largest request body; at least the 385 KiB a login form may need."""
     api_docs_enabled: bool = False
     """Serve ``/docs`` and ``/redoc``; their pages load scripts from a third-party CDN."""
 

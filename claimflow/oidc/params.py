@@ -26,8 +26,13 @@ MAX_QUERY_BYTES = MAX_BODY_BYTES
 PENDING_REQUEST_FIELD = "authorization_request"
 """The form field of the login and organization forms that carries the original query string."""
 
-MAX_AUTHORIZATION_FORM_BYTES = 3 * (MAX_QUERY_BYTES + 8 * MAX_PARAM_LENGTH)
-"""A login or organization form: the pending request and a few short fields, percent-encoded."""
+MAX_FORM_FIELDS = 4
+"""Besides the pending request, a form has at most csrf_token, email, password, and one more."""
+
+MAX_AUTHORIZATION_FORM_BYTES = 3 * MAX_QUERY_BYTES + MAX_FORM_FIELDS * 12 * MAX_PARAM_LENGTH + 1024
+"""A login, organization or logout form: the pending request percent-encoded again (ASCII, so at
+most three bytes a byte), the other fields (a character is at most four UTF-8 bytes, each at most
+three when percent-encoded), and 1 KiB for names and separators."""
 
 
 def single_valued(
