@@ -23,7 +23,7 @@ from claimflow.domain.origins import origin_of
 
 AllowedOrigins = Callable[[], Awaitable[frozenset[str]]]
 
-ALLOWED_HEADERS = frozenset({"authorization", "content-type", "dpop"})
+ALLOWED_HEADERS = frozenset({"authorization", "content-type"})
 PREFLIGHT_MAX_AGE_SECONDS = 600
 EXPOSED_HEADERS = "WWW-Authenticate, Retry-After"
 
