@@ -12,6 +12,7 @@ proxy that already does it).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
@@ -20,6 +21,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from claimflow.middleware._responses import json_error
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+log = logging.getLogger("claimflow")
 
 
 def host_of(authority: str) -> str:
@@ -55,6 +58,11 @@ class HostCheck:
         values = [v for k, v in scope["headers"] if k == b"host"]
         host = host_of(values[0].decode("latin-1")) if len(values) == 1 else ""
         if host not in self.hosts:
+            log.info(
+                "refused Host %r: serve it by setting CLAIMFLOW_ISSUER to its URL or adding it "
+                "to CLAIMFLOW_ALLOWED_HOSTS",
+                host[:100],
+            )
             response = json_error(
                 scope, 400, "invalid_request", "HOST_INVALID", "Unknown Host header."
             )
