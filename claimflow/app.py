@@ -10,11 +10,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.middleware import Middleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from claimflow import management, observability, oidc, unavailable
 from claimflow.management import errors as management_errors
+from claimflow.middleware import BodyLimit, Cors, DefaultResponseHeaders, HostCheck
 from claimflow.observability import tracing
+from claimflow.oidc import cors as oidc_cors
 from claimflow.oidc import errors as oauth_errors
 from claimflow.services import Services, build_services
 from claimflow.settings import Settings
@@ -37,6 +40,28 @@ async def _housekeeping(services: Services) -> None:
             log.exception("housekeeping failed; trying again at the next interval")
             continue
         log.info("housekeeping: pruned %d expired rows", pruned.total)
+
+
+def _layers(services: Services) -> list[Middleware]:
+    """The ASGI layers around the routes, outermost first."""
+    settings = services.settings
+    proxies = (
+        # Outermost, so every layer below sees the client's address and scheme.
+        [Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)]
+        if settings.trusted_proxies
+        else []
+    )
+    return [
+        *proxies,
+        Middleware(observability.RequestIdMiddleware),
+        Middleware(observability.HTTPMetricsMiddleware),
+        Middleware(DefaultResponseHeaders),
+        Middleware(HostCheck, issuer=services.issuer, extra_hosts=settings.allowed_hosts),
+        Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+        Middleware(
+            Cors, paths=oidc_cors.CORS_PATHS, allowed_origins=oidc_cors.allowed_origins(services)
+        ),
+    ]
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -64,6 +89,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             "what the signed-in organization has paid for."
         ),
         lifespan=lifespan,
+        middleware=_layers(services),
+        # Swagger UI and ReDoc load their scripts from a CDN; off unless asked for.
+        docs_url="/docs" if services.settings.api_docs_enabled else None,
+        redoc_url="/redoc" if services.settings.api_docs_enabled else None,
     )
     app.state.services = services
     management_errors.install(app)
@@ -72,10 +101,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(oidc.router)
     app.include_router(management.router)
     app.include_router(observability.router)
-    app.add_middleware(observability.HTTPMetricsMiddleware)
-    app.add_middleware(observability.RequestIdMiddleware)
     tracing.install_tracing(app, services.db.engine)
-    if services.settings.trusted_proxies:
-        # Outermost, so every layer below sees the client's address and scheme.
-        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=services.settings.trusted_proxies)
     return app

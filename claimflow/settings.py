@@ -188,6 +188,13 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     """``json``: one JSON object per log line, with the request id (``observability/logs.py``)."""
 
+    allowed_hosts: list[str] = Field(default_factory=list)
+    """Host names accepted besides the issuer's (``Host`` header); ``["*"]`` accepts any."""
+    max_body_bytes: int = Field(default=1024 * 1024, ge=400 * 1024)
+    """Largest request body; at least the 385 KiB a login form may need."""
+    api_docs_enabled: bool = False
+    """Serve ``/docs`` and ``/redoc``; their pages load scripts from a third-party CDN."""
+
     @field_validator("database_url")
     @classmethod
     def _usable_database_url(cls, value: str) -> str:

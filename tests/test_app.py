@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
@@ -13,7 +14,7 @@ from claimflow.services import build_services
 from claimflow.store import tables as t
 from claimflow.store import users
 from claimflow.store.oidc_sessions import create_session
-from tests.conftest import make_settings
+from tests.conftest import ISSUER, make_settings
 
 
 async def test_running_app_prunes_expired_sessions_until_shutdown(
@@ -40,3 +41,21 @@ async def test_running_app_prunes_expired_sessions_until_shutdown(
 
     tasks = {task.get_coro().__name__ for task in asyncio.all_tasks()}  # type: ignore[union-attr]
     assert "_housekeeping" not in tasks
+
+
+async def test_docs_pages_that_load_cdn_scripts_are_off_by_default(
+    client: httpx.AsyncClient,
+) -> None:
+    """Swagger UI and ReDoc pull scripts from a CDN onto the provider's own origin."""
+    assert (await client.get("/docs")).status_code == 404
+    assert (await client.get("/redoc")).status_code == 404
+    assert (await client.get("/openapi.json")).status_code == 200
+
+
+async def test_docs_pages_are_served_when_the_setting_asks(db_url: str) -> None:
+    services = build_services(make_settings(db_url, api_docs_enabled=True))
+    transport = httpx.ASGITransport(app=create_app(services=services))
+    async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as http:
+        assert (await http.get("/docs")).status_code == 200
+        assert (await http.get("/redoc")).status_code == 200
+    await services.close()

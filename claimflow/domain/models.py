@@ -75,6 +75,9 @@ class Application:
     access_token_ttl_seconds: int | None = None
     id_token_ttl_seconds: int | None = None
     refresh_token_ttl_seconds: int | None = None
+    allowed_origins: tuple[str, ...] = ()
+    """Browser origins allowed to call the token endpoint (CORS), besides a public client's
+    redirect URI origins."""
 
     @property
     def is_public(self) -> bool:

@@ -3,7 +3,9 @@
 A created application's client secret is returned once, in Kinde's
 ``create_application_response``; only its SHA-256 digest is stored (design §7). M2M
 applications also take ``scopes``, our extension field: the Management API scopes their
-client-credentials tokens may carry, never more than the creating token holds itself.
+client-credentials tokens may carry, never more than the creating token holds itself. Browser
+applications take ``allowed_origins``, our extension too: origins allowed to call the token
+endpoint cross-origin (``claimflow.oidc.cors``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from claimflow.domain import ApplicationType
 from claimflow.domain.management_scopes import ALL_MANAGEMENT_SCOPES
+from claimflow.domain.origins import origin_of
 from claimflow.errors import InvalidRequest
 from claimflow.management.auth import M2MCaller, require_held, require_scope, services_of
 from claimflow.management.wire import (
@@ -47,6 +50,16 @@ def _absolute_url(value: str) -> str:
 Url = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_absolute_url)]
 
 
+def _origin(value: str) -> str:
+    """CORS compares origins exactly, so only the exact form a browser sends is stored."""
+    if origin_of(value) != value:
+        raise ValueError("must be an origin as a browser sends it: scheme://host[:port]")
+    return value
+
+
+Origin = Annotated[str, StringConstraints(max_length=300), AfterValidator(_origin)]
+
+
 class CreateApplication(BaseModel):
     model_config = StrictModel
 
@@ -57,6 +70,27 @@ class CreateApplication(BaseModel):
         default_factory=list,
         max_length=100,
         description="claimflow extension: the Management API scopes of an M2M application.",
+    )
+    allowed_origins: list[Origin] = Field(
+        default_factory=list,
+        max_length=100,
+        description="claimflow extension: browser origins allowed to call the token, "
+        "userinfo, revocation, JWKS and discovery endpoints (CORS).",
+    )
+
+
+class UpdateApplication(BaseModel):
+    """Kinde's ``updateApplication`` body (the fields we hold) and our ``allowed_origins``."""
+
+    model_config = StrictModel
+
+    name: Name | None = None
+    redirect_uris: list[Url] | None = Field(default=None, max_length=100)
+    logout_uris: list[Url] | None = Field(default=None, max_length=100)
+    allowed_origins: list[Origin] | None = Field(
+        default=None,
+        max_length=100,
+        description="claimflow extension: replaces the application's CORS origins.",
     )
 
 
@@ -98,18 +132,45 @@ async def create_application(
     kind = ApplicationType(body.type)
     if body.scopes and kind is not ApplicationType.M2M:
         raise InvalidRequest("Only m2m applications take scopes.", "SCOPES_INVALID")
+    if body.allowed_origins and kind is ApplicationType.M2M:
+        raise InvalidRequest("M2M applications take no allowed_origins.", "ALLOWED_ORIGINS_INVALID")
     unknown = sorted(set(body.scopes) - set(ALL_MANAGEMENT_SCOPES))
     if unknown:
         raise InvalidRequest(f"Unknown scopes: {', '.join(unknown)[:200]}.", "SCOPES_INVALID")
     require_held(caller, body.scopes)
     async with services_of(request).db.transaction() as conn:
         app, secret = await applications.create_application(
-            conn, name=body.name, type=kind, scopes=body.scopes
+            conn,
+            name=body.name,
+            type=kind,
+            scopes=body.scopes,
+            allowed_origins=list(dict.fromkeys(body.allowed_origins)),
         )
     created = {"id": app.client_id, "client_id": app.client_id}
     if secret is not None:
         created["client_secret"] = secret
     return {"code": "OK", "message": "Application successfully created", "application": created}
+
+
+@router.patch("/applications/{application_id}", summary="Update Application")
+async def update_application(
+    request: Request,
+    application_id: CodePath,
+    body: UpdateApplication,
+    _: object = Depends(require_scope("update:applications")),
+) -> dict[str, str]:
+    changes: dict[str, Any] = {
+        name: list(dict.fromkeys(value)) if isinstance(value, list) else value
+        for name, value in body.model_dump(exclude_none=True).items()
+    }
+    async with services_of(request).db.transaction() as conn:
+        app = await applications.get_application(conn, application_id)
+        if changes.get("allowed_origins") and app.type is ApplicationType.M2M:
+            raise InvalidRequest(
+                "M2M applications take no allowed_origins.", "ALLOWED_ORIGINS_INVALID"
+            )
+        await applications.update_application(conn, application_id, **changes)
+    return OK
 
 
 async def _add_urls(request: Request, app_id: str, urls: list[str], column: str) -> None:

@@ -24,6 +24,9 @@ DEFAULT_SCOPE = "openid profile email offline"
 
 SUPPORTED_SCOPES = frozenset({"openid", "profile", "email", "offline", "offline_access"})
 SUPPORTED_PROMPTS = frozenset({"login", "none", "consent", "select_account", "create"})
+SUPPORTED_RESPONSE_MODES = frozenset({"query"})
+MAX_AGE_DIGITS = 10
+"""``max_age`` is seconds; ten digits (over 300 years) is more than any real request needs."""
 
 
 class UntrustedRedirect(ClaimflowError):
@@ -58,6 +61,8 @@ class AuthorizationRequest:
     org_code: str | None
     audience: tuple[str, ...]
     query: str
+    max_age: int | None = None
+    """Seconds since the user last authenticated beyond which the password is asked again."""
     """The original query string, carried through the login and organization forms."""
 
 
@@ -75,6 +80,36 @@ def error_redirect(services: Services, exc: RedirectedError) -> str:
         params["state"] = exc.request.state
     params["iss"] = services.issuer
     return redirect_with(exc.request.redirect_uri, params)
+
+
+def _max_age(value: str | None) -> int | None:
+    """``max_age`` (OIDC Core §3.1.2.1): a non-negative integer of seconds, or None if invalid."""
+    if value is None or not value.isascii() or not value.isdigit():
+        return None
+    if len(value) > MAX_AGE_DIGITS:
+        return None
+    return int(value)
+
+
+def _refuse_unsupported_features(request: AuthorizationRequest, params: dict[str, str]) -> None:
+    """Say so when the client asks for something we do not do, rather than ignore it.
+
+    Request objects are optional (OIDC Core §6): a provider without them answers
+    ``request_not_supported`` / ``request_uri_not_supported`` (§3.1.2.6). An unknown
+    ``response_mode`` (OAuth 2.0 Multiple Response Type Encoding Practices §2.1) would otherwise
+    be answered in the query anyway, which a client expecting ``form_post`` never reads.
+    """
+    if "request" in params:
+        raise RedirectedError(
+            request, "request_not_supported", "Request objects (request) are not supported."
+        )
+    if "request_uri" in params:
+        raise RedirectedError(request, "request_uri_not_supported", "request_uri is not supported.")
+    response_mode = params.get("response_mode")
+    if response_mode is not None and response_mode not in SUPPORTED_RESPONSE_MODES:
+        raise RedirectedError(
+            request, "invalid_request", "Unsupported response_mode; only 'query' is supported."
+        )
 
 
 async def validate_authorization_request(
@@ -97,6 +132,8 @@ async def validate_authorization_request(
         )
 
     prompt = frozenset(params.get("prompt", "").split())
+    raw_max_age = params.get("max_age")
+    max_age = _max_age(raw_max_age)
     request = AuthorizationRequest(
         client=client,
         redirect_uri=redirect_uri,
@@ -109,7 +146,13 @@ async def validate_authorization_request(
         org_code=params.get("org_code") or None,
         audience=tuple(params.get("audience", "").split()),
         query=query,
+        max_age=max_age,
     )
+    _refuse_unsupported_features(request, params)
+    if raw_max_age is not None and max_age is None:
+        raise RedirectedError(
+            request, "invalid_request", "max_age must be a non-negative number of seconds."
+        )
     response_type = params.get("response_type", "")
     if not response_type:
         raise RedirectedError(request, "invalid_request", "Missing parameter 'response_type'.")

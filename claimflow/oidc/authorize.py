@@ -10,9 +10,10 @@ and is validated again on every step, so no step trusts a value the browser coul
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -30,11 +31,17 @@ from claimflow.oidc.browser import (
     SESSION_COOKIE,
     csrf_is_valid,
     error_page,
+    mac,
     render,
     set_session_cookie,
 )
 from claimflow.oidc.login import SignInOutcome, sign_in_with_password
-from claimflow.oidc.params import form_params, parse_query_string, query_params
+from claimflow.oidc.params import (
+    PENDING_REQUEST_FIELD,
+    authorization_form_params,
+    parse_query_string,
+    query_params,
+)
 from claimflow.services import Services
 from claimflow.store import oidc_codes, oidc_sessions, organizations, users
 from claimflow.store._rows import utcnow
@@ -132,6 +139,26 @@ async def _ensure_membership(
                 raise
 
 
+def _within_max_age(authz: AuthorizationRequest, auth_time: datetime) -> bool:
+    """OIDC Core §3.1.2.1: past ``max_age`` seconds the user MUST be authenticated again."""
+    if authz.max_age is None:
+        return True
+    return utcnow() - auth_time <= timedelta(seconds=authz.max_age)
+
+
+def _fresh_login_proof(
+    services: Services, authz: AuthorizationRequest, user_id: str, auth_time: datetime
+) -> str:
+    """Carried by the organization picker shown right after a password sign-in.
+
+    It tells the picker step that this authentication was made for this very request, so a
+    ``max_age`` (even 0) is met although some seconds passed while the user chose.
+    """
+    return mac(
+        services, "fresh-login", f"{user_id}\x00{int(auth_time.timestamp())}\x00{authz.query}"
+    )
+
+
 async def _continue_signed_in(
     request: Request,
     authz: AuthorizationRequest,
@@ -162,6 +189,9 @@ async def _continue_signed_in(
                     "application": authz.client.name,
                     "authorization_request": authz.query,
                     "organizations": orgs,
+                    "fresh_login": ""
+                    if is_existing_session
+                    else _fresh_login_proof(services, authz, user_id, auth_time),
                 },
             )
         org_code = orgs[0].code
@@ -196,6 +226,8 @@ async def _guarded(request: Request, query: str, params: dict[str, str], step: S
 
 async def _start(request: Request, authz: AuthorizationRequest) -> Response:
     session = None if "login" in authz.prompt else await _current_session(request)
+    if session is not None and not _within_max_age(authz, session.auth_time):
+        session = None
     if session is not None:
         return await _continue_signed_in(request, authz, session.user_id, session.auth_time, True)
     if "none" in authz.prompt:
@@ -248,9 +280,14 @@ async def _sign_in(request: Request, authz: AuthorizationRequest, form: dict[str
 async def _choose_organization(
     request: Request, authz: AuthorizationRequest, form: dict[str, str]
 ) -> Response:
+    services = _services(request)
     session = await _current_session(request)
     if session is None:
         return _login_page(request, authz)
+    if not _within_max_age(authz, session.auth_time):
+        proof = _fresh_login_proof(services, authz, session.user_id, session.auth_time)
+        if not hmac.compare_digest(proof, form.get("fresh_login", "")):
+            return _login_page(request, authz)
     chosen = form.get("org_code", "")
     async with _services(request).db.connect() as conn:
         membership = await organizations.find_membership(conn, chosen, session.user_id)
@@ -269,8 +306,8 @@ FormStep = Callable[[Request, AuthorizationRequest, dict[str, str]], Awaitable[R
 async def _form_step(request: Request, step: FormStep) -> Response:
     services = _services(request)
     try:
-        form = await form_params(request)
-        query = form.get("authorization_request", "")
+        form = await authorization_form_params(request)
+        query = form.get(PENDING_REQUEST_FIELD, "")
         params = parse_query_string(query)
     except OAuthError as exc:
         return error_page(request, services, exc.error, exc.description)

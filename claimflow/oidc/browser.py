@@ -4,7 +4,9 @@ The session cookie holds a random id whose digest is stored (``store.oidc_sessio
 ``HttpOnly``, ``SameSite=Lax`` (sent on the top-level navigation an authorization request is)
 and ``Secure`` whenever the issuer is https. Forms carry a CSRF token that is an HMAC of a
 separate random cookie (the "signed double-submit cookie" of OWASP's CSRF cheat sheet), so no
-server-side state is needed before sign-in.
+server-side state is needed before sign-in. The cookie itself is ``<nonce>.<HMAC of the nonce>``:
+a value the server did not issue (planted by a sibling subdomain, say) is never adopted — the
+page replaces it and a form bound to it is refused.
 """
 
 from __future__ import annotations
@@ -41,16 +43,36 @@ def _secure(services: Services) -> bool:
     return services.issuer.startswith("https://")
 
 
-def _csrf_for(services: Services, nonce: str) -> str:
+def mac(services: Services, purpose: str, message: str) -> str:
+    """An HMAC-SHA256 of ``message`` under the deployment's secret key, separated by purpose."""
     key = services.settings.resolved_secret_key().encode("utf-8")
-    return hmac.new(key, b"csrf\x00" + nonce.encode("utf-8"), hashlib.sha256).hexdigest()
+    data = purpose.encode("utf-8") + b"\x00" + message.encode("utf-8")
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
+
+
+def _csrf_for(services: Services, nonce: str) -> str:
+    return mac(services, "csrf", nonce)
+
+
+def _issued_csrf_cookie(request: Request, services: Services) -> str | None:
+    """The browser's CSRF cookie if this deployment issued it (its signature holds), else None."""
+    value = request.cookies.get(CSRF_COOKIE, "")
+    nonce, _, signature = value.rpartition(".")
+    if not nonce or not hmac.compare_digest(mac(services, "csrf-cookie", nonce), signature):
+        return None
+    return value
+
+
+def _new_csrf_cookie(services: Services) -> str:
+    nonce = secrets.token_urlsafe(32)
+    return f"{nonce}.{mac(services, 'csrf-cookie', nonce)}"
 
 
 def csrf_is_valid(request: Request, services: Services, token: str) -> bool:
-    nonce = request.cookies.get(CSRF_COOKIE)
-    if not nonce or not token:
+    cookie = _issued_csrf_cookie(request, services)
+    if cookie is None or not token:
         return False
-    return hmac.compare_digest(_csrf_for(services, nonce), token)
+    return hmac.compare_digest(_csrf_for(services, cookie), token)
 
 
 def render(
@@ -62,17 +84,17 @@ def render(
     headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
     """A page; forms on it get a CSRF token bound to the browser's CSRF cookie."""
-    nonce = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
+    cookie = _issued_csrf_cookie(request, services) or _new_csrf_cookie(services)
     response = templates.TemplateResponse(
         request,
         template,
-        {**context, "csrf_token": _csrf_for(services, nonce)},
+        {**context, "csrf_token": _csrf_for(services, cookie)},
         status_code=status_code,
         headers={**PAGE_HEADERS, **(headers or {})},
     )
-    if request.cookies.get(CSRF_COOKIE) != nonce:
+    if request.cookies.get(CSRF_COOKIE) != cookie:
         response.set_cookie(
-            CSRF_COOKIE, nonce, httponly=True, samesite="lax", secure=_secure(services), path="/"
+            CSRF_COOKIE, cookie, httponly=True, samesite="lax", secure=_secure(services), path="/"
         )
     return response
 

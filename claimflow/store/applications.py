@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from claimflow.crypto import digest_secret, secret_matches
 from claimflow.domain import Application, ApplicationType
 from claimflow.domain.ids import new_client_id, new_client_secret
+from claimflow.domain.origins import origin_of
 from claimflow.errors import NotFound
 from claimflow.store import tables as t
 from claimflow.store._rows import utcnow
@@ -29,6 +30,7 @@ def application_from_row(row: Any) -> Application:
         access_token_ttl_seconds=row.access_token_ttl_seconds,
         id_token_ttl_seconds=row.id_token_ttl_seconds,
         refresh_token_ttl_seconds=row.refresh_token_ttl_seconds,
+        allowed_origins=tuple(row.allowed_origins or ()),
     )
 
 
@@ -42,6 +44,7 @@ async def create_application(
     scopes: Sequence[str] = (),
     require_organization: bool = False,
     client_id: str | None = None,
+    allowed_origins: Sequence[str] = (),
 ) -> tuple[Application, str | None]:
     """Create an application; returns it and its client secret, which is never shown again."""
     secret = None if type is ApplicationType.SPA else new_client_secret()
@@ -56,6 +59,7 @@ async def create_application(
             logout_uris=list(logout_uris),
             scopes=sorted(set(scopes)),
             require_organization=require_organization,
+            allowed_origins=list(allowed_origins),
             created_on=utcnow(),
         )
     )
@@ -106,3 +110,25 @@ async def update_application(conn: AsyncConnection, client_id: str, **changes: A
             update(t.applications).where(t.applications.c.client_id == client_id).values(**changes)
         )
     return await get_application(conn, client_id)
+
+
+async def browser_origins(conn: AsyncConnection) -> frozenset[str]:
+    """Every origin some application lets a browser call the token endpoint from (CORS).
+
+    A public client's redirect URIs are where its browser code runs, so their origins count;
+    a confidential client's do not (its secret must never be in a browser). Each application's
+    explicit ``allowed_origins`` count too.
+    """
+    columns = (
+        t.applications.c.client_secret_hash,
+        t.applications.c.type,
+        t.applications.c.redirect_uris,
+        t.applications.c.allowed_origins,
+    )
+    origins: set[str] = set()
+    for row in await conn.execute(select(*columns)):
+        origins.update(row.allowed_origins or ())
+        if row.client_secret_hash is None and row.type != ApplicationType.M2M.value:
+            origins.update(origin_of(uri) for uri in row.redirect_uris or ())
+    origins.discard("")
+    return frozenset(origins)

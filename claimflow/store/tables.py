@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData(
@@ -94,6 +95,7 @@ applications = Table(
     Column("id_token_ttl_seconds", Integer, nullable=True),
     Column("refresh_token_ttl_seconds", Integer, nullable=True),
     Column("created_on", TS, nullable=False),
+    Column("allowed_origins", JSON, nullable=False, default=list, server_default=text("'[]'")),
 )
 
 features = Table(

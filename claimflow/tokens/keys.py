@@ -54,11 +54,20 @@ def generate_private_key(algorithm: str) -> PrivateKey:
     raise ValueError(f"unsupported signing algorithm {algorithm!r}")
 
 
+def published_jwk(jwk: dict[str, Any]) -> dict[str, Any]:
+    """The key as the JWKS shows it: ``use: sig`` and no ``key_ops``.
+
+    RFC 7517 §4.3: ``use`` and ``key_ops`` SHOULD NOT be used together, and strict relying
+    parties (idpyoidc / cryptojwt) refuse a key set that has both. PyJWT adds ``key_ops`` to RSA
+    keys, and keys stored by earlier versions still carry it, so it is dropped on the way out.
+    """
+    return {k: v for k, v in jwk.items() if k != "key_ops"} | {"use": "sig"}
+
+
 def public_jwk(private_key: PrivateKey, algorithm: str, kid: str) -> dict[str, Any]:
     algo = get_default_algorithms()[algorithm]
     jwk: dict[str, Any] = json.loads(algo.to_jwk(private_key.public_key()))
-    jwk.update({"kid": kid, "alg": algorithm, "use": "sig"})
-    return jwk
+    return published_jwk(jwk | {"kid": kid, "alg": algorithm})
 
 
 async def _longest_application_ttl(conn: AsyncConnection) -> int:
@@ -173,7 +182,7 @@ class KeyManager:
         await self.ensure_active_key()
         now = utcnow()
         keys = [
-            k.public_jwk
+            published_jwk(k.public_jwk)
             for k in await self._keys_now()
             if k.expires_on is None or k.expires_on > now
         ]
@@ -186,15 +195,28 @@ class KeyManager:
         )
 
     async def verify(
-        self, token: str, *, audience: str | list[str] | None = None, issuer: str | None = None
+        self,
+        token: str,
+        *,
+        audience: str | list[str] | None = None,
+        issuer: str | None = None,
+        allow_expired: bool = False,
     ) -> dict[str, Any]:
-        """Decode and verify a token we signed; raises ``jwt.PyJWTError`` when it is not valid."""
+        """Decode and verify a token we signed; raises ``jwt.PyJWTError`` when it is not valid.
+
+        ``allow_expired`` is for hints, not credentials: an ``id_token_hint`` names a user and
+        may be expired (RP-Initiated Logout 1.0 §2).
+        """
         header = jwt.get_unverified_header(token)
         kid = header.get("kid")
         key = await self._published_key(kid)
         if key is None:
             raise jwt.InvalidKeyError("unknown kid")
-        options = {"verify_aud": audience is not None, "require": ["exp", "iat", "iss"]}
+        options = {
+            "verify_aud": audience is not None,
+            "verify_exp": not allow_expired,
+            "require": ["exp", "iat", "iss"],
+        }
         claims: dict[str, Any] = jwt.decode(
             token,
             key.private_key.public_key(),

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import urlencode
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from starlette.requests import Request
+from starlette.types import Message
 
 from claimflow.errors import OAuthError
 from claimflow.oidc import pkce
-from claimflow.oidc.params import MAX_PARAM_LENGTH, parse_query_string, single_valued
+from claimflow.oidc.params import (
+    MAX_PARAM_LENGTH,
+    MAX_QUERY_BYTES,
+    PENDING_REQUEST_FIELD,
+    authorization_form_params,
+    parse_query_string,
+    single_valued,
+)
 
 
 @given(st.binary(max_size=300))
@@ -63,3 +73,56 @@ def test_pkce_s256_accepts_its_own_challenge_and_rejects_others(verifier: str) -
 def test_rfc7636_appendix_b_example() -> None:
     verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
     assert pkce.s256_challenge(verifier) == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+
+def form_request(body: bytes) -> Request:
+    """A POST with a form body, as the ASGI server hands it to the endpoint."""
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/oauth2/auth/login",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/x-www-form-urlencoded")],
+    }
+    return Request(scope, receive)
+
+
+no_nul_text = st.text(max_size=MAX_PARAM_LENGTH).filter(lambda v: "\x00" not in v)
+worst_case = "\U0001f600" * MAX_PARAM_LENGTH
+
+
+@settings(max_examples=60, deadline=None)
+@given(state=no_nul_text, email=no_nul_text, password=no_nul_text)
+@example(state=worst_case, email=worst_case, password=worst_case)
+@example(state="%" * MAX_PARAM_LENGTH, email="", password="x")
+def test_any_state_the_endpoint_accepts_fits_the_login_form(
+    state: str, email: str, password: str
+) -> None:
+    """The limits agree: a query the authorization endpoint parses, carried in the login form
+    with any email and password within their own limits, parses back unchanged."""
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": "0123456789abcdef0123456789abcdef",
+            "redirect_uri": "https://app.example.com/callback",
+            "scope": "openid profile email offline",
+            "state": state,
+        }
+    )
+    assert parse_query_string(query)["state"] == state
+    assert len(query) <= MAX_QUERY_BYTES
+    body = urlencode(
+        {
+            "csrf_token": "0" * 64,
+            PENDING_REQUEST_FIELD: query,
+            "email": email,
+            "password": password,
+        }
+    ).encode("ascii")
+    form = asyncio.run(authorization_form_params(form_request(body)))
+    assert form[PENDING_REQUEST_FIELD] == query
+    assert (form["email"], form["password"]) == (email, password)

@@ -173,7 +173,9 @@ async def test_last_good_keys_serve_while_the_issuer_is_down_without_a_retry_sto
 ) -> None:
     """The JWKS comes from claimflow on a loopback port, which then stops."""
     port = free_port()
-    running = serve_in_thread(create_app(make_settings(db_url)), port)
+    # The issuer is ISSUER; the server is reached by its loopback address, so allow that host.
+    settings = make_settings(db_url, allowed_hosts=["127.0.0.1"])
+    running = serve_in_thread(create_app(settings), port)
     next(running)
     verify = TokenVerifier(
         ISSUER,
