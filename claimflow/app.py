@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
-from claimflow import management, observability, oidc, unavailable
+from claimflow import account, management, observability, oidc, unavailable
 from claimflow.management import errors as management_errors
 from claimflow.observability import tracing
 from claimflow.oidc import errors as oauth_errors
@@ -76,4 +76,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(observability.HTTPMetricsMiddleware)
     app.add_middleware(observability.RequestIdMiddleware)
     tracing.install_tracing(app, services.db.engine)
+    app.include_router(account.router)
     return app

@@ -73,8 +73,6 @@ memberships = Table(
         primary_key=True,
     ),
     Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
-    Column("roles", JSON, nullable=False, default=list),
-    Column("permissions", JSON, nullable=False, default=list),
     Column("joined_on", TS, nullable=False),
     Index("ix_memberships_user_id", "user_id"),
 )
@@ -353,5 +351,74 @@ api_application_scopes = Table(
         ["api_applications.api_id", "api_applications.client_id"],
         ondelete="CASCADE",
         name="fk_api_application_scopes_api_applications",
+    ),
+)
+
+# Kinde's roles and permissions: a catalogue of each, the permissions a role grants, and what an
+# organization member holds (roles, and permissions granted directly). Migration 0002_kinde.
+
+roles = Table(
+    "roles",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("key", String(255), nullable=False, unique=True),
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("is_default_role", Boolean, nullable=False, default=False),
+    Column("created_on", TS, nullable=False),
+)
+
+permissions = Table(
+    "permissions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("key", String(255), nullable=False, unique=True),
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("created_on", TS, nullable=False),
+)
+
+role_permissions = Table(
+    "role_permissions",
+    metadata,
+    Column("role_id", String(64), ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "permission_id",
+        String(64),
+        ForeignKey("permissions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+)
+
+organization_user_roles = Table(
+    "organization_user_roles",
+    metadata,
+    Column("org_code", String(64), primary_key=True),
+    Column("user_id", String(64), primary_key=True),
+    Column("role_id", String(64), ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True),
+    ForeignKeyConstraint(
+        ["org_code", "user_id"],
+        ["memberships.org_code", "memberships.user_id"],
+        ondelete="CASCADE",
+        name="fk_organization_user_roles_membership",
+    ),
+)
+
+organization_user_permissions = Table(
+    "organization_user_permissions",
+    metadata,
+    Column("org_code", String(64), primary_key=True),
+    Column("user_id", String(64), primary_key=True),
+    Column(
+        "permission_id",
+        String(64),
+        ForeignKey("permissions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    ForeignKeyConstraint(
+        ["org_code", "user_id"],
+        ["memberships.org_code", "memberships.user_id"],
+        ondelete="CASCADE",
+        name="fk_organization_user_permissions_membership",
     ),
 )
