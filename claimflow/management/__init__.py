@@ -9,8 +9,10 @@ from claimflow.management import (
     billing,
     catalogue,
     environment_variables,
+    organization_user_access,
     organization_users,
     organizations,
+    roles,
     users,
     workflow_runs,
 )
@@ -26,6 +28,8 @@ router.include_router(billing.router)
 router.include_router(catalogue.router)
 router.include_router(environment_variables.router)
 router.include_router(workflow_runs.router)
+router.include_router(roles.router)
+router.include_router(organization_user_access.router)
 
 
 def _publish_scopes(api: APIRouter) -> None:
