@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
 from claimflow import account, management, observability, oidc, unavailable
+from claimflow.events.runner import start_webhook_delivery
 from claimflow.management import errors as management_errors
 from claimflow.observability import tracing
 from claimflow.oidc import errors as oauth_errors
@@ -49,12 +50,15 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         await unavailable.prepare_signing_key(services.keys)
         await services.workflows.warm_up()  # runner processes for untrusted workflows
         housekeeping = asyncio.create_task(_housekeeping(services))
+        delivery = start_webhook_delivery(services)
         try:
             yield
         finally:
-            housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await housekeeping
+            for task in (housekeeping, delivery):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await services.close()
 
     app = FastAPI(

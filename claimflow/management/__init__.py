@@ -14,6 +14,7 @@ from claimflow.management import (
     organizations,
     roles,
     users,
+    webhooks,
     workflow_runs,
 )
 from claimflow.management.auth import ScopeGuard
@@ -30,6 +31,7 @@ router.include_router(environment_variables.router)
 router.include_router(workflow_runs.router)
 router.include_router(roles.router)
 router.include_router(organization_user_access.router)
+router.include_router(webhooks.router)
 
 
 def _publish_scopes(api: APIRouter) -> None:

@@ -16,6 +16,8 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claimflow.errors import NotFound
+from claimflow.events import outbox
+from claimflow.events.types import EventType
 from claimflow.management.auth import require_scope, services_of
 from claimflow.management.wire import OK, Code, CodePath, StrictModel, without_none
 from claimflow.store import organizations, roles
@@ -69,6 +71,7 @@ async def add_member_role(
     async with services_of(request).db.transaction() as conn:
         await _require_member(conn, org_code, user_id)
         await roles.add_member_role(conn, org_code, user_id, body.role_id)
+        await outbox.user_changed(conn, EventType.USER_UPDATED, user_id)
     return {"code": "OK", "message": "Role successfully added"}
 
 
@@ -86,6 +89,7 @@ async def remove_member_role(
     async with services_of(request).db.transaction() as conn:
         await _require_member(conn, org_code, user_id)
         await roles.remove_member_role(conn, org_code, user_id, role_id)
+        await outbox.user_changed(conn, EventType.USER_UPDATED, user_id)
     return OK
 
 
@@ -132,6 +136,7 @@ async def add_member_permission(
     async with services_of(request).db.transaction() as conn:
         await _require_member(conn, org_code, user_id)
         await roles.add_member_permission(conn, org_code, user_id, body.permission_id)
+        await outbox.user_changed(conn, EventType.USER_UPDATED, user_id)
     return {"code": "OK", "message": "Permission successfully updated"}
 
 
@@ -149,4 +154,5 @@ async def remove_member_permission(
     async with services_of(request).db.transaction() as conn:
         await _require_member(conn, org_code, user_id)
         await roles.remove_member_permission(conn, org_code, user_id, permission_id)
+        await outbox.user_changed(conn, EventType.USER_UPDATED, user_id)
     return OK

@@ -11,6 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from claimflow.events import outbox
+from claimflow.events.types import EventType
 from claimflow.management.auth import require_scope, services_of
 from claimflow.management.roles import Key
 from claimflow.management.wire import (
@@ -101,6 +103,7 @@ async def add_organization_users(
                 permissions=member.permissions,
                 create_missing=False,
             )
+            await outbox.user_changed(conn, EventType.USER_UPDATED, member.id)
     return {
         "code": "OK",
         "message": "Users successfully added",
@@ -120,4 +123,5 @@ async def remove_organization_user(
     async with services_of(request).db.transaction() as conn:
         await organizations.get_organization(conn, org_code)
         await organizations.remove_member(conn, org_code, user_id)
+        await outbox.user_changed(conn, EventType.USER_UPDATED, user_id)
     return OK

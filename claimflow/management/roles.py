@@ -16,6 +16,8 @@ from pydantic import BaseModel, Field
 
 from claimflow.domain import Permission, Role
 from claimflow.errors import InvalidRequest
+from claimflow.events import outbox
+from claimflow.events.types import EventType
 from claimflow.management.auth import require_scope, services_of
 from claimflow.management.wire import (
     DEFAULT_PAGE_SIZE,
@@ -151,6 +153,7 @@ async def create_role(
             description=body.description,
             is_default_role=body.is_default_role,
         )
+        await outbox.role_changed(conn, EventType.ROLE_CREATED, role)
     return {"code": "ROLE_CREATED", "message": "Role successfully created", "role": {"id": role.id}}
 
 
@@ -172,7 +175,8 @@ async def update_role(
 ) -> dict[str, str]:
     changes = body.model_dump(exclude_unset=True, exclude={"assignment_permission_id"})
     async with services_of(request).db.transaction() as conn:
-        await roles.update_role(conn, role_id, **changes)
+        role = await roles.update_role(conn, role_id, **changes)
+        await outbox.role_changed(conn, EventType.ROLE_UPDATED, role)
     return {"code": "ROLE_UPDATED", "message": "Role successfully updated"}
 
 
@@ -182,6 +186,7 @@ async def delete_role(
 ) -> dict[str, str]:
     async with services_of(request).db.transaction() as conn:
         await roles.delete_role(conn, role_id)
+        await outbox.role_deleted(conn, role_id)
     return {"code": "ROLE_DELETED", "message": "Role successfully deleted"}
 
 
@@ -267,9 +272,10 @@ async def create_permission(
     if body.key is None or body.name is None:
         raise InvalidRequest("A permission needs a key and a name.", "PERMISSION_INVALID")
     async with services_of(request).db.transaction() as conn:
-        await roles.create_permission(
+        permission = await roles.create_permission(
             conn, key=body.key, name=body.name, description=body.description
         )
+        await outbox.permission_changed(conn, EventType.PERMISSION_CREATED, permission)
     return {"code": "PERMISSION_CREATED", "message": "Permission successfully created"}
 
 
@@ -282,6 +288,8 @@ async def update_permission(
 ) -> dict[str, str]:
     async with services_of(request).db.transaction() as conn:
         await roles.update_permission(conn, permission_id, **body.model_dump(exclude_unset=True))
+        permission = await roles.get_permission(conn, permission_id)
+        await outbox.permission_changed(conn, EventType.PERMISSION_UPDATED, permission)
     return {"code": "PERMISSION_UPDATED", "message": "Permission successfully updated"}
 
 
@@ -293,4 +301,5 @@ async def delete_permission(
 ) -> dict[str, str]:
     async with services_of(request).db.transaction() as conn:
         await roles.delete_permission(conn, permission_id)
+        await outbox.permission_deleted(conn, permission_id)
     return {"code": "PERMISSION_DELETED", "message": "Permission successfully deleted"}

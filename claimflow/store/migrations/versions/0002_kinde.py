@@ -127,6 +127,73 @@ def _carry_over_memberships(rows: list[Any]) -> None:
             )
 
 
+def _create_webhook_tables() -> None:
+    op.create_table(
+        "webhooks",
+        sa.Column("id", sa.String(64), nullable=False),
+        sa.Column("name", sa.String(255), nullable=False),
+        sa.Column("endpoint", sa.Text(), nullable=False),
+        sa.Column("description", sa.Text(), nullable=True),
+        sa.Column("event_types", sa.JSON(), nullable=False),
+        sa.Column("created_on", TS, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_webhooks"),
+    )
+    op.create_table(
+        "events",
+        sa.Column("id", sa.String(64), nullable=False),
+        sa.Column("type", sa.String(64), nullable=False),
+        sa.Column("source", sa.String(16), nullable=False),
+        sa.Column("data", sa.JSON(), nullable=False),
+        sa.Column("created_on", TS, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_events"),
+    )
+    op.create_table(
+        "webhook_deliveries",
+        sa.Column("id", sa.String(64), nullable=False),
+        sa.Column("event_id", sa.String(64), nullable=False),
+        sa.Column("webhook_id", sa.String(64), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_on", TS, nullable=False),
+        sa.Column("lease_owner", sa.String(64), nullable=True),
+        sa.Column("lease_until", TS, nullable=True),
+        sa.Column("delivered_on", TS, nullable=True),
+        sa.ForeignKeyConstraint(
+            ["event_id"],
+            ["events.id"],
+            name="fk_webhook_deliveries_event_id_events",
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["webhook_id"],
+            ["webhooks.id"],
+            name="fk_webhook_deliveries_webhook_id_webhooks",
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name="pk_webhook_deliveries"),
+    )
+    op.create_index(
+        "ix_webhook_deliveries_due", "webhook_deliveries", ["status", "next_attempt_on"]
+    )
+    op.create_table(
+        "webhook_attempts",
+        sa.Column("id", sa.String(64), nullable=False),
+        sa.Column("delivery_id", sa.String(64), nullable=False),
+        sa.Column("worker", sa.String(64), nullable=False),
+        sa.Column("attempted_on", TS, nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["delivery_id"],
+            ["webhook_deliveries.id"],
+            name="fk_webhook_attempts_delivery_id_webhook_deliveries",
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name="pk_webhook_attempts"),
+    )
+    op.create_index("ix_webhook_attempts_delivery_id", "webhook_attempts", ["delivery_id"])
+
+
 def upgrade() -> None:
     # Read the old grants and drop their columns BEFORE the grant tables exist: on SQLite the
     # batch drop rebuilds ``memberships``, and dropping the old copy would cascade into them.
@@ -140,10 +207,18 @@ def upgrade() -> None:
         batch_op.drop_column("permissions")
     _create_access_tables()
     _carry_over_memberships(rows)
+    _create_webhook_tables()
 
 
 def downgrade() -> None:
     """Back to free-form JSON columns, empty: the grants themselves are not carried back."""
+    for table in (
+        "webhook_attempts",
+        "webhook_deliveries",
+        "events",
+        "webhooks",
+    ):
+        op.drop_table(table)
     for table in (
         "organization_user_permissions",
         "organization_user_roles",
