@@ -7,6 +7,7 @@ is checked without sleeping. Every payload is verified against claimflow's JWKS.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -249,3 +250,52 @@ async def test_a_webhook_endpoint_must_be_an_http_url(
     )
     assert response.status_code == 400
     assert response.json()["errors"][0]["code"] == "INVALID_REQUEST"
+
+
+async def test_a_second_worker_never_claims_a_delivery_another_worker_is_claiming(
+    pg_url: str,
+) -> None:
+    """Worker A has leased every due delivery but not committed yet; worker B claims meanwhile.
+
+    B must come back with nothing, whether it looks before A commits (the rows are locked:
+    SKIP LOCKED passes them by) or after (they are leased). Without the row lock B would wait for
+    A's commit and then lease the same rows again.
+    """
+    services = build_services(make_settings(pg_url))
+    lease = timedelta(seconds=30)
+    try:
+        async with services.db.transaction() as conn:
+            await store.create_webhook(
+                conn, name="r", endpoint="http://127.0.0.1:9/x", event_types=["user.deleted"]
+            )
+            for i in range(5):
+                await store.record_event(conn, "user.deleted", {"user": {"id": f"kp_{i}"}})
+        clock = Clock()
+        async with services.db.transaction() as first:
+            claimed_by_a = await store.claim_due(
+                first, worker="a", now=clock(), lease=lease, limit=10
+            )
+
+            async def claim_b() -> list[store.DueDelivery]:
+                async with services.db.transaction() as conn:
+                    return await store.claim_due(
+                        conn, worker="b", now=clock(), lease=lease, limit=10
+                    )
+
+            second = asyncio.create_task(claim_b())
+            while not second.done():  # until B has answered, or is blocked on A's row locks
+                async with services.db.connect() as probe:
+                    waiting = (
+                        await probe.exec_driver_sql(
+                            "SELECT count(*) FROM pg_stat_activity "
+                            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                        )
+                    ).scalar_one()
+                if waiting:
+                    break
+                await asyncio.sleep(0.01)
+        claimed_by_b = await second
+    finally:
+        await services.close()
+    assert len(claimed_by_a) == 5
+    assert claimed_by_b == []

@@ -408,6 +408,58 @@ async def test_every_roles_and_permissions_operation_matches_the_spec(
     assert len(operations) == 18
 
 
+WEBHOOK_PATHS = {
+    "/api/v1/webhooks",
+    "/api/v1/webhooks/{webhook_id}",
+    "/api/v1/event_types",
+    "/api/v1/events/{event_id}",
+}
+
+
+async def test_every_webhook_operation_matches_the_spec(
+    api: httpx.AsyncClient, app: FastAPI
+) -> None:
+    r = Recorder(api)
+    created = await r.call(
+        "POST",
+        "/api/v1/webhooks",
+        "/api/v1/webhooks",
+        json={"endpoint": "https://a.test/hook", "name": "A", "event_types": ["user.created"]},
+    )
+    await r.call(
+        "POST",
+        "/api/v1/webhooks",
+        "/api/v1/webhooks",
+        json={"endpoint": "https://a.test/hook", "name": "A", "event_types": ["user.nope"]},
+    )
+    webhook = f"/api/v1/webhooks/{created['webhook']['id']}"
+    await r.call("GET", "/api/v1/webhooks", "/api/v1/webhooks")
+    await r.call(
+        "PATCH",
+        "/api/v1/webhooks/{webhook_id}",
+        webhook,
+        json={"event_types": ["user.created", "organization.created"], "description": "d"},
+    )
+    types = await r.call("GET", "/api/v1/event_types", "/api/v1/event_types")
+    assert {"organization.created", "customer.agreement_cancelled"} <= {
+        t["code"] for t in types["event_types"]
+    }
+    user = await api.post("/api/v1/user", json={"profile": {"given_name": "Ada"}})
+    assert user.status_code == 200
+    async with app.state.services.db.connect() as conn:
+        event_id = (
+            await conn.exec_driver_sql("SELECT id FROM events WHERE type = 'user.created'")
+        ).scalar_one()
+    event = await r.call("GET", "/api/v1/events/{event_id}", f"/api/v1/events/{event_id}")
+    assert event["event"]["data"]["user"]["id"] == user.json()["id"]
+    await r.call("GET", "/api/v1/events/{event_id}", "/api/v1/events/event_none")
+    await r.call("DELETE", "/api/v1/webhooks/{webhook_id}", webhook)
+
+    operations = {(m, p) for m, p, status in r.checked if status < 300}
+    assert operations == implemented_operations(app, WEBHOOK_PATHS)
+    assert len(operations) == 6
+
+
 def test_the_conversion_really_validates() -> None:
     """A guard against a vacuous check: wrong types and nulls where none are allowed fail."""
     entitlements = response_schema("GET", "/api/v1/billing/entitlements", 200)
@@ -431,7 +483,7 @@ async def test_our_kinde_routes_exist_in_the_spec_with_its_scopes(app: FastAPI) 
             if "claimflow extension" in operation.get("tags", []):
                 continue
             assert operation.get("x-scope"), f"{method} {path} names no scope"
-            if path not in KINDE_PATHS | ACCESS_PATHS:
+            if path not in KINDE_PATHS | ACCESS_PATHS | WEBHOOK_PATHS:
                 continue
             assert method in spec()["paths"][path], f"{method} {path} is not in Kinde's spec"
             assert operation["x-scope"] == spec_scope(method, path), (method, path)
