@@ -13,7 +13,9 @@ from fastapi import Request
 
 from claimflow.errors import OAuthError
 
-MAX_PARAM_LENGTH = 4096
+MAX_PARAM_LENGTH = 16 * 1024
+"""Large enough for a token sent to introspection or revocation: an M2M token carrying every
+Management API scope (``scp`` and ``scope``) is over 4 KB."""
 MAX_BODY_BYTES = 64 * 1024
 
 
