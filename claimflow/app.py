@@ -50,7 +50,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         await unavailable.prepare_signing_key(services.keys)
         await services.workflows.warm_up()  # runner processes for untrusted workflows
         housekeeping = asyncio.create_task(_housekeeping(services))
-        delivery = start_webhook_delivery(services)
+        delivery = start_webhook_delivery(
+            services.settings, services.db, services.keys, services.issuer
+        )
         try:
             yield
         finally:

@@ -1,19 +1,26 @@
-"""Starts this process's webhook delivery loop from the settings (the app's lifespan calls it)."""
+"""Starts this process's webhook delivery loop from the settings (the app's lifespan calls it).
+
+It takes the parts it needs by argument, not the service container (design §2: only the
+composition roots import it).
+"""
 
 from __future__ import annotations
 
 import asyncio
 
 from claimflow.events.delivery import RetryPolicy, WebhookDelivery
-from claimflow.services import Services
+from claimflow.settings import Settings
+from claimflow.store import Database
+from claimflow.tokens import KeyManager
 
 
-def webhook_delivery(services: Services) -> WebhookDelivery:
-    settings = services.settings
+def webhook_delivery(
+    settings: Settings, db: Database, keys: KeyManager, issuer: str
+) -> WebhookDelivery:
     return WebhookDelivery(
-        services.db,
-        services.keys,
-        services.issuer,
+        db,
+        keys,
+        issuer,
         retry=RetryPolicy(
             base_seconds=settings.webhook_retry_base_seconds,
             max_seconds=settings.webhook_retry_max_seconds,
@@ -24,8 +31,12 @@ def webhook_delivery(services: Services) -> WebhookDelivery:
     )
 
 
-def start_webhook_delivery(services: Services) -> asyncio.Task[None] | None:
-    if not services.settings.webhook_delivery_enabled:
+def start_webhook_delivery(
+    settings: Settings, db: Database, keys: KeyManager, issuer: str
+) -> asyncio.Task[None] | None:
+    if not settings.webhook_delivery_enabled:
         return None
-    loop = webhook_delivery(services).run_forever(services.settings.webhook_poll_interval_seconds)
+    loop = webhook_delivery(settings, db, keys, issuer).run_forever(
+        settings.webhook_poll_interval_seconds
+    )
     return asyncio.create_task(loop)
