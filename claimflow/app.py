@@ -13,7 +13,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.middleware import Middleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from claimflow import management, observability, oidc, unavailable
+from claimflow import account, management, observability, oidc, unavailable
+from claimflow.events.runner import start_webhook_delivery
 from claimflow.management import errors as management_errors
 from claimflow.middleware import BodyLimit, Cors, DefaultResponseHeaders, HostCheck
 from claimflow.observability import tracing
@@ -73,12 +74,17 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         await unavailable.prepare_signing_key(services.keys)
         await services.workflows.warm_up()  # runner processes for untrusted workflows
         housekeeping = asyncio.create_task(_housekeeping(services))
+        delivery = start_webhook_delivery(
+            services.settings, services.db, services.keys, services.issuer
+        )
         try:
             yield
         finally:
-            housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await housekeeping
+            for task in (housekeeping, delivery):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await services.close()
 
     app = FastAPI(
@@ -102,4 +108,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(management.router)
     app.include_router(observability.router)
     tracing.install_tracing(app, services.db.engine)
+    app.include_router(account.router)
     return app

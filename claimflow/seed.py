@@ -12,6 +12,8 @@ The format (YAML or JSON; every list optional)::
     plans:         [{code, name, prices: [{feature_code, price_name, fixed_charge,
                                            unit_amount, entitlement_limit_min,
                                            entitlement_limit_max}]}]
+    permissions:   [{key, name?, description?}]
+    roles:         [{key, name?, description?, is_default_role?, permissions?: [keys]}]
     organizations: [{code?, name, handle?, external_id?, is_auto_membership_enabled?,
                      billing?: {customer_id?, email?, plan_code?, expires_on?}}]
     users:         [{id?, email, given_name?, family_name?, password? | password_hash?,
@@ -46,7 +48,7 @@ from claimflow.crypto import digest_secret, hash_password
 from claimflow.domain import ApplicationType, FeatureKind
 from claimflow.domain.management_scopes import ALL_MANAGEMENT_SCOPES
 from claimflow.errors import ClaimflowError, ManagementAPIError
-from claimflow.store import Database, apis, applications, billing, organizations, users
+from claimflow.store import Database, apis, applications, billing, organizations, roles, users
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 
@@ -98,7 +100,27 @@ class OrganizationSpec(_Strict):
     billing: BillingSpec | None = None
 
 
+class PermissionSpec(_Strict):
+    """A permission of Kinde's catalogue (``/api/v1/permissions``)."""
+
+    key: str = Field(min_length=1, max_length=255)
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    description: str | None = Field(default=None, max_length=1000)
+
+
+class RoleSpec(_Strict):
+    """A role of Kinde's catalogue and the permission keys it grants (``/api/v1/roles``)."""
+
+    key: str = Field(min_length=1, max_length=255)
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    description: str | None = Field(default=None, max_length=1000)
+    is_default_role: bool = False
+    permissions: list[str] = []
+
+
 class MembershipSpec(_Strict):
+    """Role keys and directly granted permission keys; keys not in the catalogue are created."""
+
     org_code: str = Field(min_length=1, max_length=64)
     roles: list[str] = []
     permissions: list[str] = []
@@ -162,6 +184,8 @@ class BusinessData(_Strict):
 
     features: list[FeatureSpec] = []
     plans: list[PlanSpec] = []
+    permissions: list[PermissionSpec] = []
+    roles: list[RoleSpec] = []
     organizations: list[OrganizationSpec] = []
     users: list[UserSpec] = []
     applications: list[ApplicationSpec] = []
@@ -172,6 +196,8 @@ class BusinessData(_Strict):
         return (
             len(self.features)
             + len(self.plans)
+            + len(self.permissions)
+            + len(self.roles)
             + len(self.organizations)
             + len(self.users)
             + len(self.applications)
@@ -216,6 +242,8 @@ class ImportSummary:
 
     features: int = 0
     plans: int = 0
+    permissions: int = 0
+    roles: int = 0
     organizations: int = 0
     users: int = 0
     memberships: int = 0
@@ -238,6 +266,8 @@ class ImportSummary:
             f"{self.applications} applications",
             f"{self.apis} APIs",
         ]
+        if self.roles or self.permissions:
+            parts.insert(2, f"{self.permissions} permissions, {self.roles} roles")
         return ", ".join(parts)
 
 
@@ -296,6 +326,34 @@ async def write_business_data(
             summary.plans += 1
 
         await step(f"plans[{i}] ({plan.code})", add_plan)
+
+    for i, permission in enumerate(data.permissions):
+
+        async def add_permission(p: PermissionSpec = permission) -> None:
+            await roles.create_permission(
+                conn, key=p.key, name=p.name or p.key, description=p.description
+            )
+            summary.permissions += 1
+
+        await step(f"permissions[{i}] ({permission.key})", add_permission)
+
+    for i, role in enumerate(data.roles):
+
+        async def add_role(r: RoleSpec = role) -> None:
+            created = await roles.create_role(
+                conn,
+                key=r.key,
+                name=r.name or r.key,
+                description=r.description,
+                is_default_role=r.is_default_role,
+            )
+            for permission_id in await roles.permission_ids(
+                conn, r.permissions, create_missing=True
+            ):
+                await roles.grant_to_role(conn, created.id, permission_id)
+            summary.roles += 1
+
+        await step(f"roles[{i}] ({role.key})", add_role)
 
     for i, org in enumerate(data.organizations):
 

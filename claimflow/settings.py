@@ -194,6 +194,15 @@ class Settings(BaseSettings):
     """Largest request body; at least the 385 KiB a login form may need."""
     api_docs_enabled: bool = False
     """Serve ``/docs`` and ``/redoc``; their pages load scripts from a third-party CDN."""
+    webhook_delivery_enabled: bool = True
+    """Run the webhook delivery loop in this process (design §10)."""
+    webhook_poll_interval_seconds: float = 1.0
+    webhook_timeout_seconds: float = 10.0
+    webhook_lease_seconds: float = 60.0
+    """How long a worker owns a delivery it is sending; longer than the timeout."""
+    webhook_retry_base_seconds: float = 5.0
+    webhook_retry_max_seconds: float = 3600.0
+    webhook_max_attempts: int = 12
 
     @field_validator("database_url")
     @classmethod

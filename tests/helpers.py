@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import uvicorn
 
 from claimflow.domain import ApplicationType
 from claimflow.domain.management_scopes import ALL_MANAGEMENT_SCOPES
@@ -79,3 +84,27 @@ def shared_file(relative: str) -> Path:
             f"checkout (../shared), or set {SHARED_DIR_VARIABLE} to where it is."
         )
     return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serving(app: object, port: int) -> Iterator[None]:
+    """Serve ``app`` with uvicorn on a loopback port in a thread until the block ends."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))  # type: ignore[arg-type]
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -13,8 +13,10 @@ from claimflow.domain.models import (
     Membership,
     MeterUsageRecord,
     Organization,
+    Permission,
     Plan,
     PlanPrice,
+    Role,
     User,
 )
 
@@ -32,8 +34,10 @@ __all__ = [
     "Membership",
     "MeterUsageRecord",
     "Organization",
+    "Permission",
     "Plan",
     "PlanPrice",
+    "Role",
     "User",
     "derive_entitlements",
     "entitlement_id",

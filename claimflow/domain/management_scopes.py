@@ -55,6 +55,33 @@ KINDE_API_SCOPES: tuple[str, ...] = (
     "delete:apis_application_scopes",
 )
 
+# Kinde's roles, permissions, an organization member's roles and permissions, and webhooks.
+ACCESS_AND_WEBHOOK_SCOPES: tuple[str, ...] = (
+    "read:roles",
+    "create:roles",
+    "update:roles",
+    "delete:roles",
+    "read:role_permissions",
+    "update:role_permissions",
+    "delete:role_permissions",
+    "read:permissions",
+    "create:permissions",
+    "update:permissions",
+    "delete:permissions",
+    "read:organization_user_roles",
+    "create:organization_user_roles",
+    "delete:organization_user_roles",
+    "read:organization_user_permissions",
+    "create:organization_user_permissions",
+    "delete:organization_user_permissions",
+    "read:webhooks",
+    "create:webhooks",
+    "update:webhooks",
+    "delete:webhooks",
+    "read:event_types",
+    "read:events",
+)
+
 # Our own extensions, in Kinde's style: the plan catalogue and customers, and the workflow runs.
 EXTENSION_SCOPES: tuple[str, ...] = (
     "read:billing",
@@ -62,4 +89,6 @@ EXTENSION_SCOPES: tuple[str, ...] = (
     "read:workflow_runs",
 )
 
-ALL_MANAGEMENT_SCOPES: tuple[str, ...] = KINDE_SCOPES + KINDE_API_SCOPES + EXTENSION_SCOPES
+ALL_MANAGEMENT_SCOPES: tuple[str, ...] = (
+    KINDE_SCOPES + KINDE_API_SCOPES + ACCESS_AND_WEBHOOK_SCOPES + EXTENSION_SCOPES
+)

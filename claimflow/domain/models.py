@@ -63,6 +63,27 @@ class Membership:
 
 
 @dataclass(frozen=True, slots=True)
+class Permission:
+    """A permission of Kinde's catalogue; ``key`` is what the ``permissions`` claim carries."""
+
+    id: str
+    key: str
+    name: str
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    """A role of Kinde's catalogue; a member holding it holds the permissions it grants."""
+
+    id: str
+    key: str
+    name: str
+    description: str | None = None
+    is_default_role: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Application:
     client_id: str
     name: str

@@ -9,9 +9,12 @@ from claimflow.management import (
     billing,
     catalogue,
     environment_variables,
+    organization_user_access,
     organization_users,
     organizations,
+    roles,
     users,
+    webhooks,
     workflow_runs,
 )
 from claimflow.management.auth import ScopeGuard
@@ -26,6 +29,9 @@ router.include_router(billing.router)
 router.include_router(catalogue.router)
 router.include_router(environment_variables.router)
 router.include_router(workflow_runs.router)
+router.include_router(roles.router)
+router.include_router(organization_user_access.router)
+router.include_router(webhooks.router)
 
 
 def _publish_scopes(api: APIRouter) -> None:

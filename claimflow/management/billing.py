@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from claimflow.domain import Entitlement
 from claimflow.errors import InvalidRequest
+from claimflow.events import outbox
 from claimflow.management.auth import require_scope, services_of
 from claimflow.management.wire import (
     MAX_AMOUNT,
@@ -175,7 +176,11 @@ async def create_agreement(
     """Creates the agreement and cancels the customer's other agreements (Kinde's contract)."""
     services = services_of(request)
     async with services.db.transaction() as conn:
-        await billing.create_agreement(conn, customer_id=body.customer_id, plan_code=body.plan_code)
+        replaced = await billing.customer_agreements(conn, body.customer_id)
+        agreement = await billing.create_agreement(
+            conn, customer_id=body.customer_id, plan_code=body.plan_code
+        )
+        await outbox.agreement_created(conn, agreement, replaced)
     await services.billing_changes.publish([body.customer_id])
     return OK
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, model_validator
 
 from claimflow.domain import BillingCustomer, Feature, FeatureKind, Plan
+from claimflow.events import outbox
 from claimflow.management.auth import require_scope, services_of
 from claimflow.management.wire import (
     Amount,
@@ -283,7 +284,10 @@ async def create_customer(request: Request, body: NewCustomer, _: object = write
             conn, org_code=body.org_code, user_id=body.user_id, email=body.email
         )
         if body.plan_code is not None:
-            await billing.create_agreement(conn, customer_id=customer.id, plan_code=body.plan_code)
+            agreement = await billing.create_agreement(
+                conn, customer_id=customer.id, plan_code=body.plan_code
+            )
+            await outbox.agreement_created(conn, agreement)
     if body.plan_code is not None:
         await services.billing_changes.publish([customer.id])
     return {"customer": {"id": customer.id}}

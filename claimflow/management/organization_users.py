@@ -11,7 +11,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from claimflow.events import outbox
+from claimflow.events.types import EventType
 from claimflow.management.auth import require_scope, services_of
+from claimflow.management.roles import Key
 from claimflow.management.wire import (
     DEFAULT_PAGE_SIZE,
     OK,
@@ -33,8 +36,8 @@ class NewMember(BaseModel):
     model_config = StrictModel
 
     id: Code
-    roles: list[Code] = Field(default_factory=list, max_length=100)
-    permissions: list[Code] = Field(default_factory=list, max_length=100)
+    roles: list[Key] = Field(default_factory=list, max_length=100)
+    permissions: list[Key] = Field(default_factory=list, max_length=100)
 
 
 class AddMembers(BaseModel):
@@ -82,15 +85,25 @@ async def add_organization_users(
     body: AddMembers | None = None,
     _: object = Depends(require_scope("create:organization_users")),
 ) -> dict[str, Any]:
-    """Adding an existing member again replaces their roles and permissions."""
+    """Adding an existing member again replaces their roles and permissions.
+
+    ``roles`` and ``permissions`` are keys of existing roles and permissions (Kinde's
+    ``/roles``, ``/permissions``); an unknown key is a 400 and nobody is added.
+    """
     members = body.users if body else []
     async with services_of(request).db.transaction() as conn:
         await organizations.get_organization(conn, org_code)
         for member in members:
             await users.get_user(conn, member.id)
             await organizations.add_member(
-                conn, org_code, member.id, roles=member.roles, permissions=member.permissions
+                conn,
+                org_code,
+                member.id,
+                roles=member.roles,
+                permissions=member.permissions,
+                create_missing=False,
             )
+            await outbox.user_changed(conn, EventType.USER_UPDATED, member.id)
     return {
         "code": "OK",
         "message": "Users successfully added",
@@ -110,4 +123,5 @@ async def remove_organization_user(
     async with services_of(request).db.transaction() as conn:
         await organizations.get_organization(conn, org_code)
         await organizations.remove_member(conn, org_code, user_id)
+        await outbox.user_changed(conn, EventType.USER_UPDATED, user_id)
     return OK

@@ -15,6 +15,8 @@ from pydantic import BaseModel
 
 from claimflow.domain import Organization
 from claimflow.errors import InvalidRequest
+from claimflow.events import outbox
+from claimflow.events.types import EventType
 from claimflow.management.auth import require_scope, services_of
 from claimflow.management.wire import (
     DEFAULT_PAGE_SIZE,
@@ -125,9 +127,11 @@ async def create_organization(
             )
             customer_id = customer.id
             if body.billing_plan_code is not None:
-                await billing.create_agreement(
+                agreement = await billing.create_agreement(
                     conn, customer_id=customer.id, plan_code=body.billing_plan_code
                 )
+                await outbox.agreement_created(conn, agreement)
+        await outbox.organization_changed(conn, EventType.ORGANIZATION_CREATED, org.code)
     if customer_id is not None and body.billing_plan_code is not None:
         await services.billing_changes.publish([customer_id])
     created: dict[str, Any] = {"code": org.code}
@@ -182,6 +186,7 @@ async def update_organization(
     changes = body.model_dump(exclude_unset=True, exclude_none=True) if body else {}
     async with services_of(request).db.transaction() as conn:
         await organizations.update_organization(conn, org_code, **changes)
+        await outbox.organization_changed(conn, EventType.ORGANIZATION_UPDATED, org_code)
     return OK
 
 
@@ -196,6 +201,7 @@ async def delete_organization(
     async with services.db.transaction() as conn:
         customer = await billing.customer_of_organization(conn, org_code)
         await organizations.delete_organization(conn, org_code)
+        await outbox.organization_deleted(conn, org_code)
     if customer is not None:
         await services.billing_changes.publish([customer.id])
     return OK

@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from claimflow.crypto import is_bcrypt_hash
 from claimflow.domain import User
 from claimflow.errors import InvalidRequest
+from claimflow.events import outbox
+from claimflow.events.types import EventType
 from claimflow.management.auth import require_scope, services_of
 from claimflow.management.wire import (
     DEFAULT_PAGE_SIZE,
@@ -182,6 +184,7 @@ async def create_user(
         )
         if body.organization_code is not None:
             await organizations.add_member(conn, body.organization_code, user.id)
+        await outbox.user_changed(conn, EventType.USER_CREATED, user.id)
     identities = [{"type": "email", "result": {"created": True}}] if email else []
     return {"id": user.id, "created": True, "identities": identities}
 
@@ -200,6 +203,7 @@ async def update_user(
     )
     async with services_of(request).db.transaction() as conn:
         user = await users.update_user(conn, id, **changes)
+        await outbox.user_changed(conn, EventType.USER_UPDATED, id)
     return without_none(
         {
             "id": user.id,
@@ -224,6 +228,7 @@ async def delete_user(
     async with services.db.transaction() as conn:
         customer = await billing.customer_of_user(conn, id)
         await users.delete_user(conn, id)
+        await outbox.user_deleted(conn, id)
     if customer is not None:
         await services.billing_changes.publish([customer.id])
     return OK

@@ -18,7 +18,9 @@ from fastapi import Request
 
 from claimflow.errors import OAuthError
 
-MAX_PARAM_LENGTH = 4096
+MAX_PARAM_LENGTH = 16 * 1024
+"""Large enough for a token sent to introspection or revocation: an M2M token carrying every
+Management API scope (``scp`` and ``scope``) is over 4 KB."""
 MAX_BODY_BYTES = 64 * 1024
 MAX_QUERY_BYTES = MAX_BODY_BYTES
 """The longest authorization request query string; also the limit of the field carrying it."""

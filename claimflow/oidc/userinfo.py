@@ -81,14 +81,21 @@ async def user_profile(request: Request) -> JSONResponse:
     if isinstance(found, JSONResponse):
         return found
     user, _ = found
-    return JSONResponse(
-        {
-            "id": user.id,
-            "preferred_email": user.email,
-            "provided_id": None,
-            "last_name": user.family_name,
-            "first_name": user.given_name,
-            "picture": None,
-        },
-        headers=NO_STORE,
-    )
+    body: dict[str, Any] = {
+        "id": user.id,
+        "preferred_email": user.email,
+        "provided_id": None,
+        "last_name": user.family_name,
+        "first_name": user.given_name,
+        "picture": None,
+    }
+    # The OIDC-style members of Kinde's ``UserProfileV2`` (kinde-python-sdk
+    # ``frontend/models/user_profile_v2.py``), beside the legacy ones above.
+    body |= {
+        "sub": user.id,
+        "name": user.full_name or None,
+        "given_name": user.given_name,
+        "family_name": user.family_name,
+        "email": user.email,
+    }
+    return JSONResponse(body, headers=NO_STORE)

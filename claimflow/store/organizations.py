@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from claimflow.domain import Membership, Organization, User
 from claimflow.domain.ids import new_org_code
 from claimflow.errors import Conflict, NotFound
+from claimflow.store import roles as roles_store
 from claimflow.store import tables as t
 from claimflow.store._rows import IntegrityError, as_utc, required_utc, utcnow
 from claimflow.store.billing import delete_customer_of
@@ -28,12 +29,16 @@ def _org(row: Any) -> Organization:
     )
 
 
-def _membership(row: Any) -> Membership:
+def _membership(
+    row: Any, grants: dict[roles_store.MemberKey, roles_store.MemberGrants]
+) -> Membership:
+    """A membership with its role keys and effective permission keys (``store/roles.py``)."""
+    held = grants.get((row.org_code, row.user_id), roles_store.MemberGrants())
     return Membership(
         org_code=row.org_code,
         user_id=row.user_id,
-        roles=tuple(row.roles or ()),
-        permissions=tuple(row.permissions or ()),
+        roles=held.role_keys,
+        permissions=held.permission_keys,
         joined_on=as_utc(row.joined_on),
     )
 
@@ -124,31 +129,33 @@ async def add_member(
     user_id: str,
     roles: Sequence[str] = (),
     permissions: Sequence[str] = (),
+    *,
+    create_missing: bool = True,
 ) -> Membership:
-    """Add a user to an organization; adding an existing member updates roles and permissions."""
+    """Add a user to an organization; adding an existing member replaces their grants.
+
+    ``roles`` and ``permissions`` are keys of Kinde's catalogue (``store/roles.py``); keys not in
+    it are created (imports written before the catalogue existed) or, with
+    ``create_missing=False`` (the Management API), refused with a 400 before anything is written.
+    """
+    role_ids = await roles_store.role_ids(conn, roles, create_missing=create_missing)
+    permission_ids = await roles_store.permission_ids(
+        conn, permissions, create_missing=create_missing
+    )
     existing = await find_membership(conn, org_code, user_id)
-    if existing is not None:
-        await conn.execute(
-            update(t.memberships)
-            .where(t.memberships.c.org_code == org_code, t.memberships.c.user_id == user_id)
-            .values(roles=sorted(set(roles)), permissions=sorted(set(permissions)))
-        )
-    else:
+    if existing is None:
         try:
             await conn.execute(
-                insert(t.memberships).values(
-                    org_code=org_code,
-                    user_id=user_id,
-                    roles=sorted(set(roles)),
-                    permissions=sorted(set(permissions)),
-                    joined_on=utcnow(),
-                )
+                insert(t.memberships).values(org_code=org_code, user_id=user_id, joined_on=utcnow())
             )
         except IntegrityError as exc:
             # A concurrent request added (or deleted) the same member first.
             raise Conflict(
                 "The membership changed concurrently; retry.", "MEMBER_CONFLICT"
             ) from exc
+    await roles_store.set_member_grants(
+        conn, org_code, user_id, role_ids=role_ids, permission_ids=permission_ids
+    )
     found = await find_membership(conn, org_code, user_id)
     assert found is not None
     return found
@@ -172,7 +179,10 @@ async def find_membership(conn: AsyncConnection, org_code: str, user_id: str) ->
             )
         )
     ).first()
-    return None if row is None else _membership(row)
+    if row is None:
+        return None
+    grants = await roles_store.grants_of_members(conn, org_code=org_code, user_id=user_id)
+    return _membership(row, grants)
 
 
 async def memberships_of_user(conn: AsyncConnection, user_id: str) -> list[Membership]:
@@ -181,7 +191,9 @@ async def memberships_of_user(conn: AsyncConnection, user_id: str) -> list[Membe
         .where(t.memberships.c.user_id == user_id)
         .order_by(t.memberships.c.org_code)
     )
-    return [_membership(row) for row in await conn.execute(query)]
+    rows = list(await conn.execute(query))
+    grants = await roles_store.grants_of_members(conn, user_id=user_id) if rows else {}
+    return [_membership(row, grants) for row in rows]
 
 
 async def count_organizations(conn: AsyncConnection) -> int:
@@ -201,4 +213,6 @@ async def list_member_users(
     )
     if after_user_id is not None:
         query = query.where(t.memberships.c.user_id > after_user_id)
-    return [(_membership(row), user_from_row(row)) for row in await conn.execute(query)]
+    rows = list(await conn.execute(query))
+    grants = await roles_store.grants_of_members(conn, org_code=org_code) if rows else {}
+    return [(_membership(row, grants), user_from_row(row)) for row in rows]

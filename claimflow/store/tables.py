@@ -74,8 +74,6 @@ memberships = Table(
         primary_key=True,
     ),
     Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
-    Column("roles", JSON, nullable=False, default=list),
-    Column("permissions", JSON, nullable=False, default=list),
     Column("joined_on", TS, nullable=False),
     Index("ix_memberships_user_id", "user_id"),
 )
@@ -358,4 +356,130 @@ api_application_scopes = Table(
         ondelete="CASCADE",
         name="fk_api_application_scopes_api_applications",
     ),
+)
+
+# Kinde's roles and permissions: a catalogue of each, the permissions a role grants, and what an
+# organization member holds (roles, and permissions granted directly). Migration 0002_kinde.
+
+roles = Table(
+    "roles",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("key", String(255), nullable=False, unique=True),
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("is_default_role", Boolean, nullable=False, default=False),
+    Column("created_on", TS, nullable=False),
+)
+
+permissions = Table(
+    "permissions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("key", String(255), nullable=False, unique=True),
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("created_on", TS, nullable=False),
+)
+
+role_permissions = Table(
+    "role_permissions",
+    metadata,
+    Column("role_id", String(64), ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "permission_id",
+        String(64),
+        ForeignKey("permissions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+)
+
+organization_user_roles = Table(
+    "organization_user_roles",
+    metadata,
+    Column("org_code", String(64), primary_key=True),
+    Column("user_id", String(64), primary_key=True),
+    Column("role_id", String(64), ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True),
+    ForeignKeyConstraint(
+        ["org_code", "user_id"],
+        ["memberships.org_code", "memberships.user_id"],
+        ondelete="CASCADE",
+        name="fk_organization_user_roles_membership",
+    ),
+)
+
+organization_user_permissions = Table(
+    "organization_user_permissions",
+    metadata,
+    Column("org_code", String(64), primary_key=True),
+    Column("user_id", String(64), primary_key=True),
+    Column(
+        "permission_id",
+        String(64),
+        ForeignKey("permissions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    ForeignKeyConstraint(
+        ["org_code", "user_id"],
+        ["memberships.org_code", "memberships.user_id"],
+        ondelete="CASCADE",
+        name="fk_organization_user_permissions_membership",
+    ),
+)
+
+# Kinde's webhooks and the event outbox (design §10). An event is written in the transaction of
+# the change it describes, with one delivery row per subscribed webhook; the delivery loop leases
+# a row (``lease_until``) before sending, so one worker at a time owns it. Migration 0002_kinde.
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("endpoint", Text, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("event_types", JSON, nullable=False, default=list),
+    Column("created_on", TS, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("created_on", TS, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("event_id", String(64), ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    Column("webhook_id", String(64), ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_on", TS, nullable=False),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", TS, nullable=True),
+    Column("delivered_on", TS, nullable=True),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_on"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column(
+        "delivery_id",
+        String(64),
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("worker", String(64), nullable=False),
+    Column("attempted_on", TS, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Index("ix_webhook_attempts_delivery_id", "delivery_id"),
 )

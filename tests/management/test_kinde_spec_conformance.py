@@ -232,6 +232,7 @@ async def test_every_implemented_kinde_operation_matches_the_spec(
     )
 
     members = f"/api/v1/organizations/{org}/users"
+    await api.post("/api/v1/roles", json={"name": "Admin", "key": "admin"})
     await r.call(
         "POST",
         "/api/v1/organizations/{org_code}/users",
@@ -311,6 +312,154 @@ async def test_every_implemented_kinde_operation_matches_the_spec(
     assert len(implemented) == 36
 
 
+ACCESS_PATHS = {
+    "/api/v1/roles",
+    "/api/v1/roles/{role_id}",
+    "/api/v1/roles/{role_id}/permissions",
+    "/api/v1/roles/{role_id}/permissions/{permission_id}",
+    "/api/v1/permissions",
+    "/api/v1/permissions/{permission_id}",
+    "/api/v1/organizations/{org_code}/users/{user_id}/roles",
+    "/api/v1/organizations/{org_code}/users/{user_id}/roles/{role_id}",
+    "/api/v1/organizations/{org_code}/users/{user_id}/permissions",
+    "/api/v1/organizations/{org_code}/users/{user_id}/permissions/{permission_id}",
+}
+"""Kinde's roles and permissions, and what an organization member holds."""
+
+
+def implemented_operations(app: FastAPI, paths: set[str]) -> set[tuple[str, str]]:
+    return {
+        (method.upper(), path)
+        for path, methods in app.openapi()["paths"].items()
+        if path in paths
+        for method in methods
+    }
+
+
+async def test_every_roles_and_permissions_operation_matches_the_spec(
+    api: httpx.AsyncClient, app: FastAPI
+) -> None:
+    r = Recorder(api)
+    await r.call(
+        "POST", "/api/v1/permissions", "/api/v1/permissions", json={"key": "a:b", "name": "AB"}
+    )
+    await r.call("POST", "/api/v1/permissions", "/api/v1/permissions", json={"key": "a:b"})
+    listed = await r.call("GET", "/api/v1/permissions", "/api/v1/permissions")
+    perm = listed["permissions"][0]["id"]
+    await r.call(
+        "PATCH",
+        "/api/v1/permissions/{permission_id}",
+        f"/api/v1/permissions/{perm}",
+        json={"description": "d"},
+    )
+    role = (
+        await r.call(
+            "POST", "/api/v1/roles", "/api/v1/roles", json={"key": "admin", "name": "Admin"}
+        )
+    )["role"]["id"]
+    await r.call("GET", "/api/v1/roles", "/api/v1/roles", params={"sort": "name_desc"})
+    await r.call("GET", "/api/v1/roles/{role_id}", f"/api/v1/roles/{role}")
+    await r.call(
+        "PATCH",
+        "/api/v1/roles/{role_id}",
+        f"/api/v1/roles/{role}",
+        json={"key": "admin", "name": "Administrator"},
+    )
+    role_perms = f"/api/v1/roles/{role}/permissions"
+    await r.call(
+        "PATCH",
+        "/api/v1/roles/{role_id}/permissions",
+        role_perms,
+        json={"permissions": [{"id": perm}]},
+    )
+    await r.call("GET", "/api/v1/roles/{role_id}/permissions", role_perms)
+
+    org = (await r.api.post("/api/v1/organization", json={"name": "Acme"})).json()
+    org_code = org["organization"]["code"]
+    user = await r.api.post(
+        "/api/v1/user",
+        json={"profile": {"given_name": "Ada"}, "organization_code": org_code},
+    )
+    member = f"/api/v1/organizations/{org_code}/users/{user.json()['id']}"
+    template = "/api/v1/organizations/{org_code}/users/{user_id}"
+    await r.call("POST", template + "/roles", member + "/roles", json={"role_id": role})
+    await r.call("GET", template + "/roles", member + "/roles")
+    await r.call(
+        "POST", template + "/permissions", member + "/permissions", json={"permission_id": perm}
+    )
+    held = await r.call(
+        "GET", template + "/permissions", member + "/permissions", params={"expand": "roles"}
+    )
+    assert held["permissions"][0]["roles"][0]["key"] == "admin"
+    await r.call(
+        "DELETE", template + "/permissions/{permission_id}", f"{member}/permissions/{perm}"
+    )
+    await r.call("DELETE", template + "/roles/{role_id}", f"{member}/roles/{role}")
+    await r.call(
+        "DELETE",
+        "/api/v1/roles/{role_id}/permissions/{permission_id}",
+        f"{role_perms}/{perm}",
+    )
+    await r.call("DELETE", "/api/v1/roles/{role_id}", f"/api/v1/roles/{role}")
+    await r.call("DELETE", "/api/v1/permissions/{permission_id}", f"/api/v1/permissions/{perm}")
+
+    operations = {(m, p) for m, p, status in r.checked if status < 300}
+    assert operations == implemented_operations(app, ACCESS_PATHS)
+    assert len(operations) == 18
+
+
+WEBHOOK_PATHS = {
+    "/api/v1/webhooks",
+    "/api/v1/webhooks/{webhook_id}",
+    "/api/v1/event_types",
+    "/api/v1/events/{event_id}",
+}
+
+
+async def test_every_webhook_operation_matches_the_spec(
+    api: httpx.AsyncClient, app: FastAPI
+) -> None:
+    r = Recorder(api)
+    created = await r.call(
+        "POST",
+        "/api/v1/webhooks",
+        "/api/v1/webhooks",
+        json={"endpoint": "https://a.test/hook", "name": "A", "event_types": ["user.created"]},
+    )
+    await r.call(
+        "POST",
+        "/api/v1/webhooks",
+        "/api/v1/webhooks",
+        json={"endpoint": "https://a.test/hook", "name": "A", "event_types": ["user.nope"]},
+    )
+    webhook = f"/api/v1/webhooks/{created['webhook']['id']}"
+    await r.call("GET", "/api/v1/webhooks", "/api/v1/webhooks")
+    await r.call(
+        "PATCH",
+        "/api/v1/webhooks/{webhook_id}",
+        webhook,
+        json={"event_types": ["user.created", "organization.created"], "description": "d"},
+    )
+    types = await r.call("GET", "/api/v1/event_types", "/api/v1/event_types")
+    assert {"organization.created", "customer.agreement_cancelled"} <= {
+        t["code"] for t in types["event_types"]
+    }
+    user = await api.post("/api/v1/user", json={"profile": {"given_name": "Ada"}})
+    assert user.status_code == 200
+    async with app.state.services.db.connect() as conn:
+        event_id = (
+            await conn.exec_driver_sql("SELECT id FROM events WHERE type = 'user.created'")
+        ).scalar_one()
+    event = await r.call("GET", "/api/v1/events/{event_id}", f"/api/v1/events/{event_id}")
+    assert event["event"]["data"]["user"]["id"] == user.json()["id"]
+    await r.call("GET", "/api/v1/events/{event_id}", "/api/v1/events/event_none")
+    await r.call("DELETE", "/api/v1/webhooks/{webhook_id}", webhook)
+
+    operations = {(m, p) for m, p, status in r.checked if status < 300}
+    assert operations == implemented_operations(app, WEBHOOK_PATHS)
+    assert len(operations) == 6
+
+
 def test_the_conversion_really_validates() -> None:
     """A guard against a vacuous check: wrong types and nulls where none are allowed fail."""
     entitlements = response_schema("GET", "/api/v1/billing/entitlements", 200)
@@ -334,7 +483,7 @@ async def test_our_kinde_routes_exist_in_the_spec_with_its_scopes(app: FastAPI) 
             if "claimflow extension" in operation.get("tags", []):
                 continue
             assert operation.get("x-scope"), f"{method} {path} names no scope"
-            if path not in KINDE_PATHS:
+            if path not in KINDE_PATHS | ACCESS_PATHS | WEBHOOK_PATHS:
                 continue
             assert method in spec()["paths"][path], f"{method} {path} is not in Kinde's spec"
             assert operation["x-scope"] == spec_scope(method, path), (method, path)

@@ -14,6 +14,7 @@ async def test_add_list_and_remove_members(any_api: httpx.AsyncClient) -> None:
     org = (await make_org(api))["code"]
     ada = await make_user(api, "ada@example.com")
     bob = await make_user(api, "bob@example.com")
+    await ok(await api.post("/api/v1/roles", json={"name": "Admin", "key": "admin"}), 201)
     added = await ok(
         await api.post(
             f"/api/v1/organizations/{org}/users",

@@ -52,6 +52,11 @@ async def test_user_profile_has_kindes_shape(client: httpx.AsyncClient, biz: Bus
         "last_name": "Liddell",
         "first_name": "Alice",
         "picture": None,
+        "sub": biz.user_id,
+        "name": "Alice Liddell",
+        "given_name": "Alice",
+        "family_name": "Liddell",
+        "email": "alice@example.com",
     }
 
 
