@@ -1,7 +1,7 @@
 """applications.allowed_origins: browser origins allowed to call the token endpoint (CORS)
 
 Revision ID: 0002_browser
-Revises: 0002_grants
+Revises: 0002_resilience
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0002_browser"
-down_revision = "0002_grants"
+down_revision = "0002_resilience"
 branch_labels = None
 depends_on = None
 
