@@ -5,7 +5,7 @@ catalogue (``roles``, ``permissions``) and grants (``organization_user_roles``,
 ``organization_user_permissions``); existing keys are carried over with their key as name.
 
 Revision ID: 0002_kinde
-Revises: 0002_grants (chained after the migration already on main)
+Revises: 0002_resilience (chained after the migrations already on main)
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0002_kinde"
-down_revision = "0002_grants"
+down_revision = "0002_resilience"
 branch_labels = None
 depends_on = None
 
