@@ -1,4 +1,4 @@
-"""Migration ``0002_browser`` (after ``0002_resilience``) adds ``applications.allowed_origins`` on SQLite and PostgreSQL:
+"""Migration ``0002_browser`` (after ``0002_throttle``) adds ``applications.allowed_origins`` on SQLite and PostgreSQL:
 applications created before it get an empty list, and it downgrades cleanly."""
 
 from __future__ import annotations

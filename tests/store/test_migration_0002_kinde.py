@@ -42,7 +42,7 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 async def test_upgrade_turns_json_grants_into_catalogue_rows(fresh_url: str) -> None:
-    _in_thread(migrate, fresh_url, "0002_resilience")
+    _in_thread(migrate, fresh_url, "0002_browser")
     db = Database(fresh_url)
     async with db.transaction() as conn:
         await conn.execute(
