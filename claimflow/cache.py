@@ -279,8 +279,6 @@ class InProcessBillingCache(_SingleFlightCache):
             self._entries.popitem(last=False)
 
     async def invalidate(self, customer_ids: Iterable[str]) -> None:
-        customer_ids = list(customer_ids)
-        metrics.record_billing_cache("invalidation", len(customer_ids))
         for customer_id in customer_ids:
             self._invalidated_at[customer_id] = self._epoch_counter
             self._epoch_counter += 1
@@ -469,7 +467,6 @@ class RedisBillingCache(_SingleFlightCache):
     async def invalidate(self, customer_ids: Iterable[str]) -> None:
         """Bump the customers' generations; with Redis down, log and leave it to the TTL."""
         customers = sorted(customer_ids)
-        metrics.record_billing_cache("invalidation", len(customers))
         try:
             for customer_id in customers:
                 # One script, so two concurrent invalidations cannot leave a generation going back.

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 
+from claimflow.observability import metrics
+
 BillingChangeListener = Callable[[frozenset[str]], Awaitable[None]]
 
 
@@ -26,5 +28,8 @@ class BillingChanges:
         ids = frozenset(customer_ids)
         if not ids:
             return
+        # Counted here, not in a cache: with billing versions (design §9) no cache subscribes,
+        # the version bump in the change's transaction is the invalidation.
+        metrics.record_billing_cache("invalidation", len(ids))
         for listener in self._listeners:
             await listener(ids)

@@ -21,7 +21,7 @@ from claimflow.errors import OAuthError
 from claimflow.oidc.access_tokens import verify_access_token_holder
 from claimflow.oidc.client_auth import authenticate_client
 from claimflow.oidc.errors import NO_STORE
-from claimflow.oidc.params import form_params, require
+from claimflow.oidc.params import require, token_form_params
 from claimflow.services import Services
 from claimflow.store import apis, oidc_refresh_tokens
 from claimflow.store._rows import utcnow
@@ -89,7 +89,7 @@ async def _may_introspect(services: Services, caller: Application, claims: dict[
 @router.post("/oauth2/introspect", summary="Token introspection (RFC 7662)")
 async def introspect(request: Request) -> JSONResponse:
     services: Services = request.app.state.services
-    params = await form_params(request)
+    params = await token_form_params(request)
     client = await authenticate_client(request, params, services.db)
     if client.is_public:
         raise OAuthError("invalid_client", "Introspection needs client credentials.", 401)

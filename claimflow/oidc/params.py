@@ -18,9 +18,10 @@ from fastapi import Request
 
 from claimflow.errors import OAuthError
 
-MAX_PARAM_LENGTH = 16 * 1024
-"""Large enough for a token sent to introspection or revocation: an M2M token carrying every
-Management API scope (``scp`` and ``scope``) is over 4 KB."""
+MAX_PARAM_LENGTH = 4096
+MAX_TOKEN_PARAM_LENGTH = 16 * 1024
+"""The ``token`` sent to introspection or revocation (RFC 7662 §2.1, RFC 7009 §2.1): an M2M
+token carrying every Management API scope (``scp`` and ``scope``) is over 4 KB."""
 MAX_BODY_BYTES = 64 * 1024
 MAX_QUERY_BYTES = MAX_BODY_BYTES
 """The longest authorization request query string; also the limit of the field carrying it."""
@@ -53,9 +54,17 @@ def single_valued(
     return params
 
 
-async def form_params(request: Request) -> dict[str, str]:
-    """The ``application/x-www-form-urlencoded`` body of a POST, validated."""
-    return _parse(await _form_body(request), MAX_BODY_BYTES, "request body")
+async def form_params(
+    request: Request, long_fields: dict[str, int] | None = None
+) -> dict[str, str]:
+    """The ``application/x-www-form-urlencoded`` body of a POST, validated; ``long_fields``
+    names fields with their own length limit."""
+    return _parse(await _form_body(request), MAX_BODY_BYTES, "request body", long_fields)
+
+
+async def token_form_params(request: Request) -> dict[str, str]:
+    """The form of introspection and revocation, whose ``token`` may be a long JWT."""
+    return await form_params(request, long_fields={"token": MAX_TOKEN_PARAM_LENGTH})
 
 
 async def authorization_form_params(

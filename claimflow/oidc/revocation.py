@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from claimflow.oidc.access_tokens import verify_access_token
 from claimflow.oidc.client_auth import authenticate_client
 from claimflow.oidc.errors import NO_STORE
-from claimflow.oidc.params import form_params, require
+from claimflow.oidc.params import require, token_form_params
 from claimflow.services import Services
 from claimflow.store import oidc_refresh_tokens, oidc_revocations
 
@@ -26,7 +26,7 @@ router = APIRouter(tags=["oauth2"])
 @router.post("/oauth2/revoke", summary="Token revocation (RFC 7009)")
 async def revoke(request: Request) -> Response:
     services: Services = request.app.state.services
-    params = await form_params(request)
+    params = await token_form_params(request)
     client = await authenticate_client(request, params, services.db)
     token = require(params, "token")
     async with services.db.connect() as conn:

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from claimflow.app import create_app
 from claimflow.services import build_services
 from tests.cli.conftest import free_port
-from tests.conftest import make_settings
+from tests.conftest import ISSUER, make_settings
 
 
 async def test_healthz_answers_without_touching_dependencies(client: httpx.AsyncClient) -> None:
@@ -46,7 +46,7 @@ async def test_readyz_names_an_unreachable_database_and_redis(db_url: str) -> No
     )
     transport = httpx.ASGITransport(app=create_app(services=services))
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as http:
             response = await http.get("/readyz")
             alive = await http.get("/healthz")
     finally:
@@ -65,7 +65,7 @@ async def test_readyz_checks_a_configured_redis(db_url: str) -> None:
     await services.keys.ensure_active_key()
     transport = httpx.ASGITransport(app=create_app(services=services))
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as http:
             response = await http.get("/readyz")
     finally:
         await services.close()
