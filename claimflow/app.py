@@ -37,8 +37,8 @@ async def _housekeeping(services: Services) -> None:
         try:
             async with services.db.transaction() as conn:
                 pruned = await prune_expired(conn)
-        except SQLAlchemyError:
-            log.exception("housekeeping failed; trying again at the next interval")
+        except (SQLAlchemyError, ConnectionError, TimeoutError) as exc:
+            log.error("housekeeping failed (%s); trying again at the next interval", exc)
             continue
         log.info("housekeeping: pruned %d expired rows", pruned.total)
 

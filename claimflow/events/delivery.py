@@ -28,9 +28,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from claimflow.store import Database
 from claimflow.store import webhooks as store
 from claimflow.store._rows import utcnow
+from claimflow.throttled_log import ThrottledLog
 from claimflow.tokens import KeyManager
 
 log = logging.getLogger("claimflow.webhooks")
+_outage = ThrottledLog(log)
+
+DATABASE_FAILURES: tuple[type[Exception], ...] = (SQLAlchemyError, ConnectionError, TimeoutError)
+"""What a poll meets while the database is down (asyncpg raises refused connections unwrapped)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +156,11 @@ class WebhookDelivery:
             try:
                 while await self.run_once():
                     pass
-            except SQLAlchemyError:
-                log.exception("webhook delivery: the database failed; trying again")
+            except DATABASE_FAILURES as exc:
+                # One line per kind of failure per interval, not a traceback per poll.
+                _outage.error(
+                    type(exc).__name__,
+                    "webhook delivery: the database failed (%s); trying again",
+                    type(exc).__name__,
+                )
             await asyncio.sleep(interval_seconds)

@@ -64,7 +64,7 @@ def start_serve(pg_url: str, workdir: Path) -> subprocess.Popen[bytes]:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("CLAIMFLOW_")},
         "CLAIMFLOW_DATABASE_URL": pg_url,
-        "CLAIMFLOW_SECRET_KEY": "test-secret-key",
+        "CLAIMFLOW_SECRET_KEY": "killed-worker-tests-only-Qm7Zx2Lp9Vw4Rt8N",
         "CLAIMFLOW_WEBHOOK_POLL_INTERVAL_SECONDS": "0.2",
         "CLAIMFLOW_WEBHOOK_LEASE_SECONDS": "3",
         "CLAIMFLOW_WEBHOOK_TIMEOUT_SECONDS": "120",
