@@ -338,7 +338,6 @@ def start_claimflow(workdir: Path, database_url: str, chains: int, database: str
         "CLAIMFLOW_ISSUER": issuer,
         "CLAIMFLOW_SECRET_KEY": secrets.token_urlsafe(32),
         "CLAIMFLOW_WORKFLOWS_ENABLED": '["org_billing", "user_billing"]',
-        "CLAIMFLOW_CONFIG": str(workdir / "absent.toml"),
     }
     claimflow = str(VENV_BIN / "claimflow")
     init = subprocess.run(

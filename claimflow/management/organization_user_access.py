@@ -9,6 +9,7 @@ a direct grant.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -43,6 +44,20 @@ async def _require_member(conn: AsyncConnection, org_code: str, user_id: str) ->
         raise NotFound("The user is not a member of this organization.", "MEMBER_NOT_FOUND")
 
 
+async def _change_member(
+    request: Request,
+    org_code: str,
+    user_id: str,
+    change: Callable[[AsyncConnection], Awaitable[object]],
+) -> None:
+    """One transaction: the member must exist, the change is made, and ``user.updated`` is
+    written to the outbox (Kinde sends membership changes as the user's update)."""
+    async with services_of(request).db.transaction() as conn:
+        await _require_member(conn, org_code, user_id)
+        await change(conn)
+        await outbox.user_changed(conn, EventType.USER_UPDATED, user_id)
+
+
 @router.get(
     "/organizations/{org_code}/users/{user_id}/roles", summary="List organization user roles"
 )
@@ -68,10 +83,12 @@ async def add_member_role(
     body: RoleGrant,
     _: object = Depends(require_scope("create:organization_user_roles")),
 ) -> dict[str, str]:
-    async with services_of(request).db.transaction() as conn:
-        await _require_member(conn, org_code, user_id)
-        await roles.add_member_role(conn, org_code, user_id, body.role_id)
-        await outbox.user_changed(conn, EventType.USER_UPDATED, user_id)
+    await _change_member(
+        request,
+        org_code,
+        user_id,
+        lambda conn: roles.add_member_role(conn, org_code, user_id, body.role_id),
+    )
     return {"code": "OK", "message": "Role successfully added"}
 
 
@@ -86,10 +103,12 @@ async def remove_member_role(
     role_id: CodePath,
     _: object = Depends(require_scope("delete:organization_user_roles")),
 ) -> dict[str, str]:
-    async with services_of(request).db.transaction() as conn:
-        await _require_member(conn, org_code, user_id)
-        await roles.remove_member_role(conn, org_code, user_id, role_id)
-        await outbox.user_changed(conn, EventType.USER_UPDATED, user_id)
+    await _change_member(
+        request,
+        org_code,
+        user_id,
+        lambda conn: roles.remove_member_role(conn, org_code, user_id, role_id),
+    )
     return OK
 
 
@@ -133,10 +152,12 @@ async def add_member_permission(
     body: PermissionGrant,
     _: object = Depends(require_scope("create:organization_user_permissions")),
 ) -> dict[str, str]:
-    async with services_of(request).db.transaction() as conn:
-        await _require_member(conn, org_code, user_id)
-        await roles.add_member_permission(conn, org_code, user_id, body.permission_id)
-        await outbox.user_changed(conn, EventType.USER_UPDATED, user_id)
+    await _change_member(
+        request,
+        org_code,
+        user_id,
+        lambda conn: roles.add_member_permission(conn, org_code, user_id, body.permission_id),
+    )
     return {"code": "OK", "message": "Permission successfully updated"}
 
 
@@ -151,8 +172,10 @@ async def remove_member_permission(
     permission_id: CodePath,
     _: object = Depends(require_scope("delete:organization_user_permissions")),
 ) -> dict[str, str]:
-    async with services_of(request).db.transaction() as conn:
-        await _require_member(conn, org_code, user_id)
-        await roles.remove_member_permission(conn, org_code, user_id, permission_id)
-        await outbox.user_changed(conn, EventType.USER_UPDATED, user_id)
+    await _change_member(
+        request,
+        org_code,
+        user_id,
+        lambda conn: roles.remove_member_permission(conn, org_code, user_id, permission_id),
+    )
     return OK

@@ -10,30 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claimflow.domain import Api, ApiAuthorization, ApiScope, Application
 from claimflow.domain.ids import new_api_id, new_api_scope_id
 from claimflow.errors import Conflict, NotFound
 from claimflow.store import tables as t
-from claimflow.store._rows import IntegrityError, required_utc, utcnow
+from claimflow.store._rows import IntegrityError, insert_unless_present, required_utc, utcnow
 from claimflow.store.applications import application_from_row
-
-
-async def _insert_unless_present(conn: AsyncConnection, table: Table, **values: Any) -> bool:
-    """Insert a row unless its primary key exists; True when this call inserted it.
-
-    ``ON CONFLICT DO NOTHING`` rather than a savepoint: two concurrent grants both succeed, and
-    on SQLite a savepoint opened before any other write would commit on release, outside the
-    caller's transaction.
-    """
-    dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
-    statement = dialect_insert(table).values(**values).on_conflict_do_nothing()
-    result = await conn.execute(statement)
-    return bool(result.rowcount)
 
 
 def _scope(row: Any) -> ApiScope:
@@ -165,7 +150,7 @@ async def authorized_applications(conn: AsyncConnection, api_id: str) -> list[Ap
 
 async def authorize(conn: AsyncConnection, api_id: str, client_id: str) -> bool:
     """Authorize ``client_id`` for the API; False when it already was (even concurrently)."""
-    return await _insert_unless_present(
+    return await insert_unless_present(
         conn, t.api_applications, api_id=api_id, client_id=client_id, created_on=utcnow()
     )
 
@@ -197,7 +182,7 @@ async def grant_scope(conn: AsyncConnection, api_id: str, client_id: str, scope_
     await get_scope(conn, api_id, scope_id)
     if not await _is_authorized(conn, api_id, client_id):
         raise NotFound("The application is not authorized for this API.", "APPLICATION_INVALID")
-    await _insert_unless_present(
+    await insert_unless_present(
         conn, t.api_application_scopes, api_id=api_id, client_id=client_id, scope_id=scope_id
     )
 

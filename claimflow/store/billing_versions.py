@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claimflow.store import tables as t
+from claimflow.store._rows import dialect_insert
 from claimflow.store.database import Database, create_engine
 
 
@@ -39,9 +39,8 @@ async def bump_subjects(conn: AsyncConnection, subjects: Iterable[str]) -> None:
     Sorted, so two transactions bumping overlapping sets lock rows in one order and cannot
     deadlock on PostgreSQL.
     """
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     for subject in sorted(set(subjects)):
-        statement = dialect.insert(t.billing_versions).values(subject=subject, version=1)
+        statement = dialect_insert(conn, t.billing_versions).values(subject=subject, version=1)
         await conn.execute(
             statement.on_conflict_do_update(
                 index_elements=[t.billing_versions.c.subject],

@@ -23,11 +23,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, case, delete, literal, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claimflow.store import tables as t
-from claimflow.store._rows import as_utc, required_utc, utcnow
+from claimflow.store._rows import as_utc, dialect_insert, required_utc, utcnow
 
 __all__ = [
     "AttemptLimit",
@@ -65,10 +64,6 @@ def lockout_duration(policy: ThrottlePolicy, lockouts: int) -> timedelta:
     return timedelta(seconds=max(seconds, policy.lockout_seconds))
 
 
-def _insert_for(conn: AsyncConnection) -> type[postgresql.Insert] | type[sqlite.Insert]:
-    return postgresql.Insert if conn.dialect.name == "postgresql" else sqlite.Insert
-
-
 async def _count_one(
     conn: AsyncConnection, limit: AttemptLimit, policy: ThrottlePolicy, now: datetime
 ) -> bool:
@@ -76,7 +71,7 @@ async def _count_one(
     c = t.login_attempts.c
     window_end = now + timedelta(seconds=policy.window_seconds)
     stale = c.window_start <= now - timedelta(seconds=policy.window_seconds)
-    insert = _insert_for(conn)(t.login_attempts).values(
+    insert = dialect_insert(conn, t.login_attempts).values(
         key=limit.key,
         attempts=1,
         window_start=now,

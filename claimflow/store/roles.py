@@ -20,7 +20,7 @@ from claimflow.domain import Permission, Role
 from claimflow.domain.ids import new_prefixed_id
 from claimflow.errors import Conflict, InvalidRequest, NotFound
 from claimflow.store import tables as t
-from claimflow.store._rows import IntegrityError, utcnow
+from claimflow.store._rows import IntegrityError, insert_unless_present, utcnow
 
 MemberKey = tuple[str, str]
 """``(org_code, user_id)`` of a membership."""
@@ -285,15 +285,9 @@ async def member_roles(conn: AsyncConnection, org_code: str, user_id: str) -> li
 async def add_member_role(conn: AsyncConnection, org_code: str, user_id: str, role_id: str) -> bool:
     """Give a member a role; False when they already held it."""
     await get_role(conn, role_id)
-    held = {role.id for role in await member_roles(conn, org_code, user_id)}
-    if role_id in held:
-        return False
-    await conn.execute(
-        insert(t.organization_user_roles).values(
-            org_code=org_code, user_id=user_id, role_id=role_id
-        )
+    return await insert_unless_present(
+        conn, t.organization_user_roles, org_code=org_code, user_id=user_id, role_id=role_id
     )
-    return True
 
 
 async def remove_member_role(
@@ -315,21 +309,13 @@ async def add_member_permission(
 ) -> bool:
     """Grant a member a permission directly; False when it was already granted directly."""
     await get_permission(conn, permission_id)
-    existing = await conn.execute(
-        select(t.organization_user_permissions.c.permission_id).where(
-            t.organization_user_permissions.c.org_code == org_code,
-            t.organization_user_permissions.c.user_id == user_id,
-            t.organization_user_permissions.c.permission_id == permission_id,
-        )
+    return await insert_unless_present(
+        conn,
+        t.organization_user_permissions,
+        org_code=org_code,
+        user_id=user_id,
+        permission_id=permission_id,
     )
-    if existing.first() is not None:
-        return False
-    await conn.execute(
-        insert(t.organization_user_permissions).values(
-            org_code=org_code, user_id=user_id, permission_id=permission_id
-        )
-    )
-    return True
 
 
 async def remove_member_permission(
