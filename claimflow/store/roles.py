@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, delete, insert, select, update
+from sqlalchemy import Select, delete, insert, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claimflow.domain import Permission, Role
@@ -403,44 +403,35 @@ def _member_filter(
 async def grants_of_members(
     conn: AsyncConnection, *, org_code: str | None = None, user_id: str | None = None
 ) -> dict[MemberKey, MemberGrants]:
-    """Grants of every membership of an organization, or of a user, in three queries."""
+    """Grants of every membership of an organization, or of a user, in one query.
+
+    The roles held, the permissions granted directly and those held through a role are three
+    selects joined by ``UNION ALL``: this runs on every token request, one round trip not three.
+    """
     our, oup = t.organization_user_roles, t.organization_user_permissions
-    role_rows = await conn.execute(
-        _member_filter(
-            select(our.c.org_code, our.c.user_id, t.roles.c.key).join(
-                t.roles, t.roles.c.id == our.c.role_id
-            ),
-            our,
-            org_code,
-            user_id,
-        )
+    held_roles = select(
+        our.c.org_code, our.c.user_id, literal(True).label("is_role"), t.roles.c.key.label("key")
+    ).join(t.roles, t.roles.c.id == our.c.role_id)
+    direct = select(oup.c.org_code, oup.c.user_id, literal(False), t.permissions.c.key).join(
+        t.permissions, t.permissions.c.id == oup.c.permission_id
     )
-    direct_rows = await conn.execute(
-        _member_filter(
-            select(oup.c.org_code, oup.c.user_id, t.permissions.c.key).join(
-                t.permissions, t.permissions.c.id == oup.c.permission_id
-            ),
-            oup,
-            org_code,
-            user_id,
-        )
+    through_roles = (
+        select(our.c.org_code, our.c.user_id, literal(False), t.permissions.c.key)
+        .join(t.role_permissions, t.role_permissions.c.role_id == our.c.role_id)
+        .join(t.permissions, t.permissions.c.id == t.role_permissions.c.permission_id)
     )
-    via_rows = await conn.execute(
-        _member_filter(
-            select(our.c.org_code, our.c.user_id, t.permissions.c.key)
-            .join(t.role_permissions, t.role_permissions.c.role_id == our.c.role_id)
-            .join(t.permissions, t.permissions.c.id == t.role_permissions.c.permission_id),
-            our,
-            org_code,
-            user_id,
+    rows = await conn.execute(
+        union_all(
+            _member_filter(held_roles, our, org_code, user_id),
+            _member_filter(direct, oup, org_code, user_id),
+            _member_filter(through_roles, our, org_code, user_id),
         )
     )
     roles: dict[MemberKey, set[str]] = {}
     perms: dict[MemberKey, set[str]] = {}
-    for row in role_rows:
-        roles.setdefault((row.org_code, row.user_id), set()).add(row.key)
-    for row in [*direct_rows, *via_rows]:
-        perms.setdefault((row.org_code, row.user_id), set()).add(row.key)
+    for row in rows:
+        kind = roles if row.is_role else perms
+        kind.setdefault((row.org_code, row.user_id), set()).add(row.key)
     return {
         member: MemberGrants(
             tuple(sorted(roles.get(member, ()))), tuple(sorted(perms.get(member, ())))
