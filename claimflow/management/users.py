@@ -2,7 +2,9 @@
 
 Users carry Kinde's ``profile`` and email ``identities`` on creation. Passwords arrive the way
 Kinde takes them, as a hash from the system a business migrates from: bcrypt hashes are kept
-as they are and checked at sign-in (then upgraded to argon2id, design §7).
+as they are and checked at sign-in (then upgraded to argon2id, design §7). An argon2id hash —
+what the ``user:existing_password_provided`` event hands a migration workflow as
+``hashed_password`` — is kept as it is too.
 """
 
 from __future__ import annotations
@@ -44,6 +46,14 @@ router = APIRouter(tags=["Users"])
 
 USER_EXPANSIONS = ("organizations", "identities", "billing")
 BCRYPT_HASH = re.compile(r"^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$")
+ARGON2ID_HASH = re.compile(
+    r"^\$argon2id\$v=19\$m=(\d{1,7}),t=(\d{1,3}),p=(\d{1,3})\$[A-Za-z0-9+/]{11,64}\$[A-Za-z0-9+/]{16,128}$"
+)
+ARGON2_MAX_MEMORY_KIB = 262144
+ARGON2_MAX_TIME_COST = 10
+ARGON2_MAX_PARALLELISM = 16
+"""Bounds of an argon2id hash set through the API: its cost is paid at every sign-in (and by
+the timing equaliser), so a hash asking for gigabytes or minutes is refused."""
 
 ExpandQuery = Annotated[str | None, Query(max_length=64)]
 ListQuery = Annotated[str | None, Query(max_length=4000)]
@@ -97,12 +107,14 @@ class UpdateUser(BaseModel):
 
 
 class SetPassword(BaseModel):
-    """Kinde's ``SetUserPassword`` body. Only ``bcrypt`` hashes can be verified here."""
+    """Kinde's ``SetUserPassword`` body. ``bcrypt`` hashes can be verified here, and
+    ``argon2id`` ones (our addition to Kinde's enum; also taken when ``hashing_method`` is
+    omitted and the hash is an argon2id PHC string, as Kinde's drip-feed example sends it)."""
 
     model_config = StrictModel
 
     hashed_password: Annotated[str, Field(min_length=1, max_length=200)]
-    hashing_method: Literal["bcrypt", "crypt", "md5", "wordpress"] = "bcrypt"
+    hashing_method: Literal["bcrypt", "crypt", "md5", "wordpress", "argon2id"] | None = None
     salt: OptionalText | None = None
     salt_position: Literal["prefix", "suffix"] | None = None
     is_temporary_password: bool = False
@@ -270,6 +282,28 @@ async def list_users(
     return {**OK, "users": items, **more}
 
 
+def _check_argon2id(body: SetPassword) -> None:
+    if body.salt is not None or body.salt_position is not None:
+        raise InvalidRequest("argon2id hashes carry their own salt.", "SALT_INVALID")
+    match = ARGON2ID_HASH.fullmatch(body.hashed_password)
+    if match is None:
+        raise InvalidRequest(
+            "hashed_password is not an argon2id hash ($argon2id$v=19$m=..,t=..,p=..$salt$hash).",
+            "HASHED_PASSWORD_INVALID",
+        )
+    memory, time_cost, parallelism = (int(g) for g in match.groups())
+    if not (
+        1 <= parallelism <= ARGON2_MAX_PARALLELISM
+        and 8 * parallelism <= memory <= ARGON2_MAX_MEMORY_KIB
+        and 1 <= time_cost <= ARGON2_MAX_TIME_COST
+    ):
+        raise InvalidRequest(
+            f"argon2id parameters out of bounds (m <= {ARGON2_MAX_MEMORY_KIB} KiB, "
+            f"t <= {ARGON2_MAX_TIME_COST}, p <= {ARGON2_MAX_PARALLELISM}).",
+            "HASHED_PASSWORD_INVALID",
+        )
+
+
 @router.put("/users/{user_id}/password", summary="Set a user's password")
 async def set_user_password(
     request: Request,
@@ -280,10 +314,19 @@ async def set_user_password(
     """Import a password hash (Kinde: migrate users with their existing hashes).
 
     bcrypt embeds its salt and cost, so a bcrypt hash is stored as it is and verified at
-    sign-in; ``crypt``, ``md5`` and ``wordpress`` would need their own verifiers and are
-    refused with a clear 400 rather than stored unusable.
+    sign-in; so does argon2id (bounded cost). ``crypt``, ``md5`` and ``wordpress`` would need
+    their own verifiers and are refused with a clear 400 rather than stored unusable. Kinde's
+    spec: ``PUT /api/v1/users/{user_id}/password``, scope ``update:user_passwords``.
     """
-    if body.hashing_method != "bcrypt":
+    method = body.hashing_method
+    if method is None:
+        method = "argon2id" if body.hashed_password.startswith("$argon2") else "bcrypt"
+    if method == "argon2id":
+        _check_argon2id(body)
+        async with services_of(request).db.transaction() as conn:
+            await users.set_password_hash(conn, user_id, body.hashed_password)
+        return OK
+    if method != "bcrypt":
         raise InvalidRequest(
             f"hashing_method {body.hashing_method!r} is not supported; use bcrypt.",
             "HASHING_METHOD_UNSUPPORTED",

@@ -42,6 +42,8 @@ from claimflow.oidc.params import (
     parse_query_string,
     query_params,
 )
+from claimflow.oidc.password_migration import PasswordMigration
+from claimflow.oidc.post_authentication import check_post_authentication
 from claimflow.services import Services
 from claimflow.store import oidc_codes, oidc_sessions, organizations, users
 from claimflow.store._rows import utcnow
@@ -243,7 +245,9 @@ async def _sign_in(request: Request, authz: AuthorizationRequest, form: dict[str
             request, authz, error="Enter your email and password.", email=email, status_code=400
         )
     address = request.client.host if request.client else None
-    result = await sign_in_with_password(services, email, password, address)
+    user_agent = request.headers.get("user-agent")
+    migration = PasswordMigration(authz.client.client_id, address, user_agent)
+    result = await sign_in_with_password(services, email, password, address, migration=migration)
     if result.outcome is SignInOutcome.LOCKED:
         assert result.locked_until is not None
         wait = max(1, int((result.locked_until - utcnow()).total_seconds()))
@@ -257,6 +261,16 @@ async def _sign_in(request: Request, authz: AuthorizationRequest, form: dict[str
         )
     if result.user is None:
         return _login_page(request, authz, error=LOGIN_FAILED, email=email, status_code=401)
+    denied = await check_post_authentication(
+        services,
+        authz,
+        result.user.id,
+        is_new_user_record_created=result.is_new_user_record_created,
+        ip=address,
+        user_agent=user_agent,
+    )
+    if denied is not None:
+        return _login_page(request, authz, error=denied, email=email, status_code=403)
     session_id = secrets.token_urlsafe(32)
     async with services.db.transaction() as conn:
         old_id = request.cookies.get(SESSION_COOKIE)

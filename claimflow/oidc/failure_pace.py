@@ -29,6 +29,10 @@ from claimflow.store import users
 
 NO_USER = "no-user"
 """The kind of an unknown email (or a user without a password): a dummy argon2id check."""
+MIGRATION = "migration"
+"""The kind of an unknown email when a ``user:existing_password_provided`` workflow runs: the
+hash, the workflow (a legacy round trip) and the bookkeeping. Its 90th percentile becomes
+every wrong-password answer's pace, so no answer tells a migrated email from another."""
 
 SAMPLES_PER_KIND = 64
 

@@ -14,6 +14,15 @@ password, and every wrong-password answer is paced to the slowest kind of check
 (``failure_pace``), so neither the answer nor its timing tells which emails exist or were
 imported. Imported bcrypt hashes are upgraded to argon2id on the first success (design §7,
 "Hash by entropy"). The password itself is never logged or stored in clear.
+
+Lazy (drip-feed) migration: when a ``user:existing_password_provided`` workflow is enabled, an
+email no user has, or a user without a password, fires it (``password_migration``) instead of
+the dummy check — the password is hashed once, which costs what the dummy check did, and the
+workflow may check it against the legacy system and create the user with that hash. The
+attempt was counted like any other; a refusal is a failure like a wrong password, answered
+alike and paced to the slowest kind *including the migration path*, so with the trigger
+enabled every wrong-password answer takes about as long as a legacy round trip (the price of
+not telling, by timing, which emails claimflow already checks itself).
 """
 
 from __future__ import annotations
@@ -29,7 +38,12 @@ from datetime import datetime
 from claimflow import crypto
 from claimflow.domain import User
 from claimflow.observability import metrics
-from claimflow.oidc.failure_pace import NO_USER, PACE
+from claimflow.oidc.failure_pace import MIGRATION, NO_USER, PACE
+from claimflow.oidc.password_migration import (
+    PasswordMigration,
+    migrate_password,
+    migration_enabled,
+)
 from claimflow.services import Services
 from claimflow.settings import Settings
 from claimflow.store import oidc_login_attempts, users
@@ -54,6 +68,8 @@ class SignInResult:
     outcome: SignInOutcome
     user: User | None = None
     locked_until: datetime | None = None
+    is_new_user_record_created: bool = False
+    """This sign-in created the user (a lazy migration): Kinde's ``isNewUserRecordCreated``."""
 
 
 def throttled_address(host: str | None) -> str:
@@ -91,8 +107,15 @@ def throttle_policy(settings: Settings) -> ThrottlePolicy:
 
 
 async def sign_in_with_password(
-    services: Services, email: str, password: str, address: str | None
+    services: Services,
+    email: str,
+    password: str,
+    address: str | None,
+    *,
+    migration: PasswordMigration | None = None,
 ) -> SignInResult:
+    """Check one password under the throttle; ``migration`` (the browser's user agent and the
+    application) lets an unknown email fire ``user:existing_password_provided``."""
     settings = services.settings
     limits = attempt_limits(settings, email, address)
     policy = throttle_policy(settings)
@@ -109,7 +132,16 @@ async def sign_in_with_password(
         user = await users.find_user_by_email(conn, email)
         stored = await users.get_password_hash(conn, user.id) if user else None
 
-    if user is None or stored is None:
+    migrating = (
+        (user is None or stored is None) and migration is not None and migration_enabled(services)
+    )
+    created = False
+    if migrating:
+        assert migration is not None
+        existed = user is not None
+        user, stored, ok = await migrate_password(services, migration, email, password, user)
+        created = not existed and user is not None
+    elif user is None or stored is None:
         await asyncio.to_thread(crypto.burn_password_check, password)
         ok = False
     else:
@@ -120,7 +152,8 @@ async def sign_in_with_password(
             if user is not None:
                 await users.record_failed_sign_in(conn, user.id)
         metrics.record_sign_in_failure()
-        await PACE.answer_after(NO_USER if stored is None else crypto.hash_kind(stored), started)
+        kind = MIGRATION if migrating else NO_USER if stored is None else crypto.hash_kind(stored)
+        await PACE.answer_after(kind, started)
         return SignInResult(SignInOutcome.WRONG_CREDENTIALS)
 
     upgraded = None
@@ -134,4 +167,4 @@ async def sign_in_with_password(
         if upgraded is not None:
             await users.set_password_hash(conn, user.id, upgraded)
         await users.record_sign_in(conn, user.id)
-    return SignInResult(SignInOutcome.SIGNED_IN, user=user)
+    return SignInResult(SignInOutcome.SIGNED_IN, user=user, is_new_user_record_created=created)

@@ -1,14 +1,16 @@
-"""The ``user:tokens_generation`` event of a token request (design §4, Kinde's event).
+"""The workflow events of a sign-in and a token request (design §4, Kinde's events).
 
-Built here, where the request is known, for the grants that issue user tokens and for the
-billing-details endpoint that re-runs a billing workflow for a token's sign-in; the
-``claimflow workflows test`` command builds its dry-run event with it too.
+Built here, where the request is known: ``user:tokens_generation`` for the grants that issue
+user tokens and for the billing-details endpoint; ``user:post_authentication`` and
+``user:existing_password_provided`` for the login form. The ``claimflow workflows test``
+command builds its dry-run events with them too.
 """
 
 from __future__ import annotations
 
 from claimflow.workflows.event import (
     AuthOrigin,
+    AuthUrlParams,
     EventApplication,
     EventAuth,
     EventContext,
@@ -17,6 +19,13 @@ from claimflow.workflows.event import (
     EventRequest,
     EventRequestAuth,
     EventUser,
+    ExistingPasswordAuth,
+    ExistingPasswordContext,
+    ExistingPasswordProvidedEvent,
+    PostAuthenticationAuth,
+    PostAuthenticationContext,
+    PostAuthenticationEvent,
+    SignInRequest,
     TokensGenerationEvent,
 )
 
@@ -45,4 +54,72 @@ def tokens_generation_event(
         request=EventRequest(
             ip=ip, user_agent=user_agent, auth=EventRequestAuth(audience=audience)
         ),
+    )
+
+
+def post_authentication_event(
+    *,
+    issuer: str,
+    user_id: str,
+    client_id: str,
+    redirect_uri: str,
+    is_new_user_record_created: bool = False,
+    org_code: str | None = None,
+    state: str | None = None,
+    scope: str | None = None,
+    audience: tuple[str, ...] = (),
+    prompt: str | None = None,
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> PostAuthenticationEvent:
+    """Kinde's ``user:post_authentication`` event for a password just proven right."""
+    return PostAuthenticationEvent(
+        context=PostAuthenticationContext(
+            user=EventUser(id=user_id),
+            application=EventApplication(client_id=client_id),
+            auth=PostAuthenticationAuth(is_new_user_record_created=is_new_user_record_created),
+            domains=EventDomains(kinde_domain=issuer),
+            organization=EventOrganization(org_code) if org_code else None,
+        ),
+        request=SignInRequest(
+            ip=ip,
+            user_agent=user_agent,
+            auth_url_params=AuthUrlParams(
+                client_id=client_id,
+                redirect_uri=redirect_uri,
+                state=state,
+                org_code=org_code,
+                scope=scope,
+                audience=audience,
+                prompt=prompt,
+            ),
+        ),
+    )
+
+
+def existing_password_provided_event(
+    *,
+    issuer: str,
+    client_id: str,
+    email: str,
+    password: str,
+    hashed_password: str,
+    user_id: str | None = None,
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> ExistingPasswordProvidedEvent:
+    """Kinde's ``user:existing_password_provided`` event for an email we cannot check here."""
+    return ExistingPasswordProvidedEvent(
+        context=ExistingPasswordContext(
+            auth=ExistingPasswordAuth(
+                provided_email=email,
+                password=password,
+                hashed_password=hashed_password,
+                has_user_record_in_kinde=user_id is not None,
+            ),
+            application=EventApplication(client_id=client_id),
+            domains=EventDomains(kinde_domain=issuer),
+            user=EventUser(id=user_id) if user_id else None,
+        ),
+        request=SignInRequest(ip=ip, user_agent=user_agent),
     )

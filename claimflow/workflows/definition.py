@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from claimflow.workflows.event import TokensGenerationEvent, Trigger
+from claimflow.workflows.event import Trigger
 
 if TYPE_CHECKING:
     from claimflow.workflows.bindings import Bindings
@@ -98,7 +98,8 @@ class WorkflowSettings:
         )
 
 
-WorkflowEntry = Callable[[TokensGenerationEvent, "Bindings"], Awaitable[None]]
+WorkflowEntry = Callable[[Any, "Bindings"], Awaitable[None]]
+"""``run(event, bindings)``: the event is the ``WorkflowEvent`` of the workflow's trigger."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from claimflow.tokens.reserved import ACCESS_TOKEN_RESERVED, ID_TOKEN_RESERVED
 from claimflow.workflows.bindings import Auth, TokenClaims, WorkflowLogger
 from claimflow.workflows.capabilities import RunCapabilities, VariableSource
 from claimflow.workflows.definition import Binding, FailurePolicy, Workflow
-from claimflow.workflows.event import TokensGenerationEvent, Trigger, event_to_wire
+from claimflow.workflows.event import TokensGenerationEvent, Trigger, WorkflowEvent, event_to_wire
 from claimflow.workflows.management_client import ManagementTransport
 from claimflow.workflows.runlog import RunLog, RunOutcome, WorkflowRun
 from claimflow.workflows.runtime.pool import DeadlinePassed, RunnerPools
@@ -112,7 +112,7 @@ class WorkflowEngine:
     def enabled(self, trigger: Trigger | None = Trigger.USER_TOKENS_GENERATION) -> list[Workflow]:
         return [] if self.registry is None else self.registry.enabled(trigger)
 
-    async def run(self, trigger: Trigger, event: TokensGenerationEvent) -> TokenCustomClaims:
+    async def run(self, trigger: Trigger, event: WorkflowEvent) -> TokenCustomClaims:
         """Run every enabled workflow of ``trigger`` on ``event`` and merge their claims."""
         workflows = self.enabled(trigger)
         if not workflows:
@@ -125,7 +125,7 @@ class WorkflowEngine:
         return await self.run(Trigger.USER_TOKENS_GENERATION, event)
 
     async def run_workflows(
-        self, workflows: Sequence[Workflow], event: TokensGenerationEvent, *, record: bool = True
+        self, workflows: Sequence[Workflow], event: WorkflowEvent, *, record: bool = True
     ) -> list[RunReport]:
         if len(workflows) == 1:
             reports = [await self._run(workflows[0], event)]
@@ -193,7 +193,7 @@ class WorkflowEngine:
     async def _execute(
         self,
         workflow: Workflow,
-        event: TokensGenerationEvent,
+        event: WorkflowEvent,
         capabilities: RunCapabilities,
         access: TokenClaims,
         id_token: TokenClaims,
@@ -226,9 +226,11 @@ class WorkflowEngine:
         if denied is not None:
             auth.deny_access(str(denied))
 
-    async def _run(self, workflow: Workflow, event: TokensGenerationEvent) -> RunReport:
+    async def _run(self, workflow: Workflow, event: WorkflowEvent) -> RunReport:
         settings = workflow.settings
         logger = WorkflowLogger()
+        for secret in event.secrets:
+            logger.add_secret(secret)
         encodings: dict[int, bytes] = {}
         declared = settings.claims
         access = TokenClaims("access token", ACCESS_TOKEN_RESERVED, encodings, declared)
@@ -272,12 +274,13 @@ class WorkflowEngine:
         ok = outcome is RunOutcome.SUCCEEDED
         access_encoded = access.encoded if ok else {}
         id_encoded = id_token.encoded if ok else {}
+        user_id, org_code = event.subject
         run = WorkflowRun(
             id=new_prefixed_id("run"),
             workflow_id=workflow.id,
             trigger=settings.trigger.value,
-            user_id=event.context.user.id,
-            org_code=event.context.organization.code if event.context.organization else None,
+            user_id=user_id,
+            org_code=org_code,
             started_on=started_on,
             duration_ms=duration_ms,
             outcome=outcome,

@@ -1,4 +1,12 @@
-"""The ``user:tokens_generation`` event, mirroring Kinde's event in snake_case (design §4)."""
+"""The workflow events, mirroring Kinde's in snake_case (design §4).
+
+``user:tokens_generation`` (``TokensGenerationEvent``), ``user:post_authentication``
+(``PostAuthenticationEvent``) and ``user:existing_password_provided``
+(``ExistingPasswordProvidedEvent``). Each event says who its run is about (``subject``) and which
+of its values are secrets (``secrets``): the engine redacts those from the run's log lines and
+error, as Kinde redacts the password "when logged to the console" in password workflows
+(https://docs.kinde.com/workflows/example-workflows/existing-password-provided-workflow/).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,8 @@ from typing import Any
 
 
 class Trigger(enum.StrEnum):
-    """Kinde's workflow triggers; claimflow runs ``user:tokens_generation`` today."""
+    """Kinde's workflow triggers (``WorkflowTrigger`` of kinde-oss/infrastructure ``lib/types.ts``);
+    ``registry.FIRED_TRIGGERS`` says which claimflow fires."""
 
     USER_TOKENS_GENERATION = "user:tokens_generation"
     USER_PRE_MFA = "user:pre_mfa"
@@ -90,15 +99,208 @@ class TokensGenerationEvent:
     context: EventContext
     request: EventRequest = field(default_factory=EventRequest)
 
+    @property
+    def subject(self) -> tuple[str | None, str | None]:
+        """The user and organization the run log files the run under."""
+        org = self.context.organization
+        return self.context.user.id, org.code if org else None
 
-def event_to_wire(event: TokensGenerationEvent) -> dict[str, Any]:
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return ()
+
+
+@dataclass(frozen=True, slots=True)
+class AuthUrlParams:
+    """The authorization request's parameters, as Kinde's ``request.authUrlParams``.
+
+    Kinde's sample (https://docs.kinde.com/workflows/example-workflows/workflow-user-post-auth/)
+    carries ``state``, ``orgCode``, ``clientId`` and ``redirectUri``; its type adds the login
+    parameters (``LoginMethodParams``: ``audience``, ``scope``, ``prompt``, ``loginHint``...,
+    kinde-oss/infrastructure ``lib/types.ts``). We give the ones an authorization request here
+    can carry.
+    """
+
+    client_id: str
+    redirect_uri: str
+    state: str | None = None
+    org_code: str | None = None
+    scope: str | None = None
+    audience: tuple[str, ...] = ()
+    prompt: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignInRequest:
+    """The browser's request: its address and user agent (not a token caller's)."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    auth_url_params: AuthUrlParams | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PostAuthenticationAuth:
+    """Kinde's ``context.auth`` of ``user:post_authentication``."""
+
+    is_new_user_record_created: bool = False
+    """True when this very sign-in created the user (here: a lazy password migration)."""
+    connection_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PostAuthenticationContext:
+    user: EventUser
+    application: EventApplication
+    auth: PostAuthenticationAuth
+    domains: EventDomains
+    organization: EventOrganization | None = None
+    """The organization the request asks for (``org_code``), before membership is checked;
+    Kinde gives it only as ``request.auth_url_params.org_code``; we give both."""
+    workflow: EventWorkflow = field(
+        default_factory=lambda: EventWorkflow(Trigger.USER_POST_AUTHENTICATION)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PostAuthenticationEvent:
+    """``user:post_authentication``: the password was right; no session or code exists yet.
+
+    Kinde: "This trigger fires after the user has completed single factor authentication ...
+    At this stage the user is not authorized - we have not checked organization access"
+    (https://docs.kinde.com/workflows/example-workflows/workflow-user-post-auth/); event type
+    ``onPostAuthenticationEvent`` in kinde-oss/infrastructure ``lib/types.ts``.
+    """
+
+    context: PostAuthenticationContext
+    request: SignInRequest = field(default_factory=SignInRequest)
+
+    @property
+    def subject(self) -> tuple[str | None, str | None]:
+        org = self.context.organization
+        return self.context.user.id, org.code if org else None
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return ()
+
+
+@dataclass(frozen=True, slots=True)
+class ExistingPasswordAuth:
+    """Kinde's ``context.auth`` of ``user:existing_password_provided``.
+
+    ``password`` is what the user typed and ``hashed_password`` its argon2id hash, made by the
+    server (the cost of the check an unknown email gets anyway); a workflow sets it with
+    ``PUT /api/v1/users/{user_id}/password`` as Kinde's drip-feed example does with its
+    ``hashedPassword``. Neither appears in a repr, a log line or the run log.
+    """
+
+    provided_email: str
+    password: str = field(repr=False)
+    hashed_password: str = field(repr=False)
+    has_user_record_in_kinde: bool = False
+    """Kinde's name: whether claimflow already has a user with this email (without a password)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExistingPasswordContext:
+    auth: ExistingPasswordAuth
+    application: EventApplication
+    domains: EventDomains
+    user: EventUser | None = None
+    """The user with this email, when one exists without a password; else None."""
+    workflow: EventWorkflow = field(
+        default_factory=lambda: EventWorkflow(Trigger.USER_EXISTING_PASSWORD_PROVIDED)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ExistingPasswordProvidedEvent:
+    """``user:existing_password_provided``: a password typed for an email claimflow cannot check.
+
+    Kinde: "This trigger fires after an existing password is entered in the sign-in flow", for
+    drip-feed migration ("check the password against an external database before creating the
+    user in Kinde and migrating their password";
+    https://docs.kinde.com/workflows/example-workflows/existing-password-provided-workflow/ ,
+    https://docs.kinde.com/workflows/workflow-tutorials/drip-feed-migration/). Here it fires for
+    an email no user has, or a user without a password.
+    """
+
+    context: ExistingPasswordContext
+    request: SignInRequest = field(default_factory=SignInRequest)
+
+    @property
+    def subject(self) -> tuple[str | None, str | None]:
+        user = self.context.user
+        return (user.id if user else None), None
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        auth = self.context.auth
+        return (auth.password, auth.hashed_password)
+
+
+WorkflowEvent = TokensGenerationEvent | PostAuthenticationEvent | ExistingPasswordProvidedEvent
+"""The event a workflow receives: the one of its trigger."""
+
+
+def event_to_wire(event: WorkflowEvent) -> dict[str, Any]:
     """The event as JSON for a runner process (enums as their values, tuples as lists)."""
     wire: dict[str, Any] = dataclasses.asdict(event)
     return wire
 
 
-def event_from_wire(wire: dict[str, Any]) -> TokensGenerationEvent:
+def _sign_in_request(request: dict[str, Any]) -> SignInRequest:
+    params = request.get("auth_url_params")
+    return SignInRequest(
+        ip=request.get("ip"),
+        user_agent=request.get("user_agent"),
+        auth_url_params=None
+        if not params
+        else AuthUrlParams(**{**params, "audience": tuple(params.get("audience") or ())}),
+    )
+
+
+def _post_authentication_from_wire(wire: dict[str, Any]) -> PostAuthenticationEvent:
+    context = wire["context"]
+    organization = context.get("organization")
+    return PostAuthenticationEvent(
+        context=PostAuthenticationContext(
+            user=EventUser(**context["user"]),
+            application=EventApplication(**context["application"]),
+            auth=PostAuthenticationAuth(**context["auth"]),
+            domains=EventDomains(**context["domains"]),
+            organization=EventOrganization(**organization) if organization else None,
+        ),
+        request=_sign_in_request(wire.get("request") or {}),
+    )
+
+
+def _existing_password_from_wire(wire: dict[str, Any]) -> ExistingPasswordProvidedEvent:
+    context = wire["context"]
+    user = context.get("user")
+    return ExistingPasswordProvidedEvent(
+        context=ExistingPasswordContext(
+            auth=ExistingPasswordAuth(**context["auth"]),
+            application=EventApplication(**context["application"]),
+            domains=EventDomains(**context["domains"]),
+            user=EventUser(**user) if user else None,
+        ),
+        request=_sign_in_request(wire.get("request") or {}),
+    )
+
+
+def event_from_wire(wire: dict[str, Any]) -> WorkflowEvent:
     """The inverse of ``event_to_wire``; the runner rebuilds the event its workflow receives."""
+    trigger = Trigger(wire["context"]["workflow"]["trigger"])
+    if trigger is Trigger.USER_POST_AUTHENTICATION:
+        return _post_authentication_from_wire(wire)
+    if trigger is Trigger.USER_EXISTING_PASSWORD_PROVIDED:
+        return _existing_password_from_wire(wire)
+    return _tokens_generation_from_wire(wire)
+
+
+def _tokens_generation_from_wire(wire: dict[str, Any]) -> TokensGenerationEvent:
     context, request = wire["context"], wire.get("request") or {}
     organization = context.get("organization")
     return TokensGenerationEvent(

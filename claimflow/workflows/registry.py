@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from claimflow.errors import WorkflowConfigError, WorkflowRuntimeError
 from claimflow.tokens.reserved import BUILTIN_CLAIMS, builtin_claim_owner, is_reserved
 from claimflow.workflows.definition import Binding, FailurePolicy, Workflow, WorkflowSettings
-from claimflow.workflows.event import TokensGenerationEvent, Trigger
+from claimflow.workflows.event import Trigger, WorkflowEvent
 from claimflow.workflows.loading import load_file, workflow_from_module
 
 if TYPE_CHECKING:
@@ -37,11 +37,25 @@ BUILTIN_MODULES = (
     "claimflow.workflows.builtin.user_billing",
 )
 ENTRY_POINT_GROUP = "claimflow.workflows"
-FIRED_TRIGGERS = frozenset({Trigger.USER_TOKENS_GENERATION})
+FIRED_TRIGGERS = frozenset(
+    {
+        Trigger.USER_TOKENS_GENERATION,
+        Trigger.USER_POST_AUTHENTICATION,
+        Trigger.USER_EXISTING_PASSWORD_PROVIDED,
+    }
+)
 """The triggers claimflow fires today; a workflow enabled on another would never run."""
+TOKEN_BINDINGS = frozenset({Binding.ACCESS_TOKEN, Binding.ID_TOKEN})
+SIGN_IN_TRIGGERS = frozenset(
+    {Trigger.USER_POST_AUTHENTICATION, Trigger.USER_EXISTING_PASSWORD_PROVIDED}
+)
+"""Triggers fired before any token exists: Kinde gives ``kinde.accessToken`` and
+``kinde.idToken`` on ``user:tokens_generation`` only
+(https://docs.kinde.com/workflows/bindings/access-token-binding/), so a sign-in workflow
+declaring them is refused at start-up rather than silently losing its claims."""
 
 
-async def _isolated_entry(_event: TokensGenerationEvent, _bindings: Bindings) -> None:
+async def _isolated_entry(_event: WorkflowEvent, _bindings: Bindings) -> None:
     raise WorkflowRuntimeError("an untrusted workflow runs in a runner process, not here")
 
 
@@ -168,6 +182,11 @@ class WorkflowRegistry:
                     f"workflow {workflow.id!r} is on trigger {trigger.value!r}, which claimflow "
                     f"does not fire (fired: {sorted(t.value for t in FIRED_TRIGGERS)}); "
                     "disable it or move it to a fired trigger"
+                )
+            if trigger in SIGN_IN_TRIGGERS and workflow.settings.bindings & TOKEN_BINDINGS:
+                raise WorkflowConfigError(
+                    f"workflow {workflow.id!r} is on trigger {trigger.value!r}, where no token "
+                    "exists yet; it may not declare the access_token or id_token binding"
                 )
             if not workflow.trusted and Binding.BILLING_CACHE in workflow.settings.bindings:
                 raise WorkflowConfigError(

@@ -17,18 +17,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import itertools
 import os
 import resource
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TextIO
 
 import httpx
 
 from claimflow.errors import BindingNotDeclared, WorkflowRuntimeError
 from claimflow.tokens.reserved import ACCESS_TOKEN_RESERVED, ID_TOKEN_RESERVED
 from claimflow.workflows.bindings import (
+    REDACTED,
     Auth,
     Bindings,
     Env,
@@ -150,19 +152,44 @@ def _claims(bindings: Bindings, binding: Binding) -> dict[str, list[Any]]:
     return {name: list(forms) for name, forms in claims.forms.items()}
 
 
+class _RedactingStream(io.TextIOBase):
+    """``sys.stdout`` / ``sys.stderr`` during a run whose event holds secrets: a ``print`` of
+    the typed password reaches the server's stderr redacted, as Kinde redacts a password
+    "logged out to the console" in password workflows."""
+
+    def __init__(self, inner: TextIO, secrets: tuple[str, ...]) -> None:
+        self._inner = inner
+        self._secrets = sorted((s for s in secrets if s), key=len, reverse=True)
+
+    def write(self, text: str) -> int:
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return self._inner.write(text)
+
+    def flush(self) -> None:
+        self._inner.flush()
+
+
 async def _run(channel: _Channel, workflow: Workflow, message: dict[str, Any]) -> None:
     run = int(message["run"])
     declared = frozenset(Binding(b) for b in message["declared"])
     bindings = _bindings(channel, run, declared)
     error: str | None = None
+    event = event_from_wire(message["event"])
+    streams = sys.stdout, sys.stderr
+    if event.secrets:
+        sys.stdout = _RedactingStream(streams[0], event.secrets)
+        sys.stderr = _RedactingStream(streams[1], event.secrets)
     try:
-        await workflow.entry(event_from_wire(message["event"]), bindings)
+        await workflow.entry(event, bindings)
     except asyncio.CancelledError:
         error = "cancelled at the deadline"
     except WorkflowRuntimeError as exc:
         error = str(exc)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
+    finally:
+        sys.stdout, sys.stderr = streams
     result: dict[str, Any] = {"t": "done", "run": run, "error": error, "denied": None}
     if error is None:
         result["access_token"] = _claims(bindings, Binding.ACCESS_TOKEN)
