@@ -1,8 +1,10 @@
-"""Token-generation workflows: what a workflow author needs, and nothing of the engine.
+"""Workflows: what a workflow author needs, and nothing of the engine.
 
 A workflow module exports ``workflow_settings = WorkflowSettings(...)`` and
-``async def run(event: TokensGenerationEvent, bindings: Bindings) -> None`` (design §4). The
-engine, registry, runner processes and transports live in submodules and may change freely.
+``async def run(event, bindings: Bindings) -> None`` (design §4), where ``event`` is the event of
+its trigger: ``TokensGenerationEvent``, ``PostAuthenticationEvent`` or
+``ExistingPasswordProvidedEvent``. The engine, registry, runner processes and transports live
+in submodules and may change freely.
 """
 
 from claimflow.errors import (
@@ -23,6 +25,7 @@ from claimflow.workflows.bindings import (
 from claimflow.workflows.definition import Binding, FailurePolicy, WorkflowSettings
 from claimflow.workflows.event import (
     AuthOrigin,
+    AuthUrlParams,
     EventApplication,
     EventAuth,
     EventContext,
@@ -32,8 +35,14 @@ from claimflow.workflows.event import (
     EventRequestAuth,
     EventUser,
     EventWorkflow,
+    ExistingPasswordAuth,
+    ExistingPasswordProvidedEvent,
+    PostAuthenticationAuth,
+    PostAuthenticationEvent,
+    SignInRequest,
     TokensGenerationEvent,
     Trigger,
+    WorkflowEvent,
 )
 from claimflow.workflows.fetch import Fetch, FetchResponse
 from claimflow.workflows.management_client import ManagementAPIClient
@@ -41,6 +50,7 @@ from claimflow.workflows.management_client import ManagementAPIClient
 __all__ = [
     "Auth",
     "AuthOrigin",
+    "AuthUrlParams",
     "Binding",
     "BindingNotDeclared",
     "Bindings",
@@ -55,16 +65,22 @@ __all__ = [
     "EventRequestAuth",
     "EventUser",
     "EventWorkflow",
+    "ExistingPasswordAuth",
+    "ExistingPasswordProvidedEvent",
     "FailurePolicy",
     "Fetch",
     "FetchResponse",
     "ManagementAPICallFailed",
     "ManagementAPIClient",
     "ManagementAPINotFound",
+    "PostAuthenticationAuth",
+    "PostAuthenticationEvent",
     "ReservedClaim",
+    "SignInRequest",
     "TokenClaims",
     "TokensGenerationEvent",
     "Trigger",
+    "WorkflowEvent",
     "WorkflowLogger",
     "WorkflowRuntimeError",
     "WorkflowSettings",

@@ -1,0 +1,328 @@
+"""The sign-in workflow examples, through the real login form (HTTP) of a deployment that loads
+them from ``examples/workflows/`` and runs them in runner processes, as ``serve`` would.
+
+- ``unpaid_org_gate`` (``user:post_authentication``): a member signing in to an organization
+  whose billing customer has no plan sees the workflow's reason on the login page; no session
+  and no code exist afterwards, so there is nothing for the token endpoint to exchange.
+- ``legacy_password_migration`` (``user:existing_password_provided``): an email claimflow does
+  not know but a legacy service on loopback does signs in once, exists afterwards with an
+  argon2id hash, and signs in again without the legacy service being called; the password
+  never reaches the run log.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from claimflow.app import create_app
+from claimflow.services import Services, build_services
+from claimflow.store import billing, organizations, users
+from claimflow.store import tables as t
+from claimflow.workflows.runlog import RunFilter, list_runs
+from tests.conftest import ISSUER, make_settings
+from tests.helpers import management_client
+from tests.oidc.flow import (
+    CALLBACK,
+    PASSWORD,
+    Business,
+    exchange,
+    redirect_params,
+    seed_business,
+    submit_login,
+)
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "workflows"
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) claimflow-test"
+
+
+@dataclass
+class Deployment:
+    services: Services
+    client: httpx.AsyncClient
+    biz: Business
+
+
+async def deploy(db_url: str, workflow_id: str) -> AsyncIterator[Deployment]:
+    services = build_services(
+        make_settings(
+            db_url,
+            workflows_dir=str(EXAMPLES),
+            workflows_enabled=["org_billing", "user_billing", workflow_id],
+            # A loaded test machine must not turn the run into a time-out.
+            workflow_overrides={workflow_id: {"time_limit_seconds": 30.0}},
+            login_max_failures=3,
+        )
+    )
+    try:
+        await services.workflows.warm_up()  # the app's lifespan does this at start-up
+        biz = await seed_business(services)
+        transport = httpx.ASGITransport(app=create_app(services=services))
+        async with httpx.AsyncClient(
+            transport=transport, base_url=ISSUER, headers={"User-Agent": BROWSER}
+        ) as client:
+            yield Deployment(services, client, biz)
+    finally:
+        await services.close()
+
+
+async def login_page(client: httpx.AsyncClient, biz: Business, **extra: str) -> httpx.Response:
+    params = {
+        "response_type": "code",
+        "client_id": biz.web_client_id,
+        "redirect_uri": CALLBACK,
+        "scope": "openid profile email",
+        "state": "st-1",
+    } | extra
+    page = await client.get("/oauth2/auth", params=params)
+    assert page.status_code == 200 and "/oauth2/auth/login" in page.text, page.text
+    return page
+
+
+async def runs_of(services: Services, workflow_id: str) -> list[Any]:
+    assert services.workflows.run_log is not None
+    await services.workflows.run_log.flush()
+    async with services.db.connect() as conn:
+        found, _ = await list_runs(conn, RunFilter(workflow_id=workflow_id))
+    return found
+
+
+# -- user:post_authentication ---------------------------------------------------------------
+
+
+@pytest.fixture
+async def gate(db_url: str) -> AsyncIterator[Deployment]:
+    async for deployment in deploy(db_url, "unpaid_org_gate"):
+        async with deployment.services.db.transaction() as conn:
+            # org_acme is a billing customer without a plan; org_globex has no billing at all.
+            await billing.create_customer(conn, org_code=deployment.biz.org_code)
+        yield deployment
+
+
+async def test_post_authentication_denial_shows_its_reason_and_issues_no_code(
+    gate: Deployment,
+) -> None:
+    client, biz = gate.client, gate.biz
+    page = await login_page(client, biz, org_code=biz.org_code)
+    denied = await submit_login(client, page, biz.email, PASSWORD)
+
+    assert denied.status_code == 403
+    assert "location" not in denied.headers  # no redirect, so no code reached the client
+    assert "Acme has no active plan" in denied.text
+    assert "/oauth2/auth/login" in denied.text  # the sign-in page, to try another account
+    assert "claimflow_session" not in denied.headers.get("set-cookie", "")
+    async with gate.services.db.connect() as conn:
+        codes = await conn.execute(select(func.count()).select_from(t.authorization_codes))
+        assert codes.scalar_one() == 0
+    # No session either: a silent request cannot get a code instead.
+    silent = await client.get(
+        "/oauth2/auth",
+        params={
+            "response_type": "code",
+            "client_id": biz.web_client_id,
+            "redirect_uri": CALLBACK,
+            "scope": "openid",
+            "prompt": "none",
+            "org_code": biz.org_code,
+        },
+    )
+    assert redirect_params(silent)["error"] == "login_required"
+    # And the token endpoint has nothing to exchange.
+    refused = await exchange(client, biz, "never-issued")
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+
+    (run,) = await runs_of(gate.services, "unpaid_org_gate")
+    assert run.trigger == "user:post_authentication"
+    assert run.outcome.value == "denied"
+    assert (run.user_id, run.org_code) == (biz.user_id, biz.org_code)
+    messages = [line["message"] for line in run.log_lines]
+    assert f"sign-in of {biz.user_id} from 127.0.0.1 ({BROWSER})" in messages
+
+
+async def test_post_authentication_lets_an_organization_without_billing_in(
+    gate: Deployment,
+) -> None:
+    client, biz = gate.client, gate.biz
+    page = await login_page(client, biz, org_code=biz.other_org_code)
+    result = redirect_params(await submit_login(client, page, biz.email, PASSWORD))
+    assert "code" in result and result["state"] == "st-1"
+    tokens = await exchange(client, biz, result["code"])
+    assert tokens.status_code == 200, tokens.text
+    (run,) = await runs_of(gate.services, "unpaid_org_gate")
+    assert run.outcome.value == "succeeded" and run.org_code == biz.other_org_code
+
+
+async def test_post_authentication_does_not_run_for_a_wrong_password(gate: Deployment) -> None:
+    page = await login_page(gate.client, gate.biz, org_code=gate.biz.org_code)
+    wrong = await submit_login(gate.client, page, gate.biz.email, "not the password")
+    assert wrong.status_code == 401
+    assert "has no active plan" not in wrong.text
+    assert await runs_of(gate.services, "unpaid_org_gate") == []
+
+
+# -- user:existing_password_provided ---------------------------------------------------------
+
+
+LEGACY_EMAIL = "legacy.lena@example.com"
+LEGACY_PASSWORD = "lena's old password 1999"
+
+
+@dataclass
+class LegacyService:
+    """A legacy user store on loopback: ``POST /check`` with ``{email, password}``."""
+
+    url: str = ""
+    accounts: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def legacy() -> Iterator[LegacyService]:
+    service = LegacyService(
+        accounts={LEGACY_EMAIL: (LEGACY_PASSWORD, {"given_name": "Lena", "family_name": "Old"})}
+    )
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            service.calls.append(body["email"])
+            account = service.accounts.get(body["email"])
+            ok = account is not None and account[0] == body["password"]
+            payload = json.dumps(account[1] if ok and account else {"error": "invalid"}).encode()
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    service.url = f"http://127.0.0.1:{server.server_address[1]}/check"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield service
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+async def migrating(db_url: str, legacy: LegacyService) -> AsyncIterator[Deployment]:
+    async for deployment in deploy(db_url, "legacy_password_migration"):
+        headers = await management_client(deployment.client, deployment.services)
+        created = await deployment.client.post(
+            "/api/v1/environment_variables",
+            json={"key": "LEGACY_AUTH_URL", "value": legacy.url, "is_secret": False},
+            headers=headers,
+        )
+        assert created.status_code == 201, created.text
+        yield deployment
+
+
+async def test_legacy_user_signs_in_once_and_is_migrated(
+    migrating: Deployment, legacy: LegacyService
+) -> None:
+    client, biz, services = migrating.client, migrating.biz, migrating.services
+    async with services.db.connect() as conn:
+        assert await users.find_user_by_email(conn, LEGACY_EMAIL) is None
+
+    page = await login_page(client, biz)
+    first = redirect_params(await submit_login(client, page, LEGACY_EMAIL, LEGACY_PASSWORD))
+    assert "code" in first
+    assert legacy.calls == [LEGACY_EMAIL]
+    tokens = await exchange(client, biz, first["code"])
+    assert tokens.status_code == 200, tokens.text
+
+    async with services.db.connect() as conn:
+        user = await users.find_user_by_email(conn, LEGACY_EMAIL)
+        assert user is not None and user.given_name == "Lena"
+        stored = await users.get_password_hash(conn, user.id)
+    assert stored is not None and stored.startswith("$argon2id$")
+    assert LEGACY_PASSWORD not in stored
+
+    # The second sign-in is claimflow's own: the legacy service is not called again.
+    client.cookies.clear()
+    page = await login_page(client, biz)
+    second = redirect_params(await submit_login(client, page, LEGACY_EMAIL, LEGACY_PASSWORD))
+    assert "code" in second
+    assert legacy.calls == [LEGACY_EMAIL]
+
+    (run,) = await runs_of(services, "legacy_password_migration")
+    assert run.trigger == "user:existing_password_provided"
+    assert run.outcome.value == "succeeded"
+    recorded = json.dumps(run.as_json())
+    assert f"migrated {user.id} from the legacy system" in recorded
+    assert LEGACY_PASSWORD not in recorded and stored not in recorded
+
+
+async def test_wrong_legacy_password_is_a_counted_failure_and_creates_nobody(
+    migrating: Deployment, legacy: LegacyService
+) -> None:
+    client, biz, services = migrating.client, migrating.biz, migrating.services
+    statuses = []
+    for _ in range(4):
+        page = await login_page(client, biz)
+        answer = await submit_login(client, page, LEGACY_EMAIL, "a wrong guess")
+        statuses.append(answer.status_code)
+        if answer.status_code == 401:
+            assert "The email or password is incorrect." in answer.text
+    # login_max_failures=3: the fourth attempt is refused before the password is looked at.
+    assert statuses == [401, 401, 401, 429]
+    assert legacy.calls == [LEGACY_EMAIL] * 3
+    async with services.db.connect() as conn:
+        assert await users.find_user_by_email(conn, LEGACY_EMAIL) is None
+    runs = await runs_of(services, "legacy_password_migration")
+    assert len(runs) == 3 and all(r.outcome.value == "succeeded" for r in runs)
+    assert "a wrong guess" not in json.dumps([r.as_json() for r in runs])
+
+
+async def test_unknown_email_answers_like_a_wrong_password(
+    migrating: Deployment, legacy: LegacyService
+) -> None:
+    """No enumeration: an email neither system knows, and a known user's wrong password, get
+    the same page and status."""
+    client, biz = migrating.client, migrating.biz
+    page = await login_page(client, biz)
+    unknown = await submit_login(client, page, "nobody@example.com", "whatever it is")
+    page = await login_page(client, biz)
+    wrong = await submit_login(client, page, biz.email, "whatever it is")
+    assert unknown.status_code == wrong.status_code == 401
+    assert unknown.text.replace("nobody@example.com", biz.email) == wrong.text.replace(
+        _csrf(wrong.text), _csrf(unknown.text)
+    )
+    assert legacy.calls == ["nobody@example.com"]  # alice has a password: not the legacy's
+
+
+def _csrf(page: str) -> str:
+    marker = 'name="csrf_token" value="'
+    start = page.index(marker) + len(marker)
+    return page[start : page.index('"', start)]
+
+
+async def test_a_user_without_a_password_is_migrated_onto_their_record(
+    migrating: Deployment, legacy: LegacyService
+) -> None:
+    """An email imported without a password (Kinde's drip-feed set-up imports emails first)
+    keeps its user id and memberships: the workflow sets the password on that record."""
+    client, biz, services = migrating.client, migrating.biz, migrating.services
+    async with services.db.transaction() as conn:
+        imported = await users.create_user(conn, email=LEGACY_EMAIL)
+        await organizations.add_member(conn, biz.org_code, imported.id)
+    page = await login_page(client, biz)
+    result = redirect_params(await submit_login(client, page, LEGACY_EMAIL, LEGACY_PASSWORD))
+    assert "code" in result
+    async with services.db.connect() as conn:
+        after = await users.find_user_by_email(conn, LEGACY_EMAIL)
+        stored = await users.get_password_hash(conn, imported.id)
+    assert after is not None and after.id == imported.id
+    assert stored is not None and stored.startswith("$argon2id$")
