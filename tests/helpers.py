@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -108,3 +111,45 @@ def serving(app: object, port: int) -> Iterator[None]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@dataclass
+class LegacyService:
+    """A legacy user store on loopback: ``POST /check`` with ``{email, password}`` answers 200
+    with the profile or 401; ``calls`` lists the emails it was asked about."""
+
+    url: str = ""
+    accounts: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def legacy_service(accounts: dict[str, tuple[str, dict[str, str]]]) -> Iterator[LegacyService]:
+    """A real HTTP server (stdlib, its own thread) for the password-migration workflows."""
+    service = LegacyService(accounts=dict(accounts))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            service.calls.append(body["email"])
+            account = service.accounts.get(body["email"])
+            ok = account is not None and account[0] == body["password"]
+            payload = json.dumps(account[1] if ok and account else {"error": "invalid"}).encode()
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    service.url = f"http://127.0.0.1:{server.server_address[1]}/check"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield service
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -2,13 +2,17 @@
 
 ``test`` runs one workflow exactly as sign-in would (same engine, transport and cache) but issues
 nothing and records no run; it prints the claims, the size of the tokens they would produce
-under the configured budget (and which form of each claim fits), and where the time went.
+under the configured budget (and which form of each claim fits), and where the time went. A
+workflow on a sign-in trigger (``user:post_authentication``, ``user:existing_password_provided``)
+is run on the event of a login instead (``sign_in_dry_run``): it prints the outcome, the denial
+reason and the log lines.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -17,6 +21,12 @@ from typing import Annotated, Any
 import typer
 
 from claimflow.cli.options import DATABASE_URL_OPTION, settings_from_flags
+from claimflow.cli.sign_in_dry_run import (
+    SIGN_IN_TRIGGERS,
+    SignInDryRun,
+    SignInOrigin,
+    sign_in_dry_run,
+)
 from claimflow.errors import ClaimflowError, TokenTooLarge
 from claimflow.oidc.workflow_events import tokens_generation_event
 from claimflow.services import Services, build_services
@@ -27,6 +37,7 @@ from claimflow.store._rows import utcnow
 from claimflow.tokens.budget import encoded_size, fit_to_budget
 from claimflow.tokens.claims import TokenContext, access_token_claims, id_token_claims
 from claimflow.workflows.engine import RunReport
+from claimflow.workflows.event import AuthOrigin, Trigger
 from claimflow.workflows.registry import WorkflowRegistry
 from claimflow.workflows.runlog import RunFilter, RunOutcome, WorkflowRun, list_runs, prune_runs
 
@@ -152,7 +163,12 @@ def _size_line(
 
 
 async def _dry_run(
-    settings: Settings, workflow_id: str, user_id: str, org_code: str | None
+    settings: Settings,
+    workflow_id: str,
+    user_id: str,
+    org_code: str | None,
+    origin: SignInOrigin,
+    auth_origin: AuthOrigin,
 ) -> DryRun:
     services: Services = build_services(settings)
     try:
@@ -170,7 +186,13 @@ async def _dry_run(
         if org_code is not None and membership is None:
             raise typer.BadParameter(f"user {user_id} is not a member of {org_code}")
         event = tokens_generation_event(
-            issuer=services.issuer, user_id=user_id, client_id="claimflow-cli", org_code=org_code
+            issuer=services.issuer,
+            user_id=user_id,
+            client_id=origin.client_id,
+            org_code=org_code,
+            origin=auth_origin,
+            ip=origin.ip,
+            user_agent=origin.user_agent,
         )
         await services.workflows.warm_up()  # an isolated workflow's runner, as `serve` starts it
         started = time.perf_counter()
@@ -180,7 +202,7 @@ async def _dry_run(
         ctx = TokenContext(
             issuer=services.issuer,
             user=user,
-            client_id="claimflow-cli",
+            client_id=origin.client_id,
             scopes=("openid", "profile", "email", "offline"),
             audience=(services.issuer + "/api",),
             auth_time=utcnow(),
@@ -221,26 +243,133 @@ async def _dry_run(
         await services.close()
 
 
-@app.command("test")
-def test_workflow(
-    workflow_id: Annotated[str, typer.Argument(help="The workflow to run, e.g. org_billing.")],
-    user: Annotated[str, typer.Option("--user", help="The user id (kp_...) signing in.")],
-    org: Annotated[str | None, typer.Option("--org", help="The organization code.")] = None,
-    database_url: str | None = DATABASE_URL_OPTION,
-) -> None:
-    """Run one workflow against real data without issuing tokens; print claims, sizes, timings."""
-    settings = _prepare(database_url)
-    try:
-        result = asyncio.run(_dry_run(settings, workflow_id, user, org))
-    except ClaimflowError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    run = result.report.run
-    typer.echo(f"workflow {workflow_id}: {run.outcome.value} in {run.duration_ms:.1f} ms")
+PASSWORD_VARIABLE = "CLAIMFLOW_WORKFLOW_TEST_PASSWORD"
+
+
+def _print_run(report: RunReport) -> None:
+    run = report.run
+    typer.echo(f"workflow {run.workflow_id}: {run.outcome.value} in {run.duration_ms:.1f} ms")
     if run.error:
         typer.echo(f"error: {run.error}")
     for log_line in run.log_lines:
         typer.echo(f"  {log_line['level']:<7} {log_line['message']}")
+
+
+async def _sign_in_run(
+    settings: Settings, workflow_id: str, origin: SignInOrigin, **flags: Any
+) -> SignInDryRun:
+    services: Services = build_services(settings)
+    try:
+        registry = services.workflows.registry
+        if registry is None:
+            raise typer.BadParameter(f"no workflow {workflow_id!r}")
+        workflow = registry.get(workflow_id)
+        try:
+            return await sign_in_dry_run(services, workflow, origin, **flags)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+    finally:
+        await services.close()
+
+
+def _test_sign_in_workflow(
+    settings: Settings, workflow_id: str, origin: SignInOrigin, **flags: Any
+) -> None:
+    try:
+        result = asyncio.run(_sign_in_run(settings, workflow_id, origin, **flags))
+    except ClaimflowError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    _print_run(result.report)
+    if result.report.denied_reason is not None:
+        typer.echo(f"denied: {result.report.denied_reason}")
+    for write in result.refused_writes:
+        typer.echo(f"  not performed (dry run): {write}")
+    typer.echo(
+        f"timings: workflow {result.report.run.duration_ms:.1f} ms, total "
+        f"{result.elapsed_ms:.1f} ms, {result.report.management_calls} Management API call(s)"
+    )
+    if result.refused_writes and result.report.run.outcome is RunOutcome.FAILED:
+        typer.echo("the run stopped at a write this dry run refused; --allow-writes performs it")
+        return
+    if result.report.run.outcome not in (RunOutcome.SUCCEEDED, RunOutcome.DENIED):
+        raise typer.Exit(1)
+
+
+def _trigger_of(settings: Settings, workflow_id: str) -> Trigger | None:
+    registry = WorkflowRegistry.from_settings(
+        settings.workflows_enabled,
+        settings.workflows_dir,
+        settings.workflow_overrides,
+        settings.workflows_trusted,
+    )
+    known = registry.known.get(workflow_id)
+    return known.settings.trigger if known else None
+
+
+@app.command("test")
+def test_workflow(
+    workflow_id: Annotated[str, typer.Argument(help="The workflow to run, e.g. org_billing.")],
+    user: Annotated[
+        str | None, typer.Option("--user", help="The user id (kp_...) signing in.")
+    ] = None,
+    org: Annotated[str | None, typer.Option("--org", help="The organization code.")] = None,
+    client: Annotated[
+        str, typer.Option("--client", help="The application's client_id in the event.")
+    ] = "claimflow-cli",
+    ip: Annotated[str | None, typer.Option("--ip", help="The browser's address.")] = None,
+    user_agent: Annotated[
+        str | None, typer.Option("--user-agent", help="The browser's User-Agent.")
+    ] = None,
+    origin: Annotated[
+        AuthOrigin, typer.Option("--origin", help="tokens_generation: the request's origin.")
+    ] = AuthOrigin.AUTHORIZATION_REQUEST,
+    email: Annotated[
+        str | None, typer.Option("--email", help="existing_password_provided: the email typed.")
+    ] = None,
+    new_user: Annotated[
+        bool, typer.Option("--new-user", help="post_authentication: the sign-in created the user.")
+    ] = False,
+    allow_writes: Annotated[
+        bool,
+        typer.Option("--allow-writes", help="Perform the workflow's Management API writes."),
+    ] = False,
+    database_url: str | None = DATABASE_URL_OPTION,
+) -> None:
+    """Run one workflow against real data without issuing tokens; print claims, sizes, timings.
+
+    A password workflow reads the password from CLAIMFLOW_WORKFLOW_TEST_PASSWORD or asks for it.
+    """
+    settings = _prepare(database_url)
+    where = SignInOrigin(client, ip, user_agent)
+    trigger = _trigger_of(settings, workflow_id)
+    if trigger in SIGN_IN_TRIGGERS:
+        password = None
+        if trigger is Trigger.USER_EXISTING_PASSWORD_PROVIDED:
+            password = os.environ.get(PASSWORD_VARIABLE) or typer.prompt(
+                "Password", hide_input=True
+            )
+        _test_sign_in_workflow(
+            settings,
+            workflow_id,
+            where,
+            user_id=user,
+            org_code=org,
+            email=email,
+            password=password,
+            new_user=new_user,
+            allow_writes=allow_writes,
+        )
+        return
+    if user is None:
+        raise typer.BadParameter("--user is required", param_hint="--user")
+    try:
+        result = asyncio.run(_dry_run(settings, workflow_id, user, org, where, origin))
+    except ClaimflowError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    run = result.report.run
+    _print_run(result.report)
     for token, claims in (
         ("access token", result.report.access_token),
         ("ID token", result.report.id_token),

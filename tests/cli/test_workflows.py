@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
+
+import pytest
 
 from claimflow.services import build_services
 from claimflow.settings import Settings
-from claimflow.store import migrate
+from claimflow.store import billing, migrate, users
+from claimflow.workflows.environment import create_variable
 from tests.cli.conftest import Invoke
+from tests.helpers import legacy_service
 from tests.workflows.conftest import BillingWorld, build_world, make_event
 
 
@@ -86,3 +91,95 @@ def test_runs_lists_recorded_runs_with_log_lines(invoke: Invoke, cli_db_url: str
     assert failed.stdout.strip() == "no runs"
     pruned = invoke("workflows", "runs", "--prune")
     assert "pruned 0 run(s)" in pruned.stdout
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "workflows"
+LEGACY_PASSWORD = "lena's old password 1999"
+
+
+def _enable(monkeypatch: pytest.MonkeyPatch, workflow_id: str) -> None:
+    monkeypatch.setenv("CLAIMFLOW_WORKFLOWS_DIR", str(EXAMPLES))
+    monkeypatch.setenv("CLAIMFLOW_WORKFLOWS_ENABLED", json.dumps(["org_billing", workflow_id]))
+    monkeypatch.setenv(
+        "CLAIMFLOW_WORKFLOW_OVERRIDES", json.dumps({workflow_id: {"time_limit_seconds": 30}})
+    )
+
+
+def test_test_runs_a_post_authentication_workflow_with_the_browser_of_the_flags(
+    invoke: Invoke, cli_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = seed(cli_db_url)
+
+    async def unpaid() -> None:
+        services = build_services(Settings(database_url=cli_db_url))
+        try:
+            async with services.db.transaction() as conn:
+                await billing.create_customer(conn, org_code=world.plain_org_code)
+        finally:
+            await services.close()
+
+    asyncio.run(unpaid())
+    _enable(monkeypatch, "unpaid_org_gate")
+    result = invoke(
+        "workflows",
+        "test",
+        "unpaid_org_gate",
+        "--user",
+        world.member_id,
+        "--org",
+        world.plain_org_code,
+        "--ip",
+        "203.0.113.9",
+        "--user-agent",
+        "TestBrowser/1.0",
+    )
+    assert result.exit_code == 0, result.output
+    assert "workflow unpaid_org_gate: denied" in result.stdout
+    assert "denied: No billing has no active plan." in result.stdout
+    assert f"sign-in of {world.member_id} from 203.0.113.9 (TestBrowser/1.0)" in result.stdout
+    assert invoke("workflows", "runs").stdout.strip() == "no runs"
+
+
+def test_test_runs_a_migration_without_writing_unless_told(
+    invoke: Invoke, cli_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(cli_db_url)
+    with legacy_service({"lena@example.com": (LEGACY_PASSWORD, {"given_name": "Lena"})}) as old:
+
+        async def configure() -> None:
+            services = build_services(Settings(database_url=cli_db_url))
+            try:
+                async with services.db.transaction() as conn:
+                    await create_variable(conn, services.box, key="LEGACY_AUTH_URL", value=old.url)
+            finally:
+                await services.close()
+
+        asyncio.run(configure())
+        _enable(monkeypatch, "legacy_password_migration")
+        monkeypatch.setenv("CLAIMFLOW_WORKFLOW_TEST_PASSWORD", LEGACY_PASSWORD)
+        args = ("workflows", "test", "legacy_password_migration", "--email", "lena@example.com")
+
+        dry = invoke(*args)
+        assert dry.exit_code == 0, dry.output
+        assert "not performed (dry run): POST user" in dry.stdout
+        assert LEGACY_PASSWORD not in dry.output
+        assert old.calls == ["lena@example.com"]
+
+        written = invoke(*args, "--allow-writes")
+        assert written.exit_code == 0, written.output
+        assert "workflow legacy_password_migration: succeeded" in written.stdout
+        assert "migrated kp_" in written.stdout
+        assert LEGACY_PASSWORD not in written.output
+
+    async def stored_hash() -> str | None:
+        services = build_services(Settings(database_url=cli_db_url))
+        try:
+            async with services.db.connect() as conn:
+                user = await users.find_user_by_email(conn, "lena@example.com")
+                assert user is not None
+                return await users.get_password_hash(conn, user.id)
+        finally:
+            await services.close()
+
+    stored = asyncio.run(stored_hash())
+    assert stored is not None and stored.startswith("$argon2id$")

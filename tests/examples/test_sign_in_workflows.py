@@ -13,10 +13,8 @@ them from ``examples/workflows/`` and runs them in runner processes, as ``serve`
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +28,7 @@ from claimflow.store import billing, organizations, users
 from claimflow.store import tables as t
 from claimflow.workflows.runlog import RunFilter, list_runs
 from tests.conftest import ISSUER, make_settings
-from tests.helpers import management_client
+from tests.helpers import LegacyService, legacy_service, management_client
 from tests.oidc.flow import (
     CALLBACK,
     PASSWORD,
@@ -174,46 +172,13 @@ async def test_post_authentication_does_not_run_for_a_wrong_password(gate: Deplo
 
 LEGACY_EMAIL = "legacy.lena@example.com"
 LEGACY_PASSWORD = "lena's old password 1999"
-
-
-@dataclass
-class LegacyService:
-    """A legacy user store on loopback: ``POST /check`` with ``{email, password}``."""
-
-    url: str = ""
-    accounts: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
-    calls: list[str] = field(default_factory=list)
+LEGACY_PROFILE = {"given_name": "Lena", "family_name": "Old"}
 
 
 @pytest.fixture
 def legacy() -> Iterator[LegacyService]:
-    service = LegacyService(
-        accounts={LEGACY_EMAIL: (LEGACY_PASSWORD, {"given_name": "Lena", "family_name": "Old"})}
-    )
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            service.calls.append(body["email"])
-            account = service.accounts.get(body["email"])
-            ok = account is not None and account[0] == body["password"]
-            payload = json.dumps(account[1] if ok and account else {"error": "invalid"}).encode()
-            self.send_response(200 if ok else 401)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *args: object) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    service.url = f"http://127.0.0.1:{server.server_address[1]}/check"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield service
-    server.shutdown()
-    server.server_close()
+    with legacy_service({LEGACY_EMAIL: (LEGACY_PASSWORD, LEGACY_PROFILE)}) as service:
+        yield service
 
 
 @pytest.fixture
