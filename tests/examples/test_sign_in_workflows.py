@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy import func, select
 
 from claimflow.app import create_app
+from claimflow.oidc.failure_pace import MIGRATION, PACE
 from claimflow.services import Services, build_services
 from claimflow.store import billing, organizations, users
 from claimflow.store import tables as t
@@ -41,6 +42,14 @@ from tests.oidc.flow import (
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "workflows"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) claimflow-test"
+
+
+@pytest.fixture(autouse=True)
+def _own_migration_pace() -> Iterator[None]:
+    """The pace is one per process: the migration samples of these tests (a runner and a legacy
+    round trip) must not pad the wrong-password answers of every later test."""
+    yield
+    PACE._durations.pop(MIGRATION, None)
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bcrypt
 import httpx
 
-from claimflow.crypto import verify_password
+from claimflow.crypto import hash_password, verify_password
 from claimflow.services import Services
 from claimflow.store import users
 from tests.management.catalogue import make_org, make_plan, make_user, ok
@@ -143,3 +143,39 @@ async def test_password_import_refuses_what_it_cannot_verify(api: httpx.AsyncCli
     legacy = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
     response = await api.put("/api/v1/users/kp_unknown/password", json={"hashed_password": legacy})
     assert response.status_code == 404
+
+
+async def test_an_argon2id_hash_is_stored_as_kindes_drip_feed_example_sends_it(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    """Kinde's drip-feed workflow sends ``{"hashed_password": <the event's hash>}`` with no
+    ``hashing_method``; an argon2id PHC string is taken as such (``argon2id`` is ours)."""
+    user_id = await make_user(api, "dripped@example.com")
+    hashed = hash_password("correct horse")
+    response = await api.put(f"/api/v1/users/{user_id}/password", json={"hashed_password": hashed})
+    assert await ok(response) == {"code": "OK", "message": "Success"}
+    explicit = await api.put(
+        f"/api/v1/users/{user_id}/password",
+        json={"hashed_password": hashed, "hashing_method": "argon2id"},
+    )
+    assert explicit.status_code == 200
+    async with services.db.connect() as conn:
+        assert await users.get_password_hash(conn, user_id) == hashed
+
+
+async def test_an_argon2id_hash_with_a_ruinous_cost_is_refused(api: httpx.AsyncClient) -> None:
+    """Its cost is paid at every sign-in: gigabytes of memory or minutes of time are a DoS."""
+    user_id = await make_user(api, "dripped@example.com")
+    salt_and_hash = "c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA"
+    for params in ("m=4194304,t=3,p=4", "m=65536,t=500,p=4", "m=65536,t=3,p=99"):
+        response = await api.put(
+            f"/api/v1/users/{user_id}/password",
+            json={"hashed_password": f"$argon2id$v=19${params}${salt_and_hash}"},
+        )
+        assert response.status_code == 400, params
+        assert response.json()["errors"][0]["code"] == "HASHED_PASSWORD_INVALID"
+    bcrypt_labelled = await api.put(
+        f"/api/v1/users/{user_id}/password",
+        json={"hashed_password": hash_password("x"), "hashing_method": "bcrypt"},
+    )
+    assert bcrypt_labelled.status_code == 400

@@ -20,9 +20,11 @@ import pytest
 
 from claimflow.app import create_app
 from claimflow.errors import WorkflowConfigError
+from claimflow.oidc.workflow_events import existing_password_provided_event
 from claimflow.services import Services, build_services
 from claimflow.workflows.engine import RunReport
 from claimflow.workflows.environment import create_variable
+from claimflow.workflows.event import ExistingPasswordProvidedEvent
 from claimflow.workflows.runlog import RunOutcome
 from tests.conftest import ISSUER, make_settings
 from tests.workflows.conftest import FakeKinde, make_event
@@ -347,3 +349,66 @@ async def test_fetch_goes_only_to_declared_hosts_and_refuses_private_addresses(
     undeclared = await run_one(services, "elsewhere")
     assert "is not in the workflow's fetch_hosts" in (undeclared.run.error or "")
     assert len(kinde.requests) == 1
+
+
+TYPED_PASSWORD = "typed-Pa55word-" + secrets.token_hex(4)
+
+
+def _password_event() -> ExistingPasswordProvidedEvent:
+    return existing_password_provided_event(
+        issuer="http://claimflow.test",
+        client_id="app_test",
+        email="someone@example.com",
+        password=TYPED_PASSWORD,
+        hashed_password="$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA",
+    )
+
+
+async def test_the_typed_password_never_reaches_the_run_log_or_the_servers_stderr(
+    deploy: Callable[..., object], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Kinde: "Any attempt to log the password out to the console in this workflow will be
+    redacted". A runner's log lines, its ``print`` and its error text all pass the password."""
+    leaky = workflow_source(
+        "leaky_migration",
+        """
+        password = event.context.auth.password
+        bindings.logger.info(f"checking {event.context.auth.provided_email} with {password}")
+        bindings.logger.info(f"hash {event.context.auth.hashed_password}")
+        print("printed:", password)
+        print("repr:", repr(event))
+        raise RuntimeError(f"legacy refused {password}")
+        """,
+        trigger="Trigger.USER_EXISTING_PASSWORD_PROVIDED",
+        bindings="frozenset({Binding.LOGGER})",
+        failure_policy="FailurePolicy.CONTINUE",
+    )
+    services: Services = await deploy({"leaky_migration": leaky})  # type: ignore[misc]
+    assert services.workflows.registry is not None
+    workflow = services.workflows.registry.get("leaky_migration")
+    (report,) = await services.workflows.run_workflows([workflow], _password_event())
+    assert report.run.outcome is RunOutcome.FAILED
+    recorded = json.dumps(report.run.as_json())
+    assert TYPED_PASSWORD not in recorded and "aGFzaGhhc2hoYXNoaGFzaA" not in recorded
+    assert "checking someone@example.com with [REDACTED]" in recorded
+    assert "legacy refused [REDACTED]" in recorded
+    out, err = capfd.readouterr()
+    assert "printed: [REDACTED]" in err + out
+    assert TYPED_PASSWORD not in err + out
+
+
+def test_a_sign_in_workflow_may_not_declare_token_bindings(tmp_path: Path, db_url: str) -> None:
+    """No token exists at post-authentication: Kinde gives the token bindings on
+    ``user:tokens_generation`` only, so declaring them is refused at start-up."""
+    source = workflow_source(
+        "early_claims",
+        "bindings.access_token.set_custom_claim('x', 1)",
+        trigger="Trigger.USER_POST_AUTHENTICATION",
+        bindings="TOKENS",
+    )
+    (tmp_path / "early_claims.py").write_text(HEADER + source)
+    settings = make_settings(
+        db_url, workflows_dir=str(tmp_path), workflows_enabled=["early_claims"]
+    )
+    with pytest.raises(WorkflowConfigError, match="no token exists yet"):
+        build_services(settings)
