@@ -121,6 +121,8 @@ class LegacyService:
     url: str = ""
     accounts: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
+    delay_seconds: float = 0.0
+    """How long each answer takes (a legacy system is rarely on the same machine)."""
 
 
 @contextmanager
@@ -132,6 +134,7 @@ def legacy_service(accounts: dict[str, tuple[str, dict[str, str]]]) -> Iterator[
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             service.calls.append(body["email"])
+            time.sleep(service.delay_seconds)
             account = service.accounts.get(body["email"])
             ok = account is not None and account[0] == body["password"]
             payload = json.dumps(account[1] if ok and account else {"error": "invalid"}).encode()
