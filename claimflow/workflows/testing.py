@@ -38,6 +38,7 @@ from claimflow.workflows.event import (
     EventOrganization,
     EventUser,
     TokensGenerationEvent,
+    WorkflowEvent,
 )
 from claimflow.workflows.loading import load_workflow
 from claimflow.workflows.registry import WorkflowRegistry
@@ -132,7 +133,7 @@ class WorkflowResult:
 
 async def run_workflow(
     module: str | Path,
-    event: TokensGenerationEvent,
+    event: WorkflowEvent,
     *,
     env: Mapping[str, str] | None = None,
     secrets: Mapping[str, str] | None = None,

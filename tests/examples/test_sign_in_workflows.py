@@ -27,6 +27,7 @@ from claimflow.oidc.failure_pace import MIGRATION, PACE
 from claimflow.services import Services, build_services
 from claimflow.store import billing, organizations, users
 from claimflow.store import tables as t
+from claimflow.workflows.environment import create_variable
 from claimflow.workflows.runlog import RunFilter, list_runs
 from tests.conftest import ISSUER, make_settings
 from tests.helpers import LegacyService, legacy_service, management_client
@@ -59,14 +60,14 @@ class Deployment:
     biz: Business
 
 
-async def deploy(db_url: str, workflow_id: str) -> AsyncIterator[Deployment]:
+async def deploy(db_url: str, *workflow_ids: str) -> AsyncIterator[Deployment]:
     services = build_services(
         make_settings(
             db_url,
             workflows_dir=str(EXAMPLES),
-            workflows_enabled=["org_billing", "user_billing", workflow_id],
+            workflows_enabled=["org_billing", "user_billing", *workflow_ids],
             # A loaded test machine must not turn the run into a time-out.
-            workflow_overrides={workflow_id: {"time_limit_seconds": 30.0}},
+            workflow_overrides={wid: {"time_limit_seconds": 30.0} for wid in workflow_ids},
             login_max_failures=3,
         )
     )
@@ -300,3 +301,25 @@ async def test_a_user_without_a_password_is_migrated_onto_their_record(
         stored = await users.get_password_hash(conn, imported.id)
     assert after is not None and after.id == imported.id
     assert stored is not None and stored.startswith("$argon2id$")
+
+
+async def test_a_migrated_user_is_new_to_the_post_authentication_workflow(
+    db_url: str, legacy: LegacyService
+) -> None:
+    """Both triggers on one sign-in: the migration creates the user, then post-authentication
+    sees ``is_new_user_record_created`` (Kinde's ``isNewUserRecordCreated``) — and only then."""
+    async for deployment in deploy(db_url, "legacy_password_migration", "unpaid_org_gate"):
+        client, biz, services = deployment.client, deployment.biz, deployment.services
+        async with services.db.transaction() as conn:
+            await create_variable(conn, services.box, key="LEGACY_AUTH_URL", value=legacy.url)
+        for _ in range(2):
+            client.cookies.clear()
+            page = await login_page(client, biz)
+            answer = await submit_login(client, page, LEGACY_EMAIL, LEGACY_PASSWORD)
+            assert "code" in redirect_params(answer)
+        runs = await runs_of(services, "unpaid_org_gate")
+        lines = sorted(
+            line["message"] for r in runs for line in r.log_lines if "sign-in" in line["message"]
+        )
+        assert len(lines) == 2
+        assert sum("(new user)" in line for line in lines) == 1
