@@ -108,8 +108,8 @@ async def runs_of(services: Services, workflow_id: str) -> list[Any]:
 
 
 @pytest.fixture
-async def gate(db_url: str) -> AsyncIterator[Deployment]:
-    async for deployment in deploy(db_url, "unpaid_org_gate"):
+async def gate(any_db_url: str) -> AsyncIterator[Deployment]:
+    async for deployment in deploy(any_db_url, "unpaid_org_gate"):
         async with deployment.services.db.transaction() as conn:
             # org_acme is a billing customer without a plan; org_globex has no billing at all.
             await billing.create_customer(conn, org_code=deployment.biz.org_code)
@@ -192,8 +192,8 @@ def legacy() -> Iterator[LegacyService]:
 
 
 @pytest.fixture
-async def migrating(db_url: str, legacy: LegacyService) -> AsyncIterator[Deployment]:
-    async for deployment in deploy(db_url, "legacy_password_migration"):
+async def migrating(any_db_url: str, legacy: LegacyService) -> AsyncIterator[Deployment]:
+    async for deployment in deploy(any_db_url, "legacy_password_migration"):
         headers = await management_client(deployment.client, deployment.services)
         created = await deployment.client.post(
             "/api/v1/environment_variables",
