@@ -59,7 +59,7 @@ def list_workflows(database_url: str | None = DATABASE_URL_OPTION) -> None:
         settings.workflows_enabled, settings.workflows_dir, settings.workflow_overrides
     )
     enabled = registry.enabled_ids
-    typer.echo(f"{'#':<3} {'id':<16} {'trigger':<24} {'policy':<9} {'limit':<6} bindings / source")
+    typer.echo(f"{'#':<3} {'id':<16} {'trigger':<31} {'policy':<9} {'limit':<6} bindings / source")
     ordered = [registry.known[w] for w in enabled] + [
         w for wid, w in sorted(registry.known.items()) if wid not in enabled
     ]
@@ -69,7 +69,7 @@ def list_workflows(database_url: str | None = DATABASE_URL_OPTION) -> None:
         limit = s.time_limit_seconds or settings.workflow_time_limit_seconds
         bindings = ",".join(sorted(b.value for b in s.bindings))
         typer.echo(
-            f"{position:<3} {s.id:<16} {s.trigger.value:<24} {s.failure_policy.value:<9} "
+            f"{position:<3} {s.id:<16} {s.trigger.value:<31} {s.failure_policy.value:<9} "
             f"{limit:<6g} {bindings}"
         )
         typer.echo(f"{'':<3} {'':<16} {s.name} ({workflow.source})")
