@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     port: int = 8000
     issuer: str | None = None
     secret_key: str | None = None
+    ssl_certfile: str | None = None
+    """PEM certificate chain: ``claimflow serve`` speaks HTTPS itself (with ``ssl_keyfile``)."""
+    ssl_keyfile: str | None = None
+    """PEM private key of ``ssl_certfile`` (unencrypted)."""
 
     signing_algorithm: SigningAlgorithm = "RS256"
     access_token_ttl_seconds: int = 3600
@@ -223,7 +227,8 @@ class Settings(BaseSettings):
 
     def public_issuer(self) -> str:
         """The issuer URL, without a trailing slash (OIDC Discovery §4.3 requires exact match)."""
-        return (self.issuer or f"http://{self.host}:{self.port}").rstrip("/")
+        scheme = "https" if self.ssl_certfile else "http"
+        return (self.issuer or f"{scheme}://{self.host}:{self.port}").rstrip("/")
 
     def redis_key_prefix(self) -> str:
         """``redis_prefix``, or the default derived from the issuer and the database URL."""

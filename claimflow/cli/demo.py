@@ -19,12 +19,14 @@ import uvicorn
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from sqlalchemy.engine import make_url
 
 from claimflow.app import create_app
 from claimflow.cli.options import DEMO_DATABASE_URL, database_label
 from claimflow.cli.preflight import check_deployment, ensure_port_free
 from claimflow.cli.problems import record_database_url
-from claimflow.cli.server import logging_options
+from claimflow.cli.server import logging_options, tls_options
+from claimflow.cli.tls import CertificatePair, local_certificate
 from claimflow.seed import (
     BusinessData,
     InvalidBusinessData,
@@ -39,6 +41,16 @@ from claimflow.store import migrate as apply_migrations
 DEMO_PASSWORD = "claimflow-demo"
 DEMO_M2M_CLIENT_ID = "demo-m2m"
 DEMO_WEB_CLIENT_ID = "demo-web"
+DEMO_TLS_DIRECTORY = "claimflow-demo-tls"
+
+
+def demo_tls_directory(database_url: str) -> Path:
+    """Where ``--https`` keeps the demo's certificate: beside the demo's SQLite file (the
+    demo's data directory), else in the working directory."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return Path(url.database).resolve().parent / DEMO_TLS_DIRECTORY
+    return Path.cwd() / DEMO_TLS_DIRECTORY
 
 
 async def seed_once(database_url: str, data: BusinessData) -> bool:
@@ -73,14 +85,18 @@ def _redirect_of(data: BusinessData, client_id: str) -> str | None:
     return None
 
 
-def what_to_try(issuer: str, data: BusinessData) -> list[tuple[str, str]]:
-    """Steps to print after start-up: (title, command or URL), using the demo's own values."""
+def what_to_try(
+    issuer: str, data: BusinessData, cacert: Path | None = None
+) -> list[tuple[str, str]]:
+    """Steps to print after start-up: (title, command or URL), using the demo's own values;
+    with ``cacert`` (``--https``), curl is told to trust the demo's certificate."""
     steps: list[tuple[str, str]] = []
+    curl = "curl -s" if cacert is None else f"curl -s --cacert {shlex.quote(str(cacert))}"
     m2m_secret = _secret_of(data, DEMO_M2M_CLIENT_ID)
     if m2m_secret is not None:
         token_cmd = " ".join(
             [
-                "curl -s -X POST",
+                f"{curl} -X POST",
                 shlex.quote(f"{issuer}/oauth2/token"),
                 "-d grant_type=client_credentials",
                 f"-d client_id={DEMO_M2M_CLIENT_ID}",
@@ -100,14 +116,14 @@ def what_to_try(issuer: str, data: BusinessData) -> list[tuple[str, str]]:
         steps.append(
             (
                 "Read an organization with its billing",
-                f'curl -s -H "Authorization: Bearer $TOKEN" '
+                f'{curl} -H "Authorization: Bearer $TOKEN" '
                 f"'{api}/organization?code=org_acme&expand=billing'",
             )
         )
         steps.append(
             (
                 "Read what it is entitled to",
-                f'curl -s -H "Authorization: Bearer $TOKEN" '
+                f'{curl} -H "Authorization: Bearer $TOKEN" '
                 f"'{api}/billing/entitlements?customer_id=customer_acme&expand=plans'",
             )
         )
@@ -152,7 +168,7 @@ def what_to_try(issuer: str, data: BusinessData) -> list[tuple[str, str]]:
                 " within 60 s",
                 " ".join(
                     [
-                        "curl -s -X POST",
+                        f"{curl} -X POST",
                         shlex.quote(f"{issuer}/oauth2/token"),
                         "-d grant_type=authorization_code -d code=PASTE_CODE",
                         f"-d redirect_uri={shlex.quote(redirect_uri)}",
@@ -164,7 +180,13 @@ def what_to_try(issuer: str, data: BusinessData) -> list[tuple[str, str]]:
     return steps
 
 
-def _print_banner(console: Console, settings: Settings, data: BusinessData, seeded: bool) -> None:
+def _print_banner(
+    console: Console,
+    settings: Settings,
+    data: BusinessData,
+    seeded: bool,
+    tls: CertificatePair | None,
+) -> None:
     issuer = settings.public_issuer()
     state = "seeded" if seeded else "already seeded, kept"
     console.print(
@@ -190,8 +212,19 @@ def _print_banner(console: Console, settings: Settings, data: BusinessData, seed
         plan = org.billing.plan_code if org.billing and org.billing.plan_code else ""
         plans.add_row(org.code or "", org.name, plan or "(no billing customer)")
     console.print(plans)
+    if tls is not None:
+        trust = shlex.quote(str(tls.certfile))
+        console.print(
+            f"[bold]HTTPS[/bold] with a self-signed certificate: trust {escape(trust)} "
+            f"(SSL_CERT_FILE={escape(trust)} for Python and httpx, REQUESTS_CA_BUNDLE for "
+            f"requests, NODE_EXTRA_CA_CERTS for Node, curl --cacert); Kinde's SDKs take "
+            f"the domain {escape(issuer.split('://', 1)[1])}",
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print("[bold]What to try next[/bold]")
-    for number, (title, command) in enumerate(what_to_try(issuer, data), start=1):
+    cacert = tls.certfile if tls is not None else None
+    for number, (title, command) in enumerate(what_to_try(issuer, data, cacert), start=1):
         console.print(f"{number}. {escape(title)}", highlight=False)
         console.print(f"   {escape(command)}", highlight=False, soft_wrap=True)
 
@@ -208,6 +241,12 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option("--data", help="Seed from this file instead of claimflow/demo.yaml."),
         ] = None,
+        https: bool = typer.Option(
+            False,
+            "--https",
+            help="Serve HTTPS with a self-signed certificate kept beside the demo's database "
+            "(Kinde's SDKs accept only https:// domains).",
+        ),
     ) -> None:
         """Start an embedded server seeded with a demo business and print what to try."""
         console = Console()
@@ -216,7 +255,15 @@ def register(app: typer.Typer) -> None:
         except InvalidBusinessData as exc:
             console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
             raise typer.Exit(1) from exc
-        settings = load_settings(database_url=database_url, host=host, port=port, issuer=None)
+        tls = local_certificate(demo_tls_directory(database_url), host) if https else None
+        settings = load_settings(
+            database_url=database_url,
+            host=host,
+            port=port,
+            issuer=None,
+            ssl_certfile=str(tls.certfile) if tls else None,
+            ssl_keyfile=str(tls.keyfile) if tls else None,
+        )
         record_database_url(settings.database_url)
         ensure_port_free(host, port)
         settings.resolved_secret_key()
@@ -227,12 +274,13 @@ def register(app: typer.Typer) -> None:
         except InvalidBusinessData as exc:
             console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
             raise typer.Exit(1) from exc
-        _print_banner(console, settings, data, seeded)
+        _print_banner(console, settings, data, seeded, tls)
         uvicorn.run(
             create_app(settings),
             host=host,
             port=port,
             log_level="info",
             proxy_headers=False,
+            **tls_options(tls),
             **logging_options(settings.log_format),
         )

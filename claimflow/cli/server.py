@@ -12,6 +12,7 @@ import uvicorn
 
 from claimflow.cli.options import DATABASE_URL_OPTION, database_label, settings_from_flags
 from claimflow.cli.preflight import check_deployment, ensure_port_free
+from claimflow.cli.tls import CertificatePair, check_certificate_pair
 from claimflow.observability.logs import uvicorn_log_config
 from claimflow.observability.metrics import MULTIPROCESS_DIR_VARIABLE
 from claimflow.store import migrate as apply_migrations
@@ -30,6 +31,13 @@ def logging_options(log_format: str) -> dict[str, Any]:
     return {"log_config": config} if config is not None else {}
 
 
+def tls_options(pair: CertificatePair | None) -> dict[str, Any]:
+    """uvicorn's TLS arguments for ``pair``; none for plain HTTP."""
+    if pair is None:
+        return {}
+    return {"ssl_certfile": str(pair.certfile), "ssl_keyfile": str(pair.keyfile)}
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def migrate(database_url: str | None = DATABASE_URL_OPTION) -> None:
@@ -45,11 +53,28 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(1, min=1, help="Worker processes; >1 needs PostgreSQL."),
         database_url: str | None = DATABASE_URL_OPTION,
         issuer: str | None = typer.Option(None, help="Public base URL (CLAIMFLOW_ISSUER)."),
+        ssl_certfile: str | None = typer.Option(
+            None, help="PEM certificate chain: serve HTTPS (CLAIMFLOW_SSL_CERTFILE)."
+        ),
+        ssl_keyfile: str | None = typer.Option(
+            None, help="PEM private key of --ssl-certfile (CLAIMFLOW_SSL_KEYFILE)."
+        ),
     ) -> None:
-        """Migrate the database, then serve the provider and the Management API."""
+        """Migrate the database, then serve the provider and the Management API.
+
+        With a certificate the server speaks HTTPS itself and the default issuer is
+        ``https://host:port``; behind a TLS-terminating proxy, set ``--issuer`` instead.
+        """
         settings = settings_from_flags(
-            database_url, demo_fallback=False, host=host, port=port, issuer=issuer
+            database_url,
+            demo_fallback=False,
+            host=host,
+            port=port,
+            issuer=issuer,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
         )
+        tls = check_certificate_pair(settings.ssl_certfile, settings.ssl_keyfile)
         if workers > 1 and settings.database_url.startswith("sqlite"):
             typer.echo(
                 "--workers > 1 needs a shared database: set CLAIMFLOW_DATABASE_URL to "
@@ -83,6 +108,7 @@ def register(app: typer.Typer) -> None:
                 proxy_headers=False,
                 log_level="info",
                 timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+                **tls_options(tls),
                 **logging_options(settings.log_format),
             )
         finally:

@@ -59,7 +59,10 @@ def free_port() -> int:
 
 
 def wait_until_serving(
-    base_url: str, process: subprocess.Popen[bytes], timeout: float = 90
+    base_url: str,
+    process: subprocess.Popen[bytes],
+    timeout: float = 90,
+    verify: bool = True,
 ) -> None:
     """Poll the JWKS-free token endpoint path until the server answers (any HTTP status)."""
     deadline = time.monotonic() + timeout
@@ -67,7 +70,7 @@ def wait_until_serving(
         if process.poll() is not None:
             raise AssertionError(f"server exited with {process.returncode}")
         try:
-            httpx.get(base_url + "/openapi.json", timeout=1.0)
+            httpx.get(base_url + "/openapi.json", timeout=1.0, verify=verify)
             return
         except httpx.TransportError:
             time.sleep(0.1)
@@ -76,11 +79,18 @@ def wait_until_serving(
 
 @pytest.fixture
 def start_server(workdir: Path) -> Iterator[Callable[..., tuple[str, subprocess.Popen[bytes]]]]:
-    """Start ``claimflow ARGS --port <free>`` as a real process; stopped after the test."""
+    """Start ``claimflow ARGS --port <free>`` as a real process; stopped after the test.
+
+    ``https`` means the server speaks TLS: the URL is ``https://`` and start-up is awaited
+    without checking the certificate (the test checks it, with the trust it means to test).
+    """
     started: list[subprocess.Popen[bytes]] = []
 
     def start(
-        *args: str, env: dict[str, str] | None = None, timeout: float = 30
+        *args: str,
+        env: dict[str, str] | None = None,
+        timeout: float = 30,
+        https: bool = False,
     ) -> tuple[str, subprocess.Popen[bytes]]:
         port = free_port()
         log = open(workdir / f"server-{port}.log", "wb")  # noqa: SIM115
@@ -92,9 +102,9 @@ def start_server(workdir: Path) -> Iterator[Callable[..., tuple[str, subprocess.
             stderr=subprocess.STDOUT,
         )
         started.append(process)
-        base_url = f"http://127.0.0.1:{port}"
+        base_url = f"{'https' if https else 'http'}://127.0.0.1:{port}"
         try:
-            wait_until_serving(base_url, process, timeout)
+            wait_until_serving(base_url, process, timeout, verify=not https)
         except AssertionError:
             process.terminate()
             process.wait(timeout=10)
