@@ -5,7 +5,8 @@ Where the browser is sent afterwards: ``post_logout_redirect_uri`` (§2), Kinde'
 or ``redirect_uri`` (what Kinde's Python SDK sends) — three names for one parameter, only ever a
 URL some application registered as a logout URL (narrowed to one application when ``client_id``
 or the ``id_token_hint`` names it; §3), so this endpoint is no open redirector. ``state`` is
-passed back on a ``post_logout_redirect_uri`` as §3 asks.
+passed back on the redirect as §3 asks, whichever of the three names carried it (Kinde's Python
+SDK sends ``state`` with ``redirect_uri``).
 
 Who may end the session: a ``GET`` is a link any site can make the browser follow, so it ends the
 session at once only with a valid ``id_token_hint`` (an ID token we issued to the session's
@@ -110,7 +111,7 @@ async def _logout_request(services: Services, params: dict[str, str], query: str
     redirect = _redirect_param(params)
     if redirect and not await _is_registered_logout_url(services, redirect, client_id):
         raise LogoutRefused("invalid_request", "The redirect is not a registered logout URL.")
-    state = params.get("state") if params.get("post_logout_redirect_uri") else None
+    state = params.get("state") if redirect else None
     return LogoutRequest(redirect, state, hinted_user, query)
 
 

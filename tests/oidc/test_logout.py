@@ -201,6 +201,11 @@ async def test_kinde_python_sdk_redirect_uri_is_an_alias_of_post_logout_redirect
     """Kinde's Python SDK logs out with ``redirect_uri``; it is checked like the others."""
     ok = await client.get("/logout", params={"redirect_uri": LOGOUT_URL})
     assert ok.status_code == 302 and ok.headers["location"] == LOGOUT_URL
+    hint = await signed_in_id_token(client, biz)
+    with_state = await client.get(
+        "/logout", params={"redirect_uri": LOGOUT_URL, "state": "s 2", "id_token_hint": hint}
+    )
+    assert with_state.headers["location"] == LOGOUT_URL + "?state=s+2"
     refused = await client.get("/logout", params={"redirect_uri": "https://evil.example/"})
     assert refused.status_code == 400
     assert "location" not in refused.headers
