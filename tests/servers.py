@@ -17,11 +17,13 @@ import re
 import secrets
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -30,8 +32,9 @@ import asyncpg
 import httpx
 import jwt
 
+from claimflow.cli.demo import DEMO_TLS_DIRECTORY
 from claimflow.seed import demo_data_path
-from tests.cli.conftest import free_port
+from tests.cli.conftest import free_port, wait_until_serving
 from tests.conftest import PG_SERVER
 
 CLAIMFLOW = str(Path(sys.executable).with_name("claimflow"))
@@ -239,6 +242,41 @@ def running_server(
     finally:
         server.terminate()
         server.wait(timeout=20)
+        log.close()
+
+
+@dataclass(frozen=True)
+class HttpsDemo:
+    """A running ``claimflow demo --https``: its issuer and the certificate to trust."""
+
+    issuer: str
+    certfile: Path
+
+    def trusting(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.certfile))
+
+
+@contextlib.contextmanager
+def running_https_demo(directory: Path) -> Iterator[HttpsDemo]:
+    """``claimflow demo --https`` as a real process in ``directory`` on a free port."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMFLOW_")}
+    env["CLAIMFLOW_SECRET_KEY"] = SECRET_KEY
+    log = open(directory / "demo.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(
+        [CLAIMFLOW, "demo", "--https", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=directory,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    issuer = f"https://127.0.0.1:{port}"
+    try:
+        wait_until_serving(issuer, process, timeout=90, verify=False)
+        yield HttpsDemo(issuer, directory / DEMO_TLS_DIRECTORY / "cert.pem")
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
         log.close()
 
 

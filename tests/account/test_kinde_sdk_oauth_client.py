@@ -11,13 +11,7 @@ API clients then read entitlements, roles, permissions and the profile with the 
 from __future__ import annotations
 
 import asyncio
-import os
-import ssl
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -31,49 +25,18 @@ from kinde_sdk.frontend.api.roles_api import RolesApi
 from kinde_sdk.frontend.api_client import ApiClient
 from kinde_sdk.frontend.configuration import Configuration
 
-from claimflow.cli.demo import DEMO_TLS_DIRECTORY
-from tests.cli.conftest import wait_until_serving
-from tests.helpers import free_port
 from tests.oidc.flow import hidden_fields
+from tests.servers import HttpsDemo, running_https_demo
 
-CLAIMFLOW = str(Path(sys.executable).with_name("claimflow"))
 CALLBACK = "http://127.0.0.1:8765/callback"
 SIGNED_OUT = "http://127.0.0.1:8765/"
 WEB = ("demo-web", "demo-web-secret-not-for-production")
 
 
-@dataclass(frozen=True)
-class HttpsDemo:
-    issuer: str
-    certfile: Path
-
-    def trusting(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.certfile))
-
-
 @pytest.fixture(scope="module")
 def https_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpsDemo]:
-    """``claimflow demo --https`` as a real process in a directory of its own."""
-    workdir = tmp_path_factory.mktemp("https-demo")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMFLOW_")}
-    env["CLAIMFLOW_SECRET_KEY"] = "kinde-sdk-tests-only-W2pX7nQ4vL9kR3tZ8mJ5"
-    log = open(workdir / "demo.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen(
-        [CLAIMFLOW, "demo", "--https", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=workdir,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    issuer = f"https://127.0.0.1:{port}"
-    try:
-        wait_until_serving(issuer, process, timeout=90, verify=False)
-        yield HttpsDemo(issuer, workdir / DEMO_TLS_DIRECTORY / "cert.pem")
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
+    with running_https_demo(tmp_path_factory.mktemp("https-demo")) as demo:
+        yield demo
 
 
 @pytest.fixture
