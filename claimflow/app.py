@@ -106,6 +106,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     unavailable.install(app)
     app.include_router(oidc.router)
     app.include_router(management.router)
+    app.include_router(management.kinde_webhooks_router)
     app.include_router(observability.router)
     tracing.install_tracing(app, services.db.engine)
     app.include_router(account.router)

@@ -5,7 +5,10 @@
     ├── ManagementAPIError    Kinde's ``{"errors": [{"code", "message"}]}`` with an HTTP status
     │   ├── NotFound          404: an unknown code or id
     │   ├── Conflict          409: a duplicate code, email or owner
-    │   └── InvalidRequest    400: a value the domain refuses
+    │   ├── InvalidRequest    400: a value the domain refuses
+    │   ├── Unauthorized      401: no or a bad credential (also a Kinde webhook that fails
+    │   │                     verification: signature, key, issuer, age)
+    │   └── UpstreamUnavailable  503: a service we depend on (Kinde's JWKS) cannot be reached
     ├── WorkflowError         a token-generation workflow failed; carries workflow and run ids
     │   └── WorkflowAccessDenied  a workflow called ``auth.deny_access(reason)``
     ├── WorkflowConfigError   the enabled workflows cannot run together (found at start-up)
@@ -78,6 +81,13 @@ class Unauthorized(ManagementAPIError):
 class Forbidden(ManagementAPIError):
     status_code = 403
     default_code = "FORBIDDEN"
+
+
+class UpstreamUnavailable(ManagementAPIError):
+    """503: a dependency is down; the caller should retry (Kinde retries its webhooks)."""
+
+    status_code = 503
+    default_code = "SERVICE_UNAVAILABLE"
 
 
 class WorkflowError(ClaimflowError):

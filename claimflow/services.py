@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from claimflow.crypto import SecretBox
 from claimflow.events import BillingChanges
+from claimflow.events.inbound import KindeWebhookReceiver
 from claimflow.settings import Settings
 from claimflow.store import Database
 from claimflow.tokens import KeyManager
@@ -24,6 +25,8 @@ class Services:
     keys: KeyManager
     billing_changes: BillingChanges
     workflows: WorkflowEngine
+    kinde_webhooks: KindeWebhookReceiver | None = None
+    """Verifies Kinde's webhooks in (``CLAIMFLOW_KINDE_WEBHOOK_DOMAIN``); None when unset."""
 
     @property
     def issuer(self) -> str:
@@ -36,6 +39,8 @@ class Services:
 
     async def close(self) -> None:
         await self.workflows.aclose()
+        if self.kinde_webhooks is not None:
+            await self.kinde_webhooks.aclose()
         await self.db.dispose()
 
 
@@ -57,4 +62,10 @@ def build_services(settings: Settings) -> Services:
         workflows=WorkflowEngine(),
     )
     services.workflows = build_workflow_engine(services)
+    if settings.kinde_webhook_domain:
+        services.kinde_webhooks = KindeWebhookReceiver(
+            settings.kinde_webhook_domain,
+            settings.kinde_webhook_jwks_ttl_seconds,
+            settings.kinde_webhook_max_age_seconds,
+        )
     return services

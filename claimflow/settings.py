@@ -15,6 +15,7 @@ import secrets
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
@@ -135,6 +136,15 @@ class Settings(BaseSettings):
 
     management_api_url: str | None = None
     management_api_timeout_seconds: float = 5.0
+    kinde_webhook_domain: str | None = None
+    """The Kinde domain (``https://<business>.kinde.com``) whose webhooks ``POST
+    /webhooks/kinde`` accepts, verified against its ``/.well-known/jwks.json``; unset, the
+    route answers 404. With billing read from that Kinde (``management_api_url``), a billing
+    webhook drops the customer's cache entry at once instead of at its TTL."""
+    kinde_webhook_jwks_ttl_seconds: float = Field(default=3600.0, gt=0)
+    """How long Kinde's key set is cached (an unknown ``kid`` refetches it sooner)."""
+    kinde_webhook_max_age_seconds: float = Field(default=86400.0, gt=0)
+    """Oldest ``iat`` a Kinde webhook may carry, and how long its ``event_id`` is remembered."""
 
     login_max_failures: int = Field(default=5, ge=1)
     """Password checks per window for one account from one client address."""
@@ -207,6 +217,21 @@ class Settings(BaseSettings):
     webhook_retry_base_seconds: float = 5.0
     webhook_retry_max_seconds: float = 3600.0
     webhook_max_attempts: int = 12
+
+    @field_validator("kinde_webhook_domain")
+    @classmethod
+    def _kinde_domain(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+        if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+            raise ValueError(
+                f"{value!r} must be an https:// URL (http:// only on loopback, for tests)"
+            )
+        if parts.path.strip("/") or parts.query or parts.fragment or parts.username:
+            raise ValueError(f"{value!r} must be the domain alone, e.g. https://acme.kinde.com")
+        return value.rstrip("/")
 
     @field_validator("database_url")
     @classmethod

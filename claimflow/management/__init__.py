@@ -9,6 +9,7 @@ from claimflow.management import (
     billing,
     catalogue,
     environment_variables,
+    kinde_webhooks,
     organization_user_access,
     organization_users,
     organizations,
@@ -50,4 +51,7 @@ def _publish_scopes(api: APIRouter) -> None:
 
 _publish_scopes(router)
 
-__all__ = ["router"]
+kinde_webhooks_router = kinde_webhooks.router
+"""``POST /webhooks/kinde`` (not under ``/api/v1``: Kinde calls it, not a Management API client)."""
+
+__all__ = ["kinde_webhooks_router", "router"]
