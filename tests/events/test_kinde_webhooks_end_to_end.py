@@ -59,38 +59,41 @@ def test_a_plan_change_on_kinde_reaches_the_next_token_through_its_webhook(
             webhook_delivery_enabled=False,
         )
     )
-    with serving(kinde, kinde_port), serving(ours, our_port):
-        with httpx.Client(base_url=kinde_url) as on_kinde:
-            headers = {"Authorization": f"Bearer {m2m_token(on_kinde, kinde_url)}"}
-            hook = on_kinde.post(
-                "/api/v1/webhooks",
-                json={
-                    "name": "claimflow billing cache",
-                    "endpoint": our_url + "/webhooks/kinde",
-                    "event_types": ["customer.agreement_created"],
-                },
+    with (
+        serving(kinde, kinde_port),
+        serving(ours, our_port),
+        httpx.Client(base_url=kinde_url) as on_kinde,
+    ):
+        headers = {"Authorization": f"Bearer {m2m_token(on_kinde, kinde_url)}"}
+        hook = on_kinde.post(
+            "/api/v1/webhooks",
+            json={
+                "name": "claimflow billing cache",
+                "endpoint": our_url + "/webhooks/kinde",
+                "event_types": ["customer.agreement_created"],
+            },
+            headers=headers,
+        )
+        assert hook.status_code == 200, hook.text
+
+        with httpx.Client(base_url=our_url) as on_ours:
+            before, _ = sign_in(on_ours, "org_acme")
+            assert plan_of(before) == ["pro"]
+
+            change = on_kinde.post(
+                "/api/v1/billing/agreements",
+                json={"customer_id": "customer_acme", "plan_code": "enterprise"},
                 headers=headers,
             )
-            assert hook.status_code == 200, hook.text
+            assert change.status_code == 200, change.text
 
-            with httpx.Client(base_url=our_url) as on_ours:
-                before, _ = sign_in(on_ours, "org_acme")
-                assert plan_of(before) == ["pro"]
-
-                change = on_kinde.post(
-                    "/api/v1/billing/agreements",
-                    json={"customer_id": "customer_acme", "plan_code": "enterprise"},
-                    headers=headers,
-                )
-                assert change.status_code == 200, change.text
-
-                deadline = time.monotonic() + 30
-                while True:
-                    after, _ = sign_in(on_ours, "org_acme")
-                    if plan_of(after) == ["enterprise"]:
-                        break
-                    # Until the webhook lands the cached Pro is served: the TTL is an hour.
-                    assert plan_of(after) == ["pro"]
-                    assert time.monotonic() < deadline, "the webhook never reached claimflow"
-                    time.sleep(0.2)
-            assert "sso" in {e["feature_code"] for e in after["org_billing"]["entitlements"]}  # type: ignore[index]
+            deadline = time.monotonic() + 30
+            while True:
+                after, _ = sign_in(on_ours, "org_acme")
+                if plan_of(after) == ["enterprise"]:
+                    break
+                # Until the webhook lands the cached Pro is served: the TTL is an hour.
+                assert plan_of(after) == ["pro"]
+                assert time.monotonic() < deadline, "the webhook never reached claimflow"
+                time.sleep(0.2)
+        assert "sso" in {e["feature_code"] for e in after["org_billing"]["entitlements"]}  # type: ignore[index]
