@@ -218,7 +218,7 @@ def _print_banner(
             f"[bold]HTTPS[/bold] with a self-signed certificate: trust {escape(trust)} "
             f"(SSL_CERT_FILE={escape(trust)} for Python and httpx, REQUESTS_CA_BUNDLE for "
             f"requests, NODE_EXTRA_CA_CERTS for Node, curl --cacert); Kinde's SDKs take "
-            f"the domain {escape(issuer.split('://', 1)[1])}",
+            f"it as their domain: {escape(issuer)}",
             highlight=False,
             soft_wrap=True,
         )
