@@ -23,6 +23,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from hypothesis import given
+from hypothesis import strategies as st
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -30,6 +32,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from claimflow.app import create_app
+from claimflow.events.inbound import customer_ids_of
 from claimflow.services import Services, build_services
 from tests.conftest import ISSUER, make_settings
 from tests.helpers import free_port, serving
@@ -317,3 +320,54 @@ async def test_without_a_kinde_domain_the_route_is_a_404(db_url: str) -> None:
     finally:
         await services.close()
     refused(response, 404, "ROUTE_NOT_FOUND")
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                ["customer_id", "customer", "agreement", "billing", "organization", "id"]
+            )
+            | st.text(max_size=6),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=20,
+)
+
+
+def strings_in(value: object) -> set[str]:
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, dict):
+        return set().union(*(strings_in(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(strings_in(v) for v in value)) if value else set()
+    return set()
+
+
+@given(JSON)
+def test_customer_ids_are_only_non_empty_strings_of_the_payload(data: object) -> None:
+    """Whatever a verified webhook's ``data`` holds, reading it never fails and names only
+    strings it carries."""
+    found = customer_ids_of(data)
+    assert all(isinstance(c, str) and c for c in found)
+    assert found <= strings_in(data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"customer_id": "c1"},
+        {"customer": {"id": "c1"}},
+        {"agreement": {"id": "a", "customer_id": "c1"}},
+        {"billing": {"billing_customer_id": "c1"}},
+        {"organization": {"code": "org_x", "billing": {"billing_customer_id": "c1"}}},
+        {"user": {"id": "u", "billing": {"customer_id": "c1"}}},
+    ],
+)
+def test_each_place_kinde_names_a_customer_is_read(data: dict[str, Any]) -> None:
+    assert customer_ids_of(data) == frozenset({"c1"})
