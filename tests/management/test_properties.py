@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 from claimflow.app import create_app
@@ -84,7 +84,13 @@ def test_no_route_returns_5xx_and_4xx_carry_the_envelope(db_url: str) -> None:
                 suppress_health_check=list(HealthCheck),
             )
             def property_holds(case: Any) -> None:
-                response = loop.run_until_complete(http.request(**request_of(case)))
+                try:
+                    request = http.build_request(**request_of(case))
+                except httpx.InvalidURL:
+                    # httpx refuses to send a URL component over 64 KiB: no such request can
+                    # reach the server, so there is nothing to check.
+                    reject()
+                response = loop.run_until_complete(http.send(request))
                 check(response, case.operation.label)
 
             property_holds()
