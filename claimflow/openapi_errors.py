@@ -21,8 +21,8 @@ statuses the server really answers, so they are derived here rather than written
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
-import textwrap
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import FunctionType, ModuleType
@@ -229,18 +229,46 @@ def _ours(target: Any) -> bool:
     return isinstance(target, FunctionType) and target.__module__.startswith("claimflow.")
 
 
-def _calls_and_raises(function: FunctionType) -> Iterator[Any]:
-    """What ``function`` calls (resolvable claimflow functions) and the classes it raises."""
+@functools.cache
+def _definitions(filename: str) -> dict[int, ast.AST]:
+    """A module's function definitions by first line (the first decorator's, as in ``co_firstlineno``)."""
     try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
-    except (OSError, TypeError, SyntaxError):
-        return
-    namespace = function.__globals__
+        with open(filename, encoding="utf-8") as source:
+            module = ast.parse(source.read(), filename)
+    except (OSError, SyntaxError):
+        return {}
+    return {
+        min([node.lineno, *(d.lineno for d in node.decorator_list)]): node
+        for node in ast.walk(module)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+
+
+@functools.cache
+def _direct(function: FunctionType) -> tuple[frozenset[int], tuple[FunctionType, ...]]:
+    """The statuses ``function`` raises itself, and the claimflow functions it calls.
+
+    Read once per function, from its module parsed once: a raise of a ``ManagementAPIError``
+    subclass by name, and calls by name or dotted module/class attribute. A call through an
+    object (``services.db.connect()``) is not followed; what the store's absence causes is the
+    ``503`` every operation lists anyway. An error a caller catches still counts: the document
+    may list a status a route cannot reach, never miss one it can.
+    """
+    tree = _definitions(function.__code__.co_filename).get(function.__code__.co_firstlineno)
+    if tree is None:
+        return frozenset(), ()
+    statuses: set[int] = set()
+    callees: list[FunctionType] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
-            yield _resolve(node.exc.func, namespace)
+            raised = _resolve(node.exc.func, function.__globals__)
+            if isinstance(raised, type) and issubclass(raised, ManagementAPIError):
+                statuses.add(raised.status_code)
         elif isinstance(node, ast.Call):
-            yield _resolve(node.func, namespace)
+            called = _resolve(node.func, function.__globals__)
+            if _ours(called):
+                callees.append(called)
+    return frozenset(statuses), tuple(callees)
 
 
 def raised_statuses(function: Callable[..., Any], seen: set[Any] | None = None) -> set[int]:
@@ -249,15 +277,16 @@ def raised_statuses(function: Callable[..., Any], seen: set[Any] | None = None) 
     target = inspect.unwrap(function)
     if not isinstance(target, FunctionType):
         target = vars(type(function)).get("__call__")  # a callable instance (ScopeGuard)
-    if not _ours(target) or target in seen:
-        return set()
-    seen.add(target)
     statuses: set[int] = set()
-    for found in _calls_and_raises(target):
-        if isinstance(found, type) and issubclass(found, ManagementAPIError):
-            statuses.add(found.status_code)
-        elif _ours(found):
-            statuses |= raised_statuses(found, seen)
+    pending = [target] if _ours(target) else []
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        raised, callees = _direct(current)
+        statuses |= raised
+        pending.extend(callees)
     return statuses
 
 
