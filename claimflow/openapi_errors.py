@@ -14,8 +14,8 @@ statuses the server really answers, so they are derived here rather than written
   ``claimflow/unavailable.py``). Every error has Kinde's schema ``error_response``.
 - **The OAuth and OIDC endpoints** answer RFC 6749 §5.2 errors, HTML pages and redirects from
   code paths a reader should see at once, so ``PROTOCOL_RESPONSES`` lists them by hand, each with
-  the rule it follows; an operation missing from the table fails the document's build (and a
-  test), so a new endpoint cannot go undocumented.
+  the rule it follows; an operation missing from the table gets only the statuses every
+  endpoint can answer (400, 503) and fails a test, so a new endpoint cannot go undocumented.
 """
 
 from __future__ import annotations
@@ -177,6 +177,9 @@ PROTOCOL_RESPONSES: Mapping[tuple[str, str], Mapping[int, Outcome]] = {
     ("get", "/metrics"): {400: _TRANSPORT_400},
 }
 """Error and redirect responses of the OAuth and OIDC endpoints (and the operational ones)."""
+
+UNLISTED: Mapping[int, Outcome] = {400: _TRANSPORT_400, 503: _STORE_DOWN}
+"""What an endpoint missing from ``PROTOCOL_RESPONSES`` gets (a test fails until it is listed)."""
 
 ERROR_SCHEMAS: dict[str, Any] = {
     "error": {
@@ -362,7 +365,7 @@ def document_errors(document: dict[str, Any], routes: list[BaseRoute]) -> None:
                 statuses = kinde_statuses(served[(method, path)], operation)
                 outcomes = {status: _kinde_outcome(status) for status in statuses}
             else:
-                outcomes = dict(PROTOCOL_RESPONSES[(method, path)])
+                outcomes = dict(PROTOCOL_RESPONSES.get((method, path), UNLISTED))
             for status, outcome in sorted(outcomes.items()):
                 responses[str(status)] = _response(outcome, outcome.body)
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
