@@ -128,7 +128,9 @@ PROTOCOL_RESPONSES: Mapping[tuple[str, str], Mapping[int, Outcome]] = {
         503: _STORE_DOWN,
     },
     ("post", "/oauth2/revoke"): {
-        400: Outcome("invalid_request or unsupported_token_type (RFC 7009 §2.2.1)."),
+        400: Outcome(
+            "invalid_request: no token, a repeated or malformed parameter (RFC 7009 §2.1)."
+        ),
         401: _CLIENT_401,
         413: _TOO_LARGE,
         503: _STORE_DOWN,
