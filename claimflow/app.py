@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.middleware import Middleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from claimflow import account, management, observability, oidc, unavailable
+from claimflow import account, management, observability, oidc, openapi_errors, unavailable
 from claimflow.events.runner import start_webhook_delivery
 from claimflow.management import errors as management_errors
 from claimflow.middleware import BodyLimit, Cors, DefaultResponseHeaders, HostCheck
@@ -110,4 +110,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(observability.router)
     tracing.install_tracing(app, services.db.engine)
     app.include_router(account.router)
+    openapi_errors.install(app)
     return app

@@ -46,7 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claimflow.crypto import digest_secret, hash_password
 from claimflow.domain import ApplicationType, FeatureKind
-from claimflow.domain.management_scopes import ALL_MANAGEMENT_SCOPES
+from claimflow.domain.management_scopes import ALL_MANAGEMENT_SCOPES, WORKFLOWS_CLIENT_ID
 from claimflow.errors import ClaimflowError, ManagementAPIError
 from claimflow.store import Database, apis, applications, billing, organizations, roles, users
 
@@ -407,6 +407,10 @@ async def write_business_data(
 
         async def add_application(a: ApplicationSpec = application) -> None:
             kind = ApplicationType(a.type)
+            if a.client_id == WORKFLOWS_CLIENT_ID:
+                raise InvalidBusinessData(
+                    f"client_id {a.client_id!r} is reserved for the workflows' own token."
+                )
             if a.client_id is not None and await applications.find_application(conn, a.client_id):
                 raise InvalidBusinessData(f"an application with client_id {a.client_id!r} exists.")
             if kind is ApplicationType.SPA and a.client_secret is not None:

@@ -3,7 +3,7 @@
 When PostgreSQL (or a SQLite file) cannot be reached, every request fails the same way. Clients
 get what they can act on — ``503`` with ``Retry-After`` and ``Cache-Control: no-store`` — in the
 format they already parse: Kinde's envelope ``{"errors": [{"code", "message"}]}`` under
-``/api/`` and the OAuth error ``temporarily_unavailable`` (RFC 6749 §4.1.2.1, used here for
+Kinde's APIs (``speaks_kinde_envelope``) and the OAuth error ``temporarily_unavailable`` (RFC 6749 §4.1.2.1, used here for
 every OAuth and OIDC endpoint) elsewhere. The operator gets one log line per kind of failure per
 interval instead of a traceback per request. Nothing here holds state about the outage: the
 engine's pool (``pool_pre_ping``) reconnects on the first request after the database is back.
@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 
+from claimflow.middleware import speaks_kinde_envelope
 from claimflow.throttled_log import ThrottledLog
 from claimflow.tokens import KeyManager
 
@@ -57,7 +58,7 @@ def store_unavailable_response(request: Request, exc: BaseException) -> JSONResp
         "Pragma": "no-cache",
     }
     message = "The service is temporarily unavailable; retry later."
-    if request.url.path.startswith("/api/"):
+    if speaks_kinde_envelope(request.url.path):
         body: dict[str, object] = {"errors": [{"code": "SERVICE_UNAVAILABLE", "message": message}]}
     else:
         body = {"error": "temporarily_unavailable", "error_description": message}

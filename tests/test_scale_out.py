@@ -167,3 +167,59 @@ def test_metrics_of_any_worker_count_the_requests_of_every_worker(
         assert pinned.served_by(scrape) == pid
         assert _token_requests_issued(scrape.text) == 3, scrape.text
     pinned.close()
+
+
+def test_narrowed_application_old_token_is_refused_by_the_other_worker_at_once(
+    two_workers: tuple[str, set[int]],
+) -> None:
+    """Narrow an application through worker A; its old token writes nothing through worker B.
+
+    Each request reads the application's current grants from PostgreSQL, so no worker keeps a
+    stale copy: the very next request on the other worker sees the narrowing, and the deletion.
+    """
+    base_url, workers = two_workers
+    pinned = PinnedConnections(base_url, int(base_url.rsplit(":", 1)[1]), workers)
+    pid_a, pid_b = sorted(workers)
+    admin = {"Authorization": f"Bearer {m2m_token(pinned.to(pid_a), base_url)}"}
+
+    created = pinned.to(pid_a).post(
+        "/api/v1/applications",
+        json={
+            "name": "narrowed",
+            "type": "m2m",
+            "scopes": ["read:organizations", "create:organizations"],
+        },
+        headers=admin,
+    )
+    assert created.status_code == 201, created.text
+    app = created.json()["application"]
+    issued = pinned.to(pid_b).post(
+        "/oauth2/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": app["client_id"],
+            "client_secret": app["client_secret"],
+            "audience": base_url + "/api",
+        },
+    )
+    old = {"Authorization": f"Bearer {issued.json()['access_token']}"}
+    wrote = pinned.to(pid_b).post("/api/v1/organization", json={"name": "Before"}, headers=old)
+    assert wrote.status_code == 200, wrote.text
+
+    narrowed = pinned.to(pid_a).patch(
+        f"/api/v1/applications/{app['client_id']}",
+        json={"scopes": ["read:organizations"]},
+        headers=admin,
+    )
+    assert pinned.served_by(narrowed) == pid_a and narrowed.status_code == 200, narrowed.text
+    attack = pinned.to(pid_b).post("/api/v1/organization", json={"name": "After"}, headers=old)
+    assert pinned.served_by(attack) == pid_b
+    assert attack.status_code == 403, "worker B let the narrowed token write"
+    assert pinned.to(pid_b).get("/api/v1/organizations", headers=old).status_code == 200
+
+    deleted = pinned.to(pid_a).delete(f"/api/v1/applications/{app['client_id']}", headers=admin)
+    assert pinned.served_by(deleted) == pid_a and deleted.status_code == 200, deleted.text
+    refused = pinned.to(pid_b).get("/api/v1/organizations", headers=old)
+    assert pinned.served_by(refused) == pid_b
+    assert refused.status_code == 401, "worker B still accepts a deleted application's token"
+    pinned.close()

@@ -92,3 +92,11 @@ EXTENSION_SCOPES: tuple[str, ...] = (
 ALL_MANAGEMENT_SCOPES: tuple[str, ...] = (
     KINDE_SCOPES + KINDE_API_SCOPES + ACCESS_AND_WEBHOOK_SCOPES + EXTENSION_SCOPES
 )
+
+WORKFLOWS_CLIENT_ID = "claimflow-workflows"
+"""The client id of the token the server mints in-process for a workflow's Management API calls.
+
+It names no stored application: its tokens are minted by the server itself, each carrying only
+the scopes the running workflow declared, and live five minutes. It is reserved, so no seed file
+can create an application under it and the Management API can neither change nor delete it.
+"""

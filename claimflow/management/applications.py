@@ -6,6 +6,10 @@ applications also take ``scopes``, our extension field: the Management API scope
 client-credentials tokens may carry, never more than the creating token holds itself. Browser
 applications take ``allowed_origins``, our extension too: origins allowed to call the token
 endpoint cross-origin (``claimflow.oidc.cors``).
+
+``PATCH`` takes ``scopes`` too (the same bound as on creation), and ``DELETE`` is Kinde's. Both
+bind tokens already issued: the Management API authorizes every request against the
+application's current scopes (docs/decisions.md, "Scopes shrink").
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from claimflow.domain import ApplicationType
-from claimflow.domain.management_scopes import ALL_MANAGEMENT_SCOPES
+from claimflow.domain.management_scopes import ALL_MANAGEMENT_SCOPES, WORKFLOWS_CLIENT_ID
 from claimflow.domain.origins import origin_of
-from claimflow.errors import InvalidRequest
+from claimflow.errors import Forbidden, InvalidRequest
 from claimflow.management.auth import M2MCaller, require_held, require_scope, services_of
 from claimflow.management.wire import (
     DEFAULT_PAGE_SIZE,
@@ -92,6 +96,12 @@ class UpdateApplication(BaseModel):
         max_length=100,
         description="claimflow extension: replaces the application's CORS origins.",
     )
+    scopes: list[str] | None = Field(
+        default=None,
+        max_length=100,
+        description="claimflow extension: replaces an M2M application's Management API scopes; "
+        "tokens already issued lose the scopes removed at their next request.",
+    )
 
 
 class Urls(BaseModel):
@@ -157,18 +167,23 @@ async def update_application(
     request: Request,
     application_id: CodePath,
     body: UpdateApplication,
-    _: object = Depends(require_scope("update:applications")),
+    caller: Annotated[M2MCaller, Depends(require_scope("update:applications"))],
 ) -> dict[str, str]:
+    refuse_reserved(application_id)
     changes: dict[str, Any] = {
         name: list(dict.fromkeys(value)) if isinstance(value, list) else value
         for name, value in body.model_dump(exclude_none=True).items()
     }
+    if body.scopes is not None:
+        changes["scopes"] = grantable_scopes(caller, body.scopes)
     async with services_of(request).db.transaction() as conn:
         app = await applications.get_application(conn, application_id)
         if changes.get("allowed_origins") and app.type is ApplicationType.M2M:
             raise InvalidRequest(
                 "M2M applications take no allowed_origins.", "ALLOWED_ORIGINS_INVALID"
             )
+        if changes.get("scopes") and app.type is not ApplicationType.M2M:
+            raise InvalidRequest("Only m2m applications take scopes.", "SCOPES_INVALID")
         await applications.update_application(conn, application_id, **changes)
     return OK
 
@@ -225,3 +240,38 @@ async def add_logout_urls(
 ) -> dict[str, str]:
     await _add_urls(request, app_id, body.urls, "logout_uris")
     return OK
+
+
+# Changing who holds what: narrowing an application's scopes and deleting it. Both bind the
+# tokens already issued, because the Management API authorizes each request against the
+# application's current grants (``claimflow.management.auth``).
+
+
+def refuse_reserved(application_id: str) -> None:
+    """The workflows' in-process client is the server's own: no API call may change it."""
+    if application_id == WORKFLOWS_CLIENT_ID:
+        raise Forbidden(
+            "This client id is reserved for the workflows' own token.", "APPLICATION_RESERVED"
+        )
+
+
+def grantable_scopes(caller: M2MCaller, scopes: list[str]) -> list[str]:
+    """Known Management API scopes, all held by the caller (granting is bounded by holding)."""
+    unknown = sorted(set(scopes) - set(ALL_MANAGEMENT_SCOPES))
+    if unknown:
+        raise InvalidRequest(f"Unknown scopes: {', '.join(unknown)[:200]}.", "SCOPES_INVALID")
+    require_held(caller, scopes)
+    return sorted(set(scopes))
+
+
+@router.delete("/applications/{application_id}", summary="Delete application")
+async def delete_application(
+    request: Request,
+    application_id: CodePath,
+    _: object = Depends(require_scope("delete:applications")),
+) -> dict[str, str]:
+    """Kinde's ``deleteApplication``; the application's tokens are refused from now on."""
+    refuse_reserved(application_id)
+    async with services_of(request).db.transaction() as conn:
+        await applications.delete_application(conn, application_id)
+    return {"code": "OK", "message": "Application successfully deleted"}

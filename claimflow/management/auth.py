@@ -4,6 +4,14 @@ Tokens come from ``POST /oauth2/token`` (``client_credentials``) with ``audience
 ``<issuer>/api``, as Kinde's; each route names the scope Kinde's spec gives it
 (``x-scope``) and gets 403 with the missing scope named when the token lacks it. A token its
 client revoked (RFC 7009, ``POST /oauth2/revoke``) is refused like an expired one.
+
+A token's scopes are what its application held when the token was issued; the request is
+authorized against the intersection of those and what the application holds *now* (read from the
+store on every request), so narrowing an application's scopes takes effect at once on the tokens
+already out, and a deleted application's tokens are refused (401) on every worker at the next
+request. The workflows' in-process token names no stored application
+(``WORKFLOWS_CLIENT_ID``): the server minted it for five minutes with the scopes the running
+workflow declared, so its own scopes are its grant.
 """
 
 from __future__ import annotations
@@ -15,9 +23,10 @@ import jwt
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from claimflow.domain.management_scopes import WORKFLOWS_CLIENT_ID
 from claimflow.errors import Forbidden, Unauthorized
 from claimflow.services import Services
-from claimflow.store import oidc_revocations
+from claimflow.store import management_grants, oidc_revocations
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +56,19 @@ async def authenticate(request: Request) -> M2MCaller:
         # A client's token for itself has sub = client_id (RFC 9068 §2.2); both are reserved
         # claims, unlike ``gty``, which a token-generation workflow could have written.
         raise Forbidden("The Management API takes machine-to-machine tokens only.", "TOKEN_INVALID")
+    client_id = str(claims.get("client_id", ""))
+    jti = str(claims.get("jti", ""))
+    token_scopes = frozenset(map(str, claims.get("scp") or []))
+    grant: management_grants.CurrentGrant | None
     async with services.db.connect() as conn:
-        if await oidc_revocations.is_revoked(conn, str(claims.get("jti", ""))):
-            raise Unauthorized("The bearer token is invalid or expired.", "TOKEN_INVALID")
-    scopes = claims.get("scp") or []
-    return M2MCaller(client_id=str(claims.get("azp", "")), scopes=frozenset(map(str, scopes)))
+        if client_id == WORKFLOWS_CLIENT_ID:
+            revoked = await oidc_revocations.is_revoked(conn, jti)
+            grant = management_grants.CurrentGrant(token_scopes, revoked)
+        else:
+            grant = await management_grants.current_grant(conn, client_id, jti)
+    if grant is None or grant.revoked:
+        raise Unauthorized("The bearer token is invalid or expired.", "TOKEN_INVALID")
+    return M2MCaller(client_id=client_id, scopes=token_scopes & grant.scopes)
 
 
 bearer = HTTPBearer(

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from claimflow.errors import ManagementAPIError
+from claimflow.middleware import speaks_kinde_envelope
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -50,9 +51,9 @@ _HTTP_CODES = {404: "ROUTE_NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 
 async def api_http_error_handler(request: Request, exc: Exception) -> Response:
-    """Unknown routes and methods under ``/api/`` get the envelope too; elsewhere, FastAPI's."""
+    """Unknown routes and methods under Kinde's APIs get the envelope too; elsewhere, FastAPI's."""
     assert isinstance(exc, HTTPException)
-    if not request.url.path.startswith("/api/"):
+    if not speaks_kinde_envelope(request.url.path):
         return await http_exception_handler(request, exc)
     code = _HTTP_CODES.get(exc.status_code, "INVALID_REQUEST")
     message = exc.detail if isinstance(exc.detail, str) else "Invalid request."

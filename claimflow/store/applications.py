@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claimflow.crypto import digest_secret, secret_matches
@@ -132,3 +132,15 @@ async def browser_origins(conn: AsyncConnection) -> frozenset[str]:
             origins.update(origin_of(uri) for uri in row.redirect_uris or ())
     origins.discard("")
     return frozenset(origins)
+
+
+async def delete_application(conn: AsyncConnection, client_id: str) -> None:
+    """Delete an application with its unspent codes and refresh tokens (404 when unknown).
+
+    Its API authorizations go by cascade. Its Management API tokens are refused from the next
+    request on, because the Management API reads the application's grants on every request.
+    """
+    await get_application(conn, client_id)
+    for table in (t.authorization_codes, t.refresh_tokens):
+        await conn.execute(delete(table).where(table.c.client_id == client_id))
+    await conn.execute(delete(t.applications).where(t.applications.c.client_id == client_id))

@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 import httpx
 
+from claimflow.domain.management_scopes import WORKFLOWS_CLIENT_ID
 from claimflow.errors import ManagementAPICallFailed, ManagementAPINotFound, WorkflowRuntimeError
 from claimflow.observability import tracing
 from claimflow.tokens.claims import m2m_access_token_claims
@@ -323,7 +324,7 @@ class InProcessTransport:
     async def _mint(self, scopes: tuple[str, ...]) -> tuple[str, float]:
         claims = m2m_access_token_claims(
             issuer=self._issuer,
-            client_id="claimflow-workflows",
+            client_id=WORKFLOWS_CLIENT_ID,
             audience=self._issuer + "/api",
             scopes=scopes,
             jti=secrets.token_hex(16),

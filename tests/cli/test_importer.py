@@ -10,6 +10,7 @@ import yaml
 from sqlalchemy import func, select
 
 from claimflow.crypto import verify_password
+from claimflow.domain.management_scopes import WORKFLOWS_CLIENT_ID
 from claimflow.seed import demo_data_path
 from claimflow.store import Database, billing, organizations, users
 from claimflow.store import tables as t
@@ -127,6 +128,21 @@ async def test_duplicate_email_writes_nothing(
     result = await run(invoke, "import", str(broken_demo(workdir, duplicate)))
     assert result.exit_code == 1
     assert "already exists" in result.stderr
+    await assert_nothing_written(cli_db_url)
+
+
+async def test_the_workflows_client_id_cannot_be_imported(
+    invoke: Invoke, cli_db_url: str, workdir: Path
+) -> None:
+    """Its tokens are minted in-process with their own scopes as grant: no row may claim it."""
+    await run(invoke, "migrate")
+
+    def reserved(data: dict) -> None:  # type: ignore[type-arg]
+        data["applications"].append({"name": "x", "type": "m2m", "client_id": WORKFLOWS_CLIENT_ID})
+
+    result = await run(invoke, "import", str(broken_demo(workdir, reserved)))
+    assert result.exit_code == 1
+    assert "is reserved" in result.stderr
     await assert_nothing_written(cli_db_url)
 
 

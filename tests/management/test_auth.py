@@ -25,6 +25,8 @@ ROUTES = [
     ("DELETE", "/api/v1/organizations/org_x/users/kp_x", "delete:organization_users"),
     ("GET", "/api/v1/applications", "read:applications"),
     ("POST", "/api/v1/applications", "create:applications"),
+    ("PATCH", "/api/v1/applications/a", "update:applications"),
+    ("DELETE", "/api/v1/applications/a", "delete:applications"),
     ("GET", "/api/v1/applications/a/auth_redirect_urls", "read:applications_redirect_uris"),
     ("POST", "/api/v1/applications/a/auth_redirect_urls", "create:applications_redirect_uris"),
     ("GET", "/api/v1/applications/a/auth_logout_urls", "read:application_logout_uris"),

@@ -37,10 +37,13 @@ async def test_foreign_host_header_is_refused_not_reflected(
     assert "evil.test" not in response.text
 
 
-async def test_foreign_host_on_the_management_api_gets_kindes_envelope(
-    raw_client: httpx.AsyncClient,
+@pytest.mark.parametrize(
+    "path", ["/api/v1/organizations", "/account_api/v1/roles", "/webhooks/kinde"]
+)
+async def test_foreign_host_on_kindes_apis_gets_kindes_envelope(
+    raw_client: httpx.AsyncClient, path: str
 ) -> None:
-    response = await raw_client.get("/api/v1/organizations", headers={"Host": "evil.test"})
+    response = await raw_client.get(path, headers={"Host": "evil.test"})
     assert response.status_code == 400
     assert response.json() == {
         "errors": [{"code": "HOST_INVALID", "message": "Unknown Host header."}]
