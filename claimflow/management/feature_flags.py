@@ -11,7 +11,7 @@ one environment, whose values are the flags' defaults.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
@@ -36,8 +36,8 @@ class NewFeatureFlag(BaseModel):
     name: Name
     description: OptionalText | None = None
     key: Code
-    type: FlagType
-    allow_override_level: OverrideLevel = OverrideLevel.ENVIRONMENT
+    type: Literal["str", "int", "bool"]
+    allow_override_level: Literal["env", "org", "usr"] = "env"
     default_value: str
 
 
@@ -56,8 +56,8 @@ async def create_feature_flag(
             key=body.key,
             name=body.name,
             description=body.description,
-            flag_type=body.type,
-            allow_override_level=body.allow_override_level,
+            flag_type=FlagType(body.type),
+            allow_override_level=OverrideLevel(body.allow_override_level),
             default_value=body.default_value,
         )
     return {"code": "FEATURE_FLAG_CREATED", "message": "Feature flag successfully created"}

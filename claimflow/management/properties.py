@@ -9,7 +9,7 @@ at once (all or nothing), ``PUT .../properties/{property_key}?value=`` one. Prop
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
@@ -80,8 +80,8 @@ class NewProperty(BaseModel):
     name: Name
     description: OptionalText | None = None
     key: Code
-    type: PropertyType
-    context: PropertyContext
+    type: Literal["single_line_text", "multi_line_text"]
+    context: Literal["org", "usr", "app"]
     is_private: bool
     category_id: Code
 
@@ -143,8 +143,8 @@ async def create_property(
             key=body.key,
             name=body.name,
             description=body.description,
-            property_type=body.type,
-            context=body.context,
+            property_type=PropertyType(body.type),
+            context=PropertyContext(body.context),
             is_private=body.is_private,
             category_id=body.category_id,
         )
