@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from claimflow.domain import FlagType, OverrideLevel
 from claimflow.domain.feature_flags import MAX_STRING_VALUE, value_text
+from claimflow.errors import InvalidRequest
 from claimflow.management.auth import require_scope, services_of
 from claimflow.management.wire import OK, Code, CodePath, Name, OptionalText, StrictModel
 from claimflow.store import feature_flags, organizations, users
@@ -77,11 +78,13 @@ async def update_feature_flag(
     _: object = Depends(require_scope("update:feature_flags")),
 ) -> dict[str, str]:
     """Every field but the key is replaced; overrides the new type or level rules out go."""
+    if not name.strip() or not name.isprintable() or not (description or "").isprintable():
+        raise InvalidRequest("name and description must be printable text.", "FLAG_INVALID")
     async with services_of(request).db.transaction() as conn:
         await feature_flags.replace_flag(
             conn,
             feature_flag_key,
-            name=name,
+            name=name.strip(),
             description=description,
             flag_type=type,
             allow_override_level=allow_override_level,

@@ -177,3 +177,18 @@ async def test_a_write_that_could_overflow_the_claim_is_refused_and_writes_nothi
         f"/api/v1/organizations/{org}/feature_flags/banner_0", params={"value": "y" * 30}
     )
     assert shorter.status_code == 200, shorter.text
+
+
+async def test_control_characters_are_refused_not_stored(any_api: httpx.AsyncClient) -> None:
+    """PostgreSQL refuses NUL bytes: each must be a 400 before the database sees it."""
+    await create_flag(any_api, "theme", "str", "blue", allow_override_level="org")
+    org = (await make_org(any_api))["code"]
+    replace = {"type": "str", "allow_override_level": "org", "default_value": "x"}
+    for params in ({"name": "a\x00b"}, {"name": "ok", "description": "d\x00"}):
+        response = await any_api.put("/api/v1/feature_flags/theme", params={**replace, **params})
+        assert response.status_code == 400, response.text
+    override = await any_api.patch(
+        f"/api/v1/organizations/{org}/feature_flags/theme", params={"value": "a\x00"}
+    )
+    assert error_code(override, 400) == "FLAG_VALUE_INVALID"
+    assert (await org_flags(any_api, org))["theme"]["value"] == "blue"
