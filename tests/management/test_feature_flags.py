@@ -10,8 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from sqlalchemy import func, select
 
 from claimflow.domain.feature_flags import FEATURE_FLAGS_CLAIM_MAX_BYTES
+from claimflow.services import Services
+from claimflow.store import tables as t
 from tests.management.catalogue import make_org, make_user, ok
 
 
@@ -192,3 +195,25 @@ async def test_control_characters_are_refused_not_stored(any_api: httpx.AsyncCli
     )
     assert error_code(override, 400) == "FLAG_VALUE_INVALID"
     assert (await org_flags(any_api, org))["theme"]["value"] == "blue"
+
+
+async def test_deleting_an_organization_or_user_deletes_their_overrides(
+    any_api: httpx.AsyncClient, any_services: Services
+) -> None:
+    await create_flag(any_api, "theme", "str", "blue", allow_override_level="usr")
+    org = (await make_org(any_api))["code"]
+    user = await make_user(any_api, "ada@example.com", org)
+    await ok(
+        await any_api.patch(
+            f"/api/v1/organizations/{org}/feature_flags/theme", params={"value": "red"}
+        )
+    )
+    await ok(
+        await any_api.patch(f"/api/v1/users/{user}/feature_flags/theme", params={"value": "x"})
+    )
+    await ok(await any_api.delete("/api/v1/user", params={"id": user}))
+    await ok(await any_api.delete(f"/api/v1/organization/{org}"))
+    async with any_services.db.connect() as conn:
+        for table in (t.organization_feature_flags, t.user_feature_flags):
+            count = (await conn.execute(select(func.count()).select_from(table))).scalar_one()
+            assert count == 0, table.name
