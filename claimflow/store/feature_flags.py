@@ -146,11 +146,16 @@ async def delete_flag(conn: AsyncConnection, key: str) -> None:
 
 
 async def _set_override(
-    conn: AsyncConnection, table: Any, holder: dict[str, str], key: str, raw: str, level: str
+    conn: AsyncConnection,
+    table: Any,
+    holder: dict[str, str],
+    key: str,
+    raw: str,
+    level: OverrideLevel,
 ) -> None:
+    """Upsert one override; 400 where the flag's level does not reach ``level``."""
     flag = await get_flag(conn, key)
-    wanted = OverrideLevel(level)
-    if not flag.allow_override_level.allows(wanted):
+    if not flag.allow_override_level.allows(level):
         raise InvalidRequest(
             f"The flag '{key}' may be overridden at level '{flag.allow_override_level}' at most.",
             "FLAG_OVERRIDE_NOT_ALLOWED",
@@ -170,11 +175,14 @@ async def set_organization_override(
     conn: AsyncConnection, org_code: str, key: str, raw: str
 ) -> None:
     holder = {"org_code": org_code}
-    await _set_override(conn, t.organization_feature_flags, holder, key, raw, "org")
+    await _set_override(
+        conn, t.organization_feature_flags, holder, key, raw, OverrideLevel.ORGANIZATION
+    )
 
 
 async def set_user_override(conn: AsyncConnection, user_id: str, key: str, raw: str) -> None:
-    await _set_override(conn, t.user_feature_flags, {"user_id": user_id}, key, raw, "usr")
+    holder = {"user_id": user_id}
+    await _set_override(conn, t.user_feature_flags, holder, key, raw, OverrideLevel.USER)
 
 
 async def delete_organization_override(conn: AsyncConnection, org_code: str, key: str) -> None:
