@@ -41,6 +41,17 @@ def _flag(row: Any) -> FeatureFlag:
     )
 
 
+async def _one_writer_at_a_time(conn: AsyncConnection) -> None:
+    """Serialize the writes that are checked against the claim's bound.
+
+    Two writers each checking the bound before the other commits could together exceed it. On
+    PostgreSQL a self-conflicting table lock (``SHARE ROW EXCLUSIVE``) makes them take turns until
+    commit, while reads (the token endpoint's ``SELECT``) go on; SQLite already has one writer.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.exec_driver_sql("LOCK TABLE feature_flags IN SHARE ROW EXCLUSIVE MODE")
+
+
 def parsed(flag_type: FlagType, raw: str) -> FlagValue:
     """``parse_value`` with its refusal as Kinde's 400."""
     try:
@@ -60,6 +71,7 @@ async def create_flag(
     default_value: str,
 ) -> FeatureFlag:
     value = parsed(flag_type, default_value)
+    await _one_writer_at_a_time(conn)
     flag_id = new_prefixed_id("flag")
     try:
         await conn.execute(
@@ -113,6 +125,7 @@ async def replace_flag(
     changes (a ``bool`` override means nothing to an ``int`` flag), the user overrides when the
     level drops below ``usr``, the organization ones when it drops to ``env``.
     """
+    await _one_writer_at_a_time(conn)
     current = await get_flag(conn, key)
     value = parsed(flag_type, default_value)
     await conn.execute(
@@ -154,6 +167,7 @@ async def _set_override(
     level: OverrideLevel,
 ) -> None:
     """Upsert one override; 400 where the flag's level does not reach ``level``."""
+    await _one_writer_at_a_time(conn)
     flag = await get_flag(conn, key)
     if not flag.allow_override_level.allows(level):
         raise InvalidRequest(

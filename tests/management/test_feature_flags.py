@@ -7,12 +7,14 @@ exceed its bound is refused and leaves nothing behind.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
 from sqlalchemy import func, select
 
-from claimflow.domain.feature_flags import FEATURE_FLAGS_CLAIM_MAX_BYTES
+from claimflow.domain import FeatureFlag, FlagType, OverrideLevel
+from claimflow.domain.feature_flags import FEATURE_FLAGS_CLAIM_MAX_BYTES, worst_case_claim_bytes
 from claimflow.services import Services
 from claimflow.store import tables as t
 from tests.management.catalogue import make_org, make_user, ok
@@ -217,3 +219,46 @@ async def test_deleting_an_organization_or_user_deletes_their_overrides(
         for table in (t.organization_feature_flags, t.user_feature_flags):
             count = (await conn.execute(select(func.count()).select_from(table))).scalar_one()
             assert count == 0, table.name
+
+
+def _claim_size(values: dict[str, str]) -> int:
+    flags = [
+        FeatureFlag(
+            id=f"flag_{key}",
+            key=key,
+            name=key,
+            type=FlagType.STRING,
+            default_value=value,
+            allow_override_level=OverrideLevel.ORGANIZATION,
+        )
+        for key, value in values.items()
+    ]
+    return worst_case_claim_bytes((f, f.default_value) for f in flags)
+
+
+async def test_concurrent_overrides_cannot_together_overflow_the_claim(
+    any_api: httpx.AsyncClient,
+) -> None:
+    """Each override fits alone, not both: whichever commits second must see the first."""
+    org = (await make_org(any_api))["code"]
+    values = {"left": "", "right": ""}
+    filler = 0
+    while (
+        _claim_size(values | {"left": "x" * 255, "right": "x" * 255})
+        <= FEATURE_FLAGS_CLAIM_MAX_BYTES
+    ):
+        values[f"filler_{filler}"] = "f" * 120
+        filler += 1
+    while _claim_size(values | {"left": "x" * 255}) > FEATURE_FLAGS_CLAIM_MAX_BYTES:
+        last = f"filler_{filler - 1}"
+        values[last] = values[last][:-1]
+    for key, value in values.items():
+        await create_flag(any_api, key, "str", value or "-", allow_override_level="org")
+    base = f"/api/v1/organizations/{org}/feature_flags"
+    answers = await asyncio.gather(
+        any_api.patch(f"{base}/left", params={"value": "x" * 255}),
+        any_api.patch(f"{base}/right", params={"value": "x" * 255}),
+    )
+    assert sorted(r.status_code for r in answers) == [200, 400], [r.text for r in answers]
+    refused = next(r for r in answers if r.status_code == 400)
+    assert refused.json()["errors"][0]["code"] == "FEATURE_FLAGS_TOO_LARGE"
