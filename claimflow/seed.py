@@ -23,6 +23,11 @@ The format (YAML or JSON; every list optional)::
                      logout_uris?, scopes?: [..] | all, require_organization?}]
     apis:          [{name, audience, id?, scopes?: [{key, description?}],
                      applications?: [{client_id, scopes?: [key]}]}]
+    feature_flags: [{key, name, type: str|int|bool, default_value, allow_override_level?:
+                     env|org|usr, description?, organizations?: {org_code: value},
+                     users?: {email: value}}]
+    properties:    [{key, name, context: usr|org|app, type?, is_private?, description?,
+                     category_id?, organizations?: {org_code: value}, users?: {email: value}}]
 
 ``password`` is hashed with argon2id on import; ``password_hash`` takes an existing argon2 or
 bcrypt hash (users migrating from another system keep their password). An application's
@@ -34,7 +39,7 @@ An API's ``applications`` are the applications authorized to get tokens for its 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -45,10 +50,27 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claimflow.crypto import digest_secret, hash_password
-from claimflow.domain import ApplicationType, FeatureKind
+from claimflow.domain import (
+    ApplicationType,
+    FeatureKind,
+    FlagType,
+    OverrideLevel,
+    PropertyContext,
+    PropertyType,
+)
 from claimflow.domain.management_scopes import ALL_MANAGEMENT_SCOPES, WORKFLOWS_CLIENT_ID
 from claimflow.errors import ClaimflowError, ManagementAPIError
-from claimflow.store import Database, apis, applications, billing, organizations, roles, users
+from claimflow.store import (
+    Database,
+    apis,
+    applications,
+    billing,
+    feature_flags,
+    organizations,
+    properties,
+    roles,
+    users,
+)
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 
@@ -179,6 +201,34 @@ class ApiSpec(_Strict):
     applications: list[ApiApplicationSpec] = []
 
 
+class FeatureFlagSpec(_Strict):
+    """A Kinde feature flag (``/api/v1/feature_flags``) and its organization and user overrides
+    (Kinde's string values, parsed by ``type``), keyed by organization code and user email."""
+
+    key: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: str = Field(min_length=1, max_length=255)
+    type: Literal["str", "int", "bool"]
+    default_value: str = Field(max_length=255)
+    allow_override_level: Literal["env", "org", "usr"] = "env"
+    description: str | None = Field(default=None, max_length=255)
+    organizations: dict[str, str] = {}
+    users: dict[str, str] = {}
+
+
+class PropertySpec(_Strict):
+    """A Kinde property (``/api/v1/properties``) and the values organizations and users hold."""
+
+    key: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: str = Field(min_length=1, max_length=255)
+    context: Literal["usr", "org", "app"]
+    type: Literal["single_line_text", "multi_line_text"] = "single_line_text"
+    is_private: bool = False
+    description: str | None = Field(default=None, max_length=255)
+    category_id: str | None = Field(default=None, max_length=64)
+    organizations: dict[str, str] = {}
+    users: dict[str, str] = {}
+
+
 class BusinessData(_Strict):
     """A whole import file."""
 
@@ -190,6 +240,8 @@ class BusinessData(_Strict):
     users: list[UserSpec] = []
     applications: list[ApplicationSpec] = []
     apis: list[ApiSpec] = []
+    feature_flags: list[FeatureFlagSpec] = []
+    properties: list[PropertySpec] = []
 
     @property
     def item_count(self) -> int:
@@ -202,6 +254,8 @@ class BusinessData(_Strict):
             + len(self.users)
             + len(self.applications)
             + len(self.apis)
+            + len(self.feature_flags)
+            + len(self.properties)
         )
 
 
@@ -251,6 +305,8 @@ class ImportSummary:
     agreements: int = 0
     applications: int = 0
     apis: int = 0
+    feature_flags: int = 0
+    properties: int = 0
     org_codes: dict[str, str] = field(default_factory=dict)
     """Organization name → code (useful when the file let codes be generated)."""
 
@@ -268,6 +324,8 @@ class ImportSummary:
         ]
         if self.roles or self.permissions:
             parts.insert(2, f"{self.permissions} permissions, {self.roles} roles")
+        if self.feature_flags or self.properties:
+            parts.append(f"{self.feature_flags} feature flags, {self.properties} properties")
         return ", ".join(parts)
 
 
@@ -403,6 +461,8 @@ async def write_business_data(
 
         await step(f"users[{i}] ({user.email})", add_user)
 
+    await _flags_and_properties(conn, data, step, summary)
+
     for i, application in enumerate(data.applications):
 
         async def add_application(a: ApplicationSpec = application) -> None:
@@ -457,6 +517,69 @@ async def write_business_data(
         await step(f"apis[{i}] ({registered.audience})", add_api)
 
     return summary
+
+
+async def _user_id(conn: AsyncConnection, email: str) -> str:
+    found = await users.find_user_by_email(conn, email)
+    if found is None:
+        raise InvalidBusinessData(f"no user with the email {email!r}.")
+    return found.id
+
+
+async def _flags_and_properties(
+    conn: AsyncConnection,
+    data: BusinessData,
+    step: Callable[[str, Callable[[], Any]], Awaitable[None]],
+    summary: ImportSummary,
+) -> None:
+    """Feature flags and properties, after the organizations and users whose values they set."""
+    for i, flag in enumerate(data.feature_flags):
+
+        async def add_flag(f: FeatureFlagSpec = flag) -> None:
+            await feature_flags.create_flag(
+                conn,
+                key=f.key,
+                name=f.name,
+                description=f.description,
+                flag_type=FlagType(f.type),
+                allow_override_level=OverrideLevel(f.allow_override_level),
+                default_value=f.default_value,
+            )
+            for org_code, value in f.organizations.items():
+                await organizations.get_organization(conn, org_code)
+                await feature_flags.set_organization_override(conn, org_code, f.key, value)
+            for email, value in f.users.items():
+                await feature_flags.set_user_override(
+                    conn, await _user_id(conn, email), f.key, value
+                )
+            summary.feature_flags += 1
+
+        await step(f"feature_flags[{i}] ({flag.key})", add_flag)
+
+    for i, prop in enumerate(data.properties):
+
+        async def add_property(p: PropertySpec = prop) -> None:
+            await properties.create_property(
+                conn,
+                key=p.key,
+                name=p.name,
+                description=p.description,
+                property_type=PropertyType(p.type),
+                context=PropertyContext(p.context),
+                is_private=p.is_private,
+                category_id=p.category_id,
+            )
+            for org_code, value in p.organizations.items():
+                await organizations.get_organization(conn, org_code)
+                await properties.set_values(
+                    conn, PropertyContext.ORGANIZATION, org_code, {p.key: value}
+                )
+            for email, value in p.users.items():
+                user_id = await _user_id(conn, email)
+                await properties.set_values(conn, PropertyContext.USER, user_id, {p.key: value})
+            summary.properties += 1
+
+        await step(f"properties[{i}] ({prop.key})", add_property)
 
 
 async def import_business_data(

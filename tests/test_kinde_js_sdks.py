@@ -2,9 +2,11 @@
 
 ``tests/kinde_js/kinde_js_sdks.mjs`` drives ``@kinde/management-api-js`` (M2M credentials from
 the environment, as its ``init()`` reads them) through roles, permissions, an organization
-user's roles and permissions, billing entitlements and agreements, and webhooks; then
-``@kinde/js-utils``' Account API helpers (``getEntitlements``, ``getEntitlement``,
-``getPermissions``/``getRoles`` with ``forceApi``) with Alice's tokens. Node trusts the demo's
+user's roles and permissions, billing entitlements and agreements, webhooks, feature flags with
+their overrides and properties with their values; then ``@kinde/js-utils``' Account API helpers
+(``getEntitlements``, ``getEntitlement``, ``getPermissions``/``getRoles``/``getPermission`` with
+``forceApi``, ``getFlag`` from the token's ``feature_flags`` claim, ``hasFeatureFlags`` with
+``forceApi``) with Alice's tokens. Node trusts the demo's
 self-signed certificate through ``NODE_EXTRA_CA_CERTS``, as the demo's banner says. The
 packages come from the npm registry at the versions ``package-lock.json`` pins (``npm ci``).
 """
@@ -158,5 +160,28 @@ def test_kindes_js_sdks_work_against_claimflow_unchanged(
     ]
     assert [r["key"] for r in value["getRoles(forceApi)"]] == ["admin"]
     assert value["getPermission"]["isGranted"] is True
+    assert value["getPermission(forceApi)"]["isGranted"] is True
+    assert value["getPermission(forceApi)"]["orgCode"] == "org_acme"
+    assert value["getPermission(forceApi, not held)"]["isGranted"] is False
+    assert value["getFlag(theme)"] == "acme-red"
+    assert value["getFlag(new_reports)"] is True
+    assert value["getFlag(missing)"] is None
+    assert value["hasFeatureFlags(forceApi)"] is True
+    assert value["hasFeatureFlags(forceApi, wrong value)"] is False
+
+    # Feature flags and properties (@kinde/management-api-js)
+    assert value["createFeatureFlag"]["code"] == "FEATURE_FLAG_CREATED"
+    assert value["getOrganizationFeatureFlags"]["feature_flags"]["js_sdk_limit"] == {
+        "type": "int",
+        "value": "12",
+    }
+    assert "favourite_colour" in {p["key"] for p in value["getProperties"]["properties"]}
+    assert {p["key"]: p["value"] for p in value["getUserPropertyValues"]["properties"]} == {
+        "town": "Shelbyville",
+        "favourite_colour": "teal",
+    }
+    assert {p["key"]: p["value"] for p in value["getOrganizationPropertyValues"]["properties"]} == {
+        "industry": "Rockets"
+    }
     assert value["getCurrentOrganization"] == "org_acme"
     assert value["getUserProfile"]["email"] == "alice@acme.test"

@@ -28,6 +28,7 @@ from claimflow.cli.sign_in_dry_run import (
     sign_in_dry_run,
 )
 from claimflow.errors import ClaimflowError, TokenTooLarge
+from claimflow.oidc.grants.feature_flags_claim import feature_flags_claim_of
 from claimflow.oidc.workflow_events import tokens_generation_event
 from claimflow.services import Services, build_services
 from claimflow.settings import Settings
@@ -182,6 +183,7 @@ async def _dry_run(
             if user is None:
                 raise typer.BadParameter(f"no user {user_id!r}")
             memberships = await organizations.memberships_of_user(conn, user_id)
+            flags = await feature_flags_claim_of(conn, user_id=user_id, org_code=org_code)
         membership = next((m for m in memberships if m.org_code == org_code), None)
         if org_code is not None and membership is None:
             raise typer.BadParameter(f"user {user_id} is not a member of {org_code}")
@@ -208,6 +210,7 @@ async def _dry_run(
             auth_time=utcnow(),
             membership=membership,
             org_codes=tuple(m.org_code for m in memberships),
+            feature_flags=flags,
         )
         now = int(time.time())
         access_base = access_token_claims(

@@ -2,6 +2,17 @@
 
 from claimflow.domain.apis import Api, ApiAuthorization, ApiScope
 from claimflow.domain.entitlements import derive_entitlements, entitlement_id
+from claimflow.domain.feature_flags import (
+    FeatureFlag,
+    FlagType,
+    FlagValue,
+    OverrideLevel,
+    Property,
+    PropertyContext,
+    PropertyType,
+    PropertyValue,
+    ResolvedFlag,
+)
 from claimflow.domain.models import (
     Agreement,
     Application,
@@ -30,13 +41,22 @@ __all__ = [
     "BillingCustomer",
     "Entitlement",
     "Feature",
+    "FeatureFlag",
     "FeatureKind",
+    "FlagType",
+    "FlagValue",
     "Membership",
     "MeterUsageRecord",
     "Organization",
+    "OverrideLevel",
     "Permission",
     "Plan",
     "PlanPrice",
+    "Property",
+    "PropertyContext",
+    "PropertyType",
+    "PropertyValue",
+    "ResolvedFlag",
     "Role",
     "User",
     "derive_entitlements",

@@ -82,6 +82,25 @@ ACCESS_AND_WEBHOOK_SCOPES: tuple[str, ...] = (
     "read:events",
 )
 
+# Kinde's feature flags with their organization and user overrides, and Kinde's properties.
+FLAG_AND_PROPERTY_SCOPES: tuple[str, ...] = (
+    "create:feature_flags",
+    "update:feature_flags",
+    "delete:feature_flags",
+    "read:organization_feature_flags",
+    "update:organization_feature_flags",
+    "delete:organization_feature_flags",
+    "update:user_feature_flags",
+    "read:properties",
+    "create:properties",
+    "update:properties",
+    "delete:properties",
+    "read:user_properties",
+    "update:user_properties",
+    "read:organization_properties",
+    "update:organization_properties",
+)
+
 # Our own extensions, in Kinde's style: the plan catalogue and customers, and the workflow runs.
 EXTENSION_SCOPES: tuple[str, ...] = (
     "read:billing",
@@ -90,7 +109,11 @@ EXTENSION_SCOPES: tuple[str, ...] = (
 )
 
 ALL_MANAGEMENT_SCOPES: tuple[str, ...] = (
-    KINDE_SCOPES + KINDE_API_SCOPES + ACCESS_AND_WEBHOOK_SCOPES + EXTENSION_SCOPES
+    KINDE_SCOPES
+    + KINDE_API_SCOPES
+    + ACCESS_AND_WEBHOOK_SCOPES
+    + FLAG_AND_PROPERTY_SCOPES
+    + EXTENSION_SCOPES
 )
 
 WORKFLOWS_CLIENT_ID = "claimflow-workflows"

@@ -9,10 +9,12 @@ from claimflow.management import (
     billing,
     catalogue,
     environment_variables,
+    feature_flags,
     kinde_webhooks,
     organization_user_access,
     organization_users,
     organizations,
+    properties,
     roles,
     users,
     webhooks,
@@ -33,6 +35,8 @@ router.include_router(workflow_runs.router)
 router.include_router(roles.router)
 router.include_router(organization_user_access.router)
 router.include_router(webhooks.router)
+router.include_router(feature_flags.router)
+router.include_router(properties.router)
 
 
 def _publish_scopes(api: APIRouter) -> None:

@@ -483,3 +483,84 @@ webhook_attempts = Table(
     Column("error", Text, nullable=True),
     Index("ix_webhook_attempts_delivery_id", "delivery_id"),
 )
+
+# Kinde's feature flags with their organization and user overrides, and Kinde's properties with
+# the values users and organizations hold. Values are Kinde's strings, parsed by the flag's type
+# (``domain/feature_flags.py``). Migration 0003_flags.
+
+feature_flags = Table(
+    "feature_flags",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("key", String(64), nullable=False, unique=True),
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("type", String(8), nullable=False),
+    Column("allow_override_level", String(8), nullable=False),
+    Column("default_value", Text, nullable=False),
+    Column("created_on", TS, nullable=False),
+)
+
+organization_feature_flags = Table(
+    "organization_feature_flags",
+    metadata,
+    Column(
+        "org_code",
+        String(64),
+        ForeignKey("organizations.code", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "flag_id", String(64), ForeignKey("feature_flags.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("value", Text, nullable=False),
+)
+
+user_feature_flags = Table(
+    "user_feature_flags",
+    metadata,
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "flag_id", String(64), ForeignKey("feature_flags.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("value", Text, nullable=False),
+)
+
+properties = Table(
+    "properties",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("key", String(64), nullable=False, unique=True),
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("type", String(32), nullable=False),
+    Column("context", String(8), nullable=False),
+    Column("is_private", Boolean, nullable=False, default=False),
+    Column("category_id", String(64), nullable=True),
+    Column("created_on", TS, nullable=False),
+)
+
+user_property_values = Table(
+    "user_property_values",
+    metadata,
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "property_id", String(64), ForeignKey("properties.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("value", Text, nullable=False),
+)
+
+organization_property_values = Table(
+    "organization_property_values",
+    metadata,
+    Column(
+        "org_code",
+        String(64),
+        ForeignKey("organizations.code", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "property_id", String(64), ForeignKey("properties.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("value", Text, nullable=False),
+)

@@ -33,6 +33,8 @@ class TokenContext:
     membership: Membership | None = None
     org_codes: tuple[str, ...] = ()
     nonce: str | None = None
+    feature_flags: Mapping[str, Any] | None = None
+    """Kinde's ``feature_flags`` claim as the store resolved it for this user; none if empty."""
 
     @property
     def org_code(self) -> str | None:
@@ -58,6 +60,8 @@ def access_token_claims(ctx: TokenContext, *, jti: str, now: int, ttl: int) -> d
         claims["org_code"] = ctx.membership.org_code
         claims["permissions"] = list(ctx.membership.permissions)
         claims["roles"] = [{"key": role} for role in ctx.membership.roles]
+    if ctx.feature_flags:
+        claims["feature_flags"] = dict(ctx.feature_flags)
     return claims
 
 

@@ -10,9 +10,10 @@ import yaml
 from sqlalchemy import func, select
 
 from claimflow.crypto import verify_password
+from claimflow.domain import PropertyContext
 from claimflow.domain.management_scopes import WORKFLOWS_CLIENT_ID
 from claimflow.seed import demo_data_path
-from claimflow.store import Database, billing, organizations, users
+from claimflow.store import Database, billing, feature_flags, organizations, properties, users
 from claimflow.store import tables as t
 from tests.cli.conftest import Invoke
 
@@ -237,3 +238,40 @@ async def test_a_big_generated_file_imports_in_one_go(
     counts = await row_counts(cli_db_url)
     assert counts["organizations"] == counts["users"] == counts["memberships"] == count
     assert counts["billing_customers"] == counts["agreements"] == count
+
+
+async def test_the_demo_imports_feature_flags_with_their_overrides_and_properties(
+    invoke: Invoke, cli_db_url: str
+) -> None:
+    result = await run(invoke, "import", str(DEMO))
+    assert result.exit_code == 0, result.output
+    assert "2 feature flags, 2 properties" in result.stdout
+    db = Database(cli_db_url)
+    try:
+        async with db.connect() as conn:
+            alice = await users.find_user_by_email(conn, "alice@acme.test")
+            assert alice is not None
+            seen = {
+                r.flag.key: r.value
+                for r in await feature_flags.resolved_flags(
+                    conn, user_id=alice.id, org_code="org_acme"
+                )
+            }
+            held = await properties.values_of(conn, PropertyContext.USER, alice.id)
+    finally:
+        await db.dispose()
+    assert seen == {"new_reports": True, "theme": "acme-red"}
+    assert {h.property.key: h.value for h in held} == {"town": "Springfield"}
+
+
+async def test_a_flag_override_of_the_wrong_type_writes_nothing(
+    invoke: Invoke, cli_db_url: str, workdir: Path
+) -> None:
+    await run(invoke, "migrate")
+    path = broken_demo(
+        workdir, lambda d: d["feature_flags"][1]["users"].update({"bob@acme.test": "maybe"})
+    )
+    result = await run(invoke, "import", str(path))
+    assert result.exit_code == 1
+    assert "feature_flags[1] (new_reports): Invalid flag value" in result.stderr
+    await assert_nothing_written(cli_db_url)

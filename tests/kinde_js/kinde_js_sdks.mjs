@@ -9,9 +9,12 @@ import {
   init,
   BillingAgreements,
   BillingEntitlements,
+  FeatureFlags,
   Organizations,
   Permissions,
+  Properties,
   Roles,
+  Users,
   Webhooks,
 } from "@kinde/management-api-js";
 import {
@@ -21,6 +24,8 @@ import {
   getCurrentOrganization,
   getEntitlement,
   getEntitlements,
+  getFlag,
+  hasFeatureFlags,
   getPermission,
   getPermissions,
   getRoles,
@@ -111,6 +116,82 @@ async function managementApi() {
   await call("deleteWebHook", () => Webhooks.deleteWebHook({ webhookId }));
   await call("deleteRole", () => Roles.deleteRole({ roleId }));
   await call("deletePermission", () => Permissions.deletePermission({ permissionId }));
+  await flagsAndProperties(org, userId);
+}
+
+// Kinde's feature flags and properties. `js_sdk_limit` is left in place, overridden for the
+// organization, so the Account API check below sees it through the API (the user's token was
+// issued before it existed).
+async function flagsAndProperties(org, userId) {
+  await call("createFeatureFlag", () =>
+    FeatureFlags.createFeatureFlag({
+      requestBody: {
+        name: "JS SDK limit",
+        key: "js_sdk_limit",
+        type: "int",
+        allow_override_level: "org",
+        default_value: "5",
+      },
+    }),
+  );
+  await call("updateFeatureFlag", () =>
+    FeatureFlags.updateFeatureFlag({
+      featureFlagKey: "js_sdk_limit",
+      name: "JS SDK limit",
+      description: "Replaced by the JS SDK",
+      type: "int",
+      allowOverrideLevel: "org",
+      defaultValue: "6",
+    }),
+  );
+  await call("updateOrganizationFeatureFlagOverride", () =>
+    Organizations.updateOrganizationFeatureFlagOverride({
+      orgCode: org,
+      featureFlagKey: "js_sdk_limit",
+      value: "12",
+    }),
+  );
+  await call("getOrganizationFeatureFlags", () =>
+    Organizations.getOrganizationFeatureFlags({ orgCode: org }),
+  );
+  await call("createFeatureFlag(doomed)", () =>
+    FeatureFlags.createFeatureFlag({
+      requestBody: { name: "Doomed", key: "js_sdk_doomed", type: "bool", default_value: "false" },
+    }),
+  );
+  await call("deleteOrganizationFeatureFlagOverride", () =>
+    Organizations.deleteOrganizationFeatureFlagOverride({ orgCode: org, featureFlagKey: "theme" }),
+  );
+  await call("updateUserFeatureFlagOverride", () =>
+    Users.updateUserFeatureFlagOverride({ userId, featureFlagKey: "new_reports", value: "true" }),
+  );
+  await call("deleteFeatureFlag", () => FeatureFlags.deleteFeatureFlag({ featureFlagKey: "js_sdk_doomed" }));
+  await call("createProperty", () =>
+    Properties.createProperty({
+      requestBody: {
+        name: "Favourite colour",
+        key: "favourite_colour",
+        type: "single_line_text",
+        context: "usr",
+        is_private: false,
+        category_id: "cat_profile",
+      },
+    }),
+  );
+  await call("getProperties", () => Properties.getProperties({ context: "usr" }));
+  await call("updateUserProperty", () =>
+    Users.updateUserProperty({ userId, propertyKey: "favourite_colour", value: "teal" }),
+  );
+  await call("updateUserProperties", () =>
+    Users.updateUserProperties({ userId, requestBody: { properties: { town: "Shelbyville" } } }),
+  );
+  await call("getUserPropertyValues", () => Users.getUserPropertyValues({ userId }));
+  await call("updateOrganizationProperty", () =>
+    Organizations.updateOrganizationProperty({ orgCode: org, propertyKey: "industry", value: "Rockets" }),
+  );
+  await call("getOrganizationPropertyValues", () =>
+    Organizations.getOrganizationPropertyValues({ orgCode: org }),
+  );
 }
 
 async function accountApi() {
@@ -124,6 +205,21 @@ async function accountApi() {
   await call("getPermissions(forceApi)", () => getPermissions({ forceApi: true }));
   await call("getRoles(forceApi)", () => getRoles({ forceApi: true }));
   await call("getPermission", () => getPermission("write:reports"));
+  await call("getPermission(forceApi)", () => getPermission("write:reports", { forceApi: true }));
+  await call("getPermission(forceApi, not held)", () =>
+    getPermission("manage:sso", { forceApi: true }),
+  );
+  // Flags from the token's `feature_flags` claim (as issued at sign-in) ...
+  await call("getFlag(theme)", () => getFlag("theme"));
+  await call("getFlag(new_reports)", () => getFlag("new_reports"));
+  await call("getFlag(missing)", () => getFlag("no_such_flag"));
+  // ... and from the Account API, current: a flag created after sign-in, with its org override.
+  await call("hasFeatureFlags(forceApi)", () =>
+    hasFeatureFlags({ featureFlags: [{ flag: "js_sdk_limit", value: 12 }], forceApi: true }),
+  );
+  await call("hasFeatureFlags(forceApi, wrong value)", () =>
+    hasFeatureFlags({ featureFlags: [{ flag: "js_sdk_limit", value: 6 }], forceApi: true }),
+  );
   await call("getCurrentOrganization", () => getCurrentOrganization());
   await call("getUserProfile", () => getUserProfile());
 }

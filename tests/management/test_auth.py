@@ -53,6 +53,13 @@ ROUTES = [
     ("PATCH", "/api/v1/billing/plans/p", "write:billing"),
     ("POST", "/api/v1/billing/customers", "write:billing"),
     ("GET", "/api/v1/billing/customers/c", "read:billing"),
+    ("POST", "/api/v1/feature_flags", "create:feature_flags"),
+    ("DELETE", "/api/v1/feature_flags/f", "delete:feature_flags"),
+    ("GET", "/api/v1/organizations/org_x/feature_flags", "read:organization_feature_flags"),
+    ("PATCH", "/api/v1/users/kp_x/feature_flags/f?value=1", "update:user_feature_flags"),
+    ("POST", "/api/v1/properties", "create:properties"),
+    ("GET", "/api/v1/users/kp_x/properties", "read:user_properties"),
+    ("PATCH", "/api/v1/organizations/org_x/properties", "update:organization_properties"),
 ]
 
 

@@ -460,6 +460,135 @@ async def test_every_webhook_operation_matches_the_spec(
     assert len(operations) == 6
 
 
+FLAG_AND_PROPERTY_PATHS = {
+    "/api/v1/feature_flags",
+    "/api/v1/feature_flags/{feature_flag_key}",
+    "/api/v1/organizations/{org_code}/feature_flags",
+    "/api/v1/organizations/{org_code}/feature_flags/{feature_flag_key}",
+    "/api/v1/users/{user_id}/feature_flags/{feature_flag_key}",
+    "/api/v1/properties",
+    "/api/v1/properties/{property_id}",
+    "/api/v1/users/{user_id}/properties",
+    "/api/v1/users/{user_id}/properties/{property_key}",
+    "/api/v1/organizations/{org_code}/properties",
+    "/api/v1/organizations/{org_code}/properties/{property_key}",
+}
+"""Kinde's feature flags with their overrides, and properties with the values held."""
+
+
+async def test_every_feature_flag_and_property_operation_matches_the_spec(
+    api: httpx.AsyncClient, app: FastAPI
+) -> None:
+    r = Recorder(api)
+    org = (await api.post("/api/v1/organization", json={"name": "Acme"})).json()
+    org_code = org["organization"]["code"]
+    user = (await api.post("/api/v1/user", json={"profile": {"given_name": "Ada"}})).json()["id"]
+    flag_body = {
+        "name": "Beta",
+        "key": "beta",
+        "type": "bool",
+        "default_value": "false",
+        "allow_override_level": "usr",
+    }
+    await r.call("POST", "/api/v1/feature_flags", "/api/v1/feature_flags", json=flag_body)
+    await r.call("POST", "/api/v1/feature_flags", "/api/v1/feature_flags", json=flag_body)
+    flag = "/api/v1/feature_flags/{feature_flag_key}"
+    replace = {"name": "Beta", "description": "d", "type": "bool", "allow_override_level": "org"}
+    await r.call("PUT", flag, "/api/v1/feature_flags/beta", params=replace | {"default_value": "1"})
+    await r.call(
+        "PUT", flag, "/api/v1/feature_flags/beta", params=replace | {"default_value": "true"}
+    )
+    org_flags = f"/api/v1/organizations/{org_code}/feature_flags"
+    org_flag = "/api/v1/organizations/{org_code}/feature_flags/{feature_flag_key}"
+    await r.call("PATCH", org_flag, f"{org_flags}/beta", params={"value": "false"})
+    listed = await r.call("GET", "/api/v1/organizations/{org_code}/feature_flags", org_flags)
+    assert listed["feature_flags"] == {"beta": {"type": "bool", "value": "false"}}
+    await r.call("DELETE", org_flag, f"{org_flags}/beta")
+    await r.call("DELETE", "/api/v1/organizations/{org_code}/feature_flags", org_flags)
+    await r.call(
+        "PUT",
+        flag,
+        "/api/v1/feature_flags/beta",
+        params=replace | {"default_value": "true", "allow_override_level": "usr"},
+    )
+    await r.call(
+        "PATCH",
+        "/api/v1/users/{user_id}/feature_flags/{feature_flag_key}",
+        f"/api/v1/users/{user}/feature_flags/beta",
+        params={"value": "true"},
+    )
+    await r.call("DELETE", flag, "/api/v1/feature_flags/beta")
+
+    created = await r.call(
+        "POST",
+        "/api/v1/properties",
+        "/api/v1/properties",
+        json={
+            "name": "Town",
+            "key": "town",
+            "type": "single_line_text",
+            "context": "usr",
+            "is_private": False,
+            "category_id": "cat_1",
+        },
+    )
+    await r.call(
+        "POST",
+        "/api/v1/properties",
+        "/api/v1/properties",
+        json={
+            "name": "Industry",
+            "key": "industry",
+            "type": "single_line_text",
+            "context": "org",
+            "is_private": False,
+            "category_id": "cat_1",
+        },
+    )
+    prop = created["property"]["id"]
+    await r.call("GET", "/api/v1/properties", "/api/v1/properties", params={"context": "usr"})
+    await r.call(
+        "PUT",
+        "/api/v1/properties/{property_id}",
+        f"/api/v1/properties/{prop}",
+        json={"name": "City", "is_private": True, "category_id": "cat_1"},
+    )
+    user_props = f"/api/v1/users/{user}/properties"
+    await r.call(
+        "PATCH",
+        "/api/v1/users/{user_id}/properties",
+        user_props,
+        json={"properties": {"town": "Staines"}},
+    )
+    await r.call(
+        "PUT",
+        "/api/v1/users/{user_id}/properties/{property_key}",
+        f"{user_props}/town",
+        params={"value": "Slough"},
+    )
+    held = await r.call("GET", "/api/v1/users/{user_id}/properties", user_props)
+    assert held["properties"][0]["value"] == "Slough"
+    org_props = f"/api/v1/organizations/{org_code}/properties"
+    await r.call(
+        "PATCH",
+        "/api/v1/organizations/{org_code}/properties",
+        org_props,
+        json={"properties": {"industry": "Retail"}},
+    )
+    await r.call(
+        "PUT",
+        "/api/v1/organizations/{org_code}/properties/{property_key}",
+        f"{org_props}/industry",
+        params={"value": "Media"},
+    )
+    await r.call("GET", "/api/v1/organizations/{org_code}/properties", org_props)
+    await r.call("DELETE", "/api/v1/properties/{property_id}", f"/api/v1/properties/{prop}")
+
+    operations = {(m, p) for m, p, status in r.checked if status < 300}
+    assert operations == implemented_operations(app, FLAG_AND_PROPERTY_PATHS)
+    assert len(operations) == 18
+
+
 def test_the_conversion_really_validates() -> None:
     """A guard against a vacuous check: wrong types and nulls where none are allowed fail."""
     entitlements = response_schema("GET", "/api/v1/billing/entitlements", 200)
@@ -483,7 +612,7 @@ async def test_our_kinde_routes_exist_in_the_spec_with_its_scopes(app: FastAPI) 
             if "claimflow extension" in operation.get("tags", []):
                 continue
             assert operation.get("x-scope"), f"{method} {path} names no scope"
-            if path not in KINDE_PATHS | ACCESS_PATHS | WEBHOOK_PATHS:
+            if path not in KINDE_PATHS | ACCESS_PATHS | WEBHOOK_PATHS | FLAG_AND_PROPERTY_PATHS:
                 continue
             assert method in spec()["paths"][path], f"{method} {path} is not in Kinde's spec"
             assert operation["x-scope"] == spec_scope(method, path), (method, path)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 from datetime import UTC, datetime
 from typing import Any
@@ -168,3 +169,26 @@ def test_m2m_claims_name_the_client_as_subject_and_state_scopes_twice(
     assert claims["scp"] == scopes and claims["scope"].split() == scopes
     assert claims["gty"] == ["client_credentials"] and claims["v"] == "2"
     assert not {"org_code", "permissions", "roles", "auth_time"} & set(claims)
+
+
+flag_claims = st.dictionaries(
+    st.from_regex(r"[a-z_]{1,12}", fullmatch=True),
+    st.one_of(
+        st.booleans().map(lambda v: {"t": "b", "v": v}),
+        st.integers(-100, 100).map(lambda v: {"t": "i", "v": v}),
+        st.text(max_size=8).map(lambda v: {"t": "s", "v": v}),
+    ),
+    max_size=4,
+)
+
+
+@given(memberships, flag_claims)
+def test_feature_flags_are_in_the_access_token_only_and_only_when_defined(
+    membership: Membership | None, flags: dict[str, Any]
+) -> None:
+    """Kinde's ``feature_flags`` claim is an access-token claim, for personal and organization
+    sign-ins alike; a deployment without flags issues no empty claim."""
+    ctx = dataclasses.replace(context(membership, ("openid",), None), feature_flags=flags)
+    access = access_token_claims(ctx, jti="j", now=NOW, ttl=60)
+    assert access.get("feature_flags") == (flags or None)
+    assert "feature_flags" not in id_token_claims(ctx, jti="j", now=NOW, ttl=60, at_hash=None)

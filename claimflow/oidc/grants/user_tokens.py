@@ -14,6 +14,7 @@ from claimflow.domain import Application
 from claimflow.errors import OAuthError, TokenTooLarge, WorkflowError
 from claimflow.oidc.errors import from_issuance_error
 from claimflow.oidc.grants.base import TokenRequest
+from claimflow.oidc.grants.feature_flags_claim import feature_flags_claim_of
 from claimflow.oidc.resource_indicators import authorize_user_audiences
 from claimflow.oidc.workflow_events import tokens_generation_event
 from claimflow.services import Services
@@ -64,6 +65,7 @@ async def token_context(
         membership=membership,
         org_codes=tuple(m.org_code for m in memberships),
         nonce=nonce,
+        feature_flags=await feature_flags_claim_of(conn, user_id=user_id, org_code=org_code),
     )
 
 
