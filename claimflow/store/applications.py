@@ -31,6 +31,7 @@ def application_from_row(row: Any) -> Application:
         id_token_ttl_seconds=row.id_token_ttl_seconds,
         refresh_token_ttl_seconds=row.refresh_token_ttl_seconds,
         allowed_origins=tuple(row.allowed_origins or ()),
+        org_code=row.org_code,
     )
 
 
@@ -45,6 +46,7 @@ async def create_application(
     require_organization: bool = False,
     client_id: str | None = None,
     allowed_origins: Sequence[str] = (),
+    org_code: str | None = None,
 ) -> tuple[Application, str | None]:
     """Create an application; returns it and its client secret, which is never shown again."""
     secret = None if type is ApplicationType.SPA else new_client_secret()
@@ -60,6 +62,7 @@ async def create_application(
             scopes=sorted(set(scopes)),
             require_organization=require_organization,
             allowed_origins=list(allowed_origins),
+            org_code=org_code,
             created_on=utcnow(),
         )
     )

@@ -291,6 +291,10 @@ class _CachedToken:
         self._token = None
 
 
+WORKFLOWS_CLIENT_ID = "claimflow-workflows"
+"""The client id of the token the in-process transport mints for the workflows' calls."""
+
+
 class InProcessTransport:
     """This deployment's ``/api/v1`` through ``httpx.ASGITransport``; no socket, no credentials.
 
@@ -323,7 +327,7 @@ class InProcessTransport:
     async def _mint(self, scopes: tuple[str, ...]) -> tuple[str, float]:
         claims = m2m_access_token_claims(
             issuer=self._issuer,
-            client_id="claimflow-workflows",
+            client_id=WORKFLOWS_CLIENT_ID,
             audience=self._issuer + "/api",
             scopes=scopes,
             jti=secrets.token_hex(16),
