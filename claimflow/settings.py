@@ -100,9 +100,10 @@ class Settings(BaseSettings):
 
     access_token_max_bytes: int = 4096
     id_token_max_bytes: int = 8192
-    m2m_token_max_bytes: int = 4096
-    """Size budget of client-credentials tokens (an organization's billing claim steps down to
-    its compact, then reference form to fit)."""
+    m2m_token_max_bytes: int = 8192
+    """Size budget of client-credentials tokens that workflows added claims to (an
+    organization's billing claim steps down to its compact, then reference form to fit). A
+    Management API token with every scope is over 4 KB by itself, hence the ID token's figure."""
 
     workflows_enabled: list[str] = Field(
         default_factory=lambda: ["org_billing", "user_billing", "org_billing_m2m"]

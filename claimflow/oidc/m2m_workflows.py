@@ -53,6 +53,8 @@ async def sign_m2m_token(
     )
     try:
         custom = await services.workflows.run(Trigger.M2M_TOKEN_GENERATION, event)
+        if not custom.access_token:
+            return await services.keys.sign(claims, typ=ACCESS_TOKEN_TYP)
         return await issue_m2m_access_token(
             services.keys,
             claims,
