@@ -250,19 +250,6 @@ async def cancel_agreement(
     return await _cancel_agreement(request, agreement_id)
 
 
-@router.delete(
-    "/billing/agreements",
-    summary="Cancel a billing agreement (Kinde's documented form)",
-)
-async def cancel_agreement_by_query(
-    request: Request,
-    agreement_id: CodeQuery,
-    _: object = Depends(require_scope("delete:billing_agreements")),
-) -> dict[str, str]:
-    """``DELETE /api/v1/billing/agreements?agreement_id=…``, as Kinde's docs describe it."""
-    return await _cancel_agreement(request, agreement_id)
-
-
 @router.post("/billing/meter_usage", summary="Record metered usage")
 async def create_meter_usage(
     request: Request,
