@@ -19,7 +19,6 @@ import contextlib
 import sqlite3
 from collections.abc import Iterable
 
-import aiosqlite
 import asyncpg
 from sqlalchemy import bindparam, make_url, select
 from sqlalchemy.exc import DBAPIError
@@ -88,8 +87,9 @@ class StoreBillingVersions:
     fresh WAL snapshot on SQLite). It is on every warm token of a billing workflow, so it skips
     SQLAlchemy's async engine — whose checkout, execute and return cost about 300 µs of CPU on
     SQLite, four times the query (``bench/m2m_workflows_bench.py``) — and reads through the
-    driver: one autocommit ``aiosqlite`` connection of its own on SQLite, a small ``asyncpg``
-    pool on PostgreSQL, with the statement prepared once. A connection that died with a
+    driver: one read-only autocommit ``sqlite3`` connection of its own on SQLite (read on the
+    event loop, see ``_read_sqlite``), a small ``asyncpg`` pool on PostgreSQL (its statement
+    cache prepares the query once). A connection that died with a
     database restart is detected by the read itself, which is retried once on a new one. Other
     URLs (none today) read through an autocommit engine.
     """
@@ -100,7 +100,7 @@ class StoreBillingVersions:
     def __init__(self, db: Database) -> None:
         self._url = make_url(db.url)
         self._opening = asyncio.Lock()
-        self._sqlite: aiosqlite.Connection | None = None
+        self._sqlite: sqlite3.Connection | None = None
         self._pool: asyncpg.Pool | None = None
         self._engine: AsyncEngine | None = None
         backend = self._url.get_backend_name()
@@ -131,16 +131,18 @@ class StoreBillingVersions:
             return await self._read(subject)
 
     async def _read_sqlite(self, subject: str) -> int:
+        """A primary-key read of a local file in WAL mode, where readers never wait for the
+        writer: a few microseconds, done on the event loop (a thread hop would cost ten times
+        more). ``query_only`` keeps this connection from ever writing."""
         connection = self._sqlite
         if connection is None:
-            async with self._opening:
-                if self._sqlite is None:
-                    self._sqlite = await aiosqlite.connect(
-                        str(self._url.database), isolation_level=None
-                    )
-                connection = self._sqlite
-        async with connection.execute(self.SQL_SQLITE, (subject,)) as cursor:
-            row = await cursor.fetchone()
+            connection = sqlite3.connect(
+                str(self._url.database), isolation_level=None, check_same_thread=False
+            )
+            connection.execute("PRAGMA query_only = ON")
+            connection.execute("PRAGMA busy_timeout = 20")
+            self._sqlite = connection
+        row = connection.execute(self.SQL_SQLITE, (subject,)).fetchone()
         return int(row[0]) if row else 0
 
     async def _read_postgres(self, subject: str) -> int:
@@ -168,13 +170,13 @@ class StoreBillingVersions:
         self._sqlite, self._pool = None, None
         with contextlib.suppress(Exception):
             if sqlite_connection is not None:
-                await sqlite_connection.close()
+                sqlite_connection.close()
             if pool is not None:
                 pool.terminate()
 
     async def aclose(self) -> None:
         if self._sqlite is not None:
-            await self._sqlite.close()
+            self._sqlite.close()
             self._sqlite = None
         if self._pool is not None:
             await self._pool.close()
