@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Iterable
+from contextvars import ContextVar
 
 import asyncpg
 from sqlalchemy import bindparam, make_url, select
@@ -31,6 +32,26 @@ from claimflow.store.database import Database, create_engine
 
 def organization_subject(org_code: str) -> str:
     return f"org:{org_code}"
+
+
+SUBJECT_PREFIX_ORG = "org:"
+
+_read_with_request: ContextVar[tuple[str, int] | None] = ContextVar(
+    "claimflow_billing_version_read_with_request", default=None
+)
+
+
+def read_with_request(subject: str, version: int) -> None:
+    """Hand ``StoreBillingVersions`` a subject's version the request already read in a query
+    of its own (the client authentication of an organization's M2M application reads it in the
+    same statement), so the billing lookup of this request makes no round trip of its own.
+
+    The value lives in the request's context only (a ``ContextVar``: the request's task and the
+    workflow tasks it starts). It was read after the request arrived, so it is at least the
+    version of every billing change that answered before — design §9's promise — exactly as a
+    read at lookup time is.
+    """
+    _read_with_request.set((subject, version))
 
 
 def user_subject(user_id: str) -> str:
@@ -116,6 +137,9 @@ class StoreBillingVersions:
         )
 
     async def current(self, subject: str) -> int:
+        known = _read_with_request.get()
+        if known is not None and known[0] == subject:
+            return known[1]
         try:
             return await self._read(subject)
         except (OSError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
