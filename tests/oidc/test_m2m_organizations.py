@@ -339,3 +339,38 @@ async def test_the_workflows_own_client_does_not_fire_the_trigger(
     async with services.db.connect() as conn:
         runs, _ = await list_runs(conn, RunFilter(), page_size=100)
     assert [r for r in runs if r.org_code == org_code] == []
+
+
+async def test_a_small_budget_steps_the_claim_down_and_the_key_reads_the_full_form(
+    db_url: str,
+) -> None:
+    """The M2M budget steps ``org_billing`` down to its reference form; the token itself
+    fetches the full form at ``/oauth2/billing/{customer_id}``, for its own customer only."""
+    async for _, api in deploy(db_url, m2m_token_max_bytes=1100):
+        await make_plan(api, "big", {f"feature_{i:02d}": i for i in range(12)})
+        org_code, customer_id = await organization_on(api, "big")
+        other_org, other_customer = await organization_on(api, "big")
+        client_id, secret = await api_key(api, org_code)
+        response = await client_credentials(api, client_id, secret)
+        assert response.status_code == 200, response.text
+        token = response.json()["access_token"]
+        assert len(token) <= 1100
+        claims = await verified(anonymous(api), token, ISSUER)
+        assert claims["org_billing"]["form"] == "reference"
+        assert claims["org_billing"]["customer_id"] == customer_id
+        full = await anonymous(api).get(
+            f"/oauth2/billing/{customer_id}", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert full.status_code == 200, full.text
+        assert len(full.json()["entitlements"]) == 12
+        assert full.json()["customer_id"] == customer_id
+        other = await anonymous(api).get(
+            f"/oauth2/billing/{other_customer}", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert other.status_code == 403
+        assert other_org != org_code
+        await ok(await api.delete(f"/api/v1/organization/{org_code}"))
+        gone = await anonymous(api).get(
+            f"/oauth2/billing/{customer_id}", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert gone.status_code == 401
