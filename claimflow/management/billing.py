@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from claimflow.domain import Entitlement
 from claimflow.errors import InvalidRequest
 from claimflow.events import outbox
-from claimflow.management.auth import require_scope, services_of
+from claimflow.management.auth import M2MCaller, require_scope, services_of
 from claimflow.management.plan_workflows import (
     check_plan_change,
     current_plan,
@@ -178,7 +178,7 @@ async def get_agreements(
 async def create_agreement(
     request: Request,
     body: CreateAgreement,
-    _: object = Depends(require_scope("create:billing_agreements")),
+    caller: Annotated[M2MCaller, Depends(require_scope("create:billing_agreements"))],
 ) -> dict[str, str]:
     """Creates the agreement and cancels the customer's other agreements (Kinde's contract),
     once the ``user:plan_selection`` workflows allow it (``plan_workflows``)."""
@@ -192,6 +192,7 @@ async def create_agreement(
         request,
         Trigger.USER_PLAN_SELECTION,
         customer,
+        caller,
         current_plan_code=current_plan(judged),
         requested_plan_code=body.plan_code,
     )
@@ -208,7 +209,9 @@ async def create_agreement(
     return OK
 
 
-async def _cancel_agreement(request: Request, agreement_id: str) -> dict[str, str]:
+async def _cancel_agreement(
+    request: Request, agreement_id: str, caller: M2MCaller
+) -> dict[str, str]:
     services = services_of(request)
     async with services.db.connect() as conn:
         agreement = await billing.get_agreement(conn, agreement_id)
@@ -221,6 +224,7 @@ async def _cancel_agreement(request: Request, agreement_id: str) -> dict[str, st
         request,
         Trigger.USER_PLAN_CANCELLATION_REQUEST,
         customer,
+        caller,
         current_plan_code=agreement.plan_code,
         agreement_id=agreement.id,
     )
@@ -241,13 +245,13 @@ async def _cancel_agreement(request: Request, agreement_id: str) -> dict[str, st
 async def cancel_agreement(
     request: Request,
     agreement_id: CodePath,
-    _: object = Depends(require_scope("delete:billing_agreements")),
+    caller: Annotated[M2MCaller, Depends(require_scope("delete:billing_agreements"))],
 ) -> dict[str, str]:
     """Cancels one active agreement, once the ``user:plan_cancellation_request`` workflows
     allow it. Kinde documents the cancellation as ``DELETE /api/v1/billing/agreements`` with
     the ``agreement_id`` (https://docs.kinde.com/billing/manage-plans/cancel-plans/) but its
     OpenAPI document has no such operation; this path and its scope are ours."""
-    return await _cancel_agreement(request, agreement_id)
+    return await _cancel_agreement(request, agreement_id, caller)
 
 
 @router.post("/billing/meter_usage", summary="Record metered usage")

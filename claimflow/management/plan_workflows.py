@@ -25,6 +25,7 @@ from fastapi import Request
 
 from claimflow.domain import Agreement, BillingCustomer
 from claimflow.errors import Conflict, ManagementAPIError, WorkflowAccessDenied, WorkflowError
+from claimflow.management.auth import M2MCaller
 from claimflow.services import Services
 from claimflow.workflows.event import (
     EventBilling,
@@ -37,6 +38,7 @@ from claimflow.workflows.event import (
     SignInRequest,
     Trigger,
 )
+from claimflow.workflows.management_client import is_workflows_client
 
 
 class PlanChangeDenied(ManagementAPIError):
@@ -104,13 +106,17 @@ async def check_plan_change(
     request: Request,
     trigger: Trigger,
     customer: BillingCustomer,
+    caller: M2MCaller,
     *,
     current_plan_code: str | None,
     requested_plan_code: str | None = None,
     agreement_id: str | None = None,
 ) -> bool:
-    """Run the trigger's workflows; raise if they refuse. True when any workflow ran."""
-    if not services.workflows.enabled(trigger):
+    """Run the trigger's workflows; raise if they refuse. True when any workflow ran.
+
+    A change a workflow makes through the Management API (the workflows' own client) fires
+    nothing: a plan workflow that changes a plan would otherwise run itself again."""
+    if not services.workflows.enabled(trigger) or is_workflows_client(caller.client_id):
         return False
     event = plan_change_event(
         trigger,

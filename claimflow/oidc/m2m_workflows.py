@@ -14,7 +14,6 @@ and issues nothing, as for user tokens.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from claimflow.domain import Application
@@ -24,14 +23,12 @@ from claimflow.oidc.grants.base import TokenRequest
 from claimflow.oidc.workflow_events import m2m_token_generation_event
 from claimflow.tokens.issue import ACCESS_TOKEN_TYP, issue_m2m_access_token
 from claimflow.workflows.event import Trigger
-from claimflow.workflows.management_client import WORKFLOWS_CLIENT_ID
+from claimflow.workflows.management_client import is_workflows_client
 
 
 def fires_for(client: Application) -> bool:
     """Whether this client's tokens run the trigger: every client but the workflows' own."""
-    return client.client_id != WORKFLOWS_CLIENT_ID and client.client_id != os.environ.get(
-        "KINDE_WF_M2M_CLIENT_ID"
-    )
+    return not is_workflows_client(client.client_id)
 
 
 async def sign_m2m_token(

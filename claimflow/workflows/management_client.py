@@ -295,6 +295,13 @@ WORKFLOWS_CLIENT_ID = "claimflow-workflows"
 """The client id of the token the in-process transport mints for the workflows' calls."""
 
 
+def is_workflows_client(client_id: str) -> bool:
+    """Whether ``client_id`` is the workflows' own Management API client: the in-process one,
+    or the M2M application the HTTP transport uses (``KINDE_WF_M2M_CLIENT_ID``) when it points
+    at this server. What it does fires no trigger, so a workflow cannot run itself again."""
+    return client_id == WORKFLOWS_CLIENT_ID or client_id == os.environ.get("KINDE_WF_M2M_CLIENT_ID")
+
+
 class InProcessTransport:
     """This deployment's ``/api/v1`` through ``httpx.ASGITransport``; no socket, no credentials.
 

@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from claimflow.services import Services
 from claimflow.store import tables as t
 from claimflow.store.billing_versions import version_of
+from claimflow.workflows.runlog import RunFilter, list_runs
 from tests.helpers import management_client
 from tests.management.catalogue import make_plan, ok
 from tests.oidc.test_m2m_organizations import (
@@ -214,3 +215,48 @@ async def test_a_failing_plan_workflow_follows_its_failure_policy(
             assert plans == ["team"] and await ledger(services, org_code) == before
         else:
             assert plans == ["small"]
+
+
+MEDDLER = """
+from claimflow.workflows import Binding, FailurePolicy, Trigger, WorkflowSettings
+
+workflow_settings = WorkflowSettings(
+    id="meddler",
+    name="test",
+    trigger=Trigger.USER_PLAN_SELECTION,
+    failure_policy=FailurePolicy.STOP,
+    bindings=frozenset({Binding.PLAN, Binding.MANAGEMENT_API, Binding.LOGGER}),
+    management_api_scopes=frozenset({"create:billing_agreements"}),
+)
+
+
+async def run(event, bindings):
+    bindings.logger.info(f"asked for {event.context.billing.requested_plan_code}")
+    await bindings.management_api.post(
+        "billing/agreements",
+        {"customer_id": event.context.billing.customer_id, "plan_code": "enterprise"},
+    )
+"""
+
+
+async def test_a_plan_changed_while_the_workflows_ran_is_a_conflict_and_never_recursion(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A workflow moving the customer itself fires no plan workflow (its own client), and the
+    route, finding the plan it judged gone, refuses with 409 rather than overwrite it."""
+    (tmp_path / "meddler.py").write_text(MEDDLER)
+    async for services, api in deploy(
+        db_url,
+        workflows_dir=str(tmp_path),
+        workflows_enabled=["org_billing", "user_billing", "meddler"],
+    ):
+        _, customer_id = await tenant_with_members(api, members=0)
+        response = await change_plan(api, customer_id, "small")
+        assert response.status_code == 409, response.text
+        assert response.json()["errors"][0]["code"] == "PLAN_CHANGED"
+        assert [a["plan_code"] for a in await agreements(api, customer_id)] == ["enterprise"]
+        assert services.workflows.run_log is not None
+        await services.workflows.run_log.flush()
+        async with services.db.connect() as conn:
+            runs, _ = await list_runs(conn, RunFilter(workflow_id="meddler"))
+        assert len(runs) == 1 and runs[0].outcome.value == "succeeded"
