@@ -10,7 +10,8 @@
     │   │                     verification: signature, key, issuer, age)
     │   └── UpstreamUnavailable  503: a service we depend on (Kinde's JWKS) cannot be reached
     ├── WorkflowError         a token-generation workflow failed; carries workflow and run ids
-    │   └── WorkflowAccessDenied  a workflow called ``auth.deny_access(reason)``
+    │   └── WorkflowAccessDenied  a workflow called ``auth.deny_access(reason)`` or denied a
+    │                             plan change (``plan.deny_selection`` / ``deny_cancellation``)
     ├── WorkflowConfigError   the enabled workflows cannot run together (found at start-up)
     ├── WorkflowRuntimeError  raised inside one workflow run; the runner turns it into the run's error
     │   ├── ReservedClaim         a workflow set a claim the provider owns
@@ -51,6 +52,9 @@ class ManagementAPIError(ClaimflowError):
 
     status_code = 400
     default_code = "BAD_REQUEST"
+    errors: tuple[tuple[str, str], ...] = ()
+    """Several ``(code, message)`` entries for one answer (a plan denial's reasons); when empty,
+    the envelope holds the one ``code`` and ``message``."""
 
     def __init__(self, message: str, code: str | None = None) -> None:
         super().__init__(message)
@@ -101,11 +105,22 @@ class WorkflowError(ClaimflowError):
 
 
 class WorkflowAccessDenied(WorkflowError):
-    """A workflow refused the sign-in (Kinde's ``kinde.auth.denyAccess``); the user sees ``reason``."""
+    """A workflow refused the sign-in (Kinde's ``kinde.auth.denyAccess``) or a plan change
+    (``kinde.plan.denySelection`` / ``denyCancellation``); the caller sees ``reason`` (all of
+    ``reasons`` where it can show several) and the ``suggestions`` a plan denial gave."""
 
-    def __init__(self, workflow_id: str, run_id: str, reason: str) -> None:
+    def __init__(
+        self,
+        workflow_id: str,
+        run_id: str,
+        reason: str,
+        reasons: tuple[str, ...] = (),
+        suggestions: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(workflow_id, run_id, reason)
         self.reason = reason
+        self.reasons = reasons or (reason,)
+        self.suggestions = suggestions
 
 
 class WorkflowConfigError(ClaimflowError):

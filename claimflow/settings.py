@@ -100,8 +100,14 @@ class Settings(BaseSettings):
 
     access_token_max_bytes: int = 4096
     id_token_max_bytes: int = 8192
+    m2m_token_max_bytes: int = 8192
+    """Size budget of client-credentials tokens that workflows added claims to (an
+    organization's billing claim steps down to its compact, then reference form to fit). A
+    Management API token with every scope is over 4 KB by itself, hence the ID token's figure."""
 
-    workflows_enabled: list[str] = Field(default_factory=lambda: ["org_billing", "user_billing"])
+    workflows_enabled: list[str] = Field(
+        default_factory=lambda: ["org_billing", "user_billing", "org_billing_m2m"]
+    )
     workflows_dir: str | None = None
     workflow_time_limit_seconds: float = 2.0
     workflow_runs_retention_days: int = 30

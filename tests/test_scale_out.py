@@ -223,3 +223,48 @@ def test_narrowed_application_old_token_is_refused_by_the_other_worker_at_once(
     assert pinned.served_by(refused) == pid_b
     assert refused.status_code == 401, "worker B still accepts a deleted application's token"
     pinned.close()
+
+
+def test_an_organization_api_key_follows_a_plan_change_made_on_the_other_worker(
+    two_workers: tuple[str, set[int]],
+) -> None:
+    """An organization's M2M token (its billing version read with its client authentication)
+    carries the plan a change through the other worker set, both ways."""
+    base_url, workers = two_workers
+    port = int(base_url.rsplit(":", 1)[1])
+    pinned = PinnedConnections(base_url, port, workers)
+    pid_a, pid_b = sorted(workers)
+    headers = {"Authorization": f"Bearer {m2m_token(pinned.to(pid_a), base_url)}"}
+    created = pinned.to(pid_b).post(
+        "/api/v1/applications",
+        json={"name": "Acme API key", "type": "m2m", "org_code": ACME},
+        headers=headers,
+    )
+    assert created.status_code == 201, created.text
+    key = created.json()["application"]
+
+    def plans_in_token(pid: int) -> list[str]:
+        response = pinned.to(pid).post(
+            "/oauth2/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": key["client_id"],
+                "client_secret": key["client_secret"],
+            },
+        )
+        assert response.status_code == 200, response.text
+        assert pinned.served_by(response) == pid
+        claims = jwt.decode(response.json()["access_token"], options={"verify_signature": False})
+        assert claims["org_code"] == ACME
+        return [a["plan_code"] for a in claims["org_billing"]["agreements"]]
+
+    assert plans_in_token(pid_a) == plans_in_token(pid_b) == ["pro"]
+    for changer, issuer, plan in ((pid_b, pid_a, "enterprise"), (pid_a, pid_b, "free")):
+        changed = pinned.to(changer).post(
+            "/api/v1/billing/agreements",
+            json={"customer_id": ACME_CUSTOMER, "plan_code": plan},
+            headers=headers,
+        )
+        assert changed.status_code == 200, changed.text
+        assert plans_in_token(issuer) == [plan]
+    pinned.close()

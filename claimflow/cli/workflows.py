@@ -15,6 +15,7 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -27,6 +28,7 @@ from claimflow.cli.sign_in_dry_run import (
     SignInOrigin,
     sign_in_dry_run,
 )
+from claimflow.cli.trigger_dry_run import DRY_RUN_TRIGGERS, trigger_dry_run
 from claimflow.errors import ClaimflowError, TokenTooLarge
 from claimflow.oidc.grants.feature_flags_claim import feature_flags_claim_of
 from claimflow.oidc.workflow_events import tokens_generation_event
@@ -259,7 +261,11 @@ def _print_run(report: RunReport) -> None:
 
 
 async def _sign_in_run(
-    settings: Settings, workflow_id: str, origin: SignInOrigin, **flags: Any
+    settings: Settings,
+    workflow_id: str,
+    origin: SignInOrigin,
+    run: Callable[..., Awaitable[SignInDryRun]] = sign_in_dry_run,
+    **flags: Any,
 ) -> SignInDryRun:
     services: Services = build_services(settings)
     try:
@@ -268,7 +274,7 @@ async def _sign_in_run(
             raise typer.BadParameter(f"no workflow {workflow_id!r}")
         workflow = registry.get(workflow_id)
         try:
-            return await sign_in_dry_run(services, workflow, origin, **flags)
+            return await run(services, workflow, origin, **flags)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
     finally:
@@ -284,8 +290,15 @@ def _test_sign_in_workflow(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     _print_run(result.report)
-    if result.report.denied_reason is not None:
-        typer.echo(f"denied: {result.report.denied_reason}")
+    for reason in result.report.denied_reasons or (
+        (result.report.denied_reason,) if result.report.denied_reason is not None else ()
+    ):
+        typer.echo(f"denied: {reason}")
+    for suggestion in result.report.suggestions:
+        typer.echo(f"suggested plan: {suggestion}")
+    for token, claims in (("M2M token", result.report.access_token),):
+        for name, forms in claims.items():
+            typer.echo(f"{token} claim {name} = {json.dumps(forms[0], ensure_ascii=False)}")
     for write in result.refused_writes:
         typer.echo(f"  not performed (dry run): {write}")
     typer.echo(
@@ -333,6 +346,20 @@ def test_workflow(
     new_user: Annotated[
         bool, typer.Option("--new-user", help="post_authentication: the sign-in created the user.")
     ] = False,
+    plan: Annotated[
+        str | None, typer.Option("--plan", help="plan_selection: the requested plan code.")
+    ] = None,
+    current_plan: Annotated[
+        str | None,
+        typer.Option("--current-plan", help="plan triggers: pretend this is the current plan."),
+    ] = None,
+    agreement: Annotated[
+        str | None,
+        typer.Option("--agreement", help="plan_cancellation_request: the agreement to cancel."),
+    ] = None,
+    audience: Annotated[
+        str | None, typer.Option("--audience", help="m2m_token_generation: the token's audience.")
+    ] = None,
     allow_writes: Annotated[
         bool,
         typer.Option("--allow-writes", help="Perform the workflow's Management API writes."),
@@ -346,6 +373,21 @@ def test_workflow(
     settings = _prepare(database_url)
     where = SignInOrigin(client, ip, user_agent)
     trigger = _trigger_of(settings, workflow_id)
+    if trigger in DRY_RUN_TRIGGERS:
+        _test_sign_in_workflow(
+            settings,
+            workflow_id,
+            where,
+            run=trigger_dry_run,
+            user_id=user,
+            org_code=org,
+            plan=plan,
+            current_plan_code=current_plan,
+            agreement_id=agreement,
+            audience=audience,
+            allow_writes=allow_writes,
+        )
+        return
     if trigger in SIGN_IN_TRIGGERS:
         password = None
         if trigger is Trigger.USER_EXISTING_PASSWORD_PROVIDED:

@@ -101,11 +101,14 @@ FLAG_AND_PROPERTY_SCOPES: tuple[str, ...] = (
     "update:organization_properties",
 )
 
-# Our own extensions, in Kinde's style: the plan catalogue and customers, and the workflow runs.
+# Our own extensions, in Kinde's style: the plan catalogue and customers, the workflow runs, and
+# cancelling an agreement (Kinde documents ``DELETE /billing/agreements`` but its spec has no
+# such operation, so no scope name: https://docs.kinde.com/billing/manage-plans/cancel-plans/).
 EXTENSION_SCOPES: tuple[str, ...] = (
     "read:billing",
     "write:billing",
     "read:workflow_runs",
+    "delete:billing_agreements",
 )
 
 ALL_MANAGEMENT_SCOPES: tuple[str, ...] = (

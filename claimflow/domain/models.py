@@ -99,6 +99,9 @@ class Application:
     allowed_origins: tuple[str, ...] = ()
     """Browser origins allowed to call the token endpoint (CORS), besides a public client's
     redirect URI origins."""
+    org_code: str | None = None
+    """The organization an M2M application belongs to (Kinde's organization-scoped M2M apps):
+    its client-credentials tokens carry this ``org_code``, which the caller cannot change."""
 
     @property
     def is_public(self) -> bool:

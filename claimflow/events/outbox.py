@@ -119,3 +119,12 @@ async def agreement_created(
     await record_event(
         conn, EventType.AGREEMENT_CREATED, {"agreement": _agreement(agreement), **owner}
     )
+
+
+async def agreement_cancelled(conn: AsyncConnection, agreement: Agreement) -> None:
+    """``customer.agreement_cancelled`` for an agreement cancelled on its own (no successor)."""
+    customer = await billing.get_customer(conn, agreement.customer_id)
+    owner = {"org_code": customer.org_code, "user_id": customer.user_id}
+    await record_event(
+        conn, EventType.AGREEMENT_CANCELLED, {"agreement": _agreement(agreement), **owner}
+    )

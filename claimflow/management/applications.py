@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
-from claimflow.domain import ApplicationType
+from claimflow.domain import Application, ApplicationType
 from claimflow.domain.management_scopes import ALL_MANAGEMENT_SCOPES, WORKFLOWS_CLIENT_ID
 from claimflow.domain.origins import origin_of
 from claimflow.errors import Forbidden, InvalidRequest
@@ -36,7 +36,7 @@ from claimflow.management.wire import (
     StrictModel,
     next_token_page,
 )
-from claimflow.store import applications
+from claimflow.store import applications, organizations
 
 router = APIRouter(tags=["Applications"])
 
@@ -122,13 +122,27 @@ async def list_applications(
     async with services_of(request).db.connect() as conn:
         rows = await applications.list_applications(conn, limit=size + 1, after_id=next_token)
     page, more = next_token_page(rows, size, lambda app: app.client_id)
-    return {
-        **OK,
-        "applications": [
-            {"id": app.client_id, "name": app.name, "type": app.type.value} for app in page
-        ],
-        **more,
-    }
+    return {**OK, "applications": [_listed(app) for app in page], **more}
+
+
+def _listed(app: Application) -> dict[str, Any]:
+    """Kinde's ``applications`` item; ``org_code`` only for an organization's M2M application."""
+    item = {"id": app.client_id, "name": app.name, "type": app.type.value}
+    if app.org_code is not None:
+        item["org_code"] = app.org_code
+    return item
+
+
+@router.get("/applications/{application_id}", summary="Get application")
+async def get_application(
+    request: Request,
+    application_id: CodePath,
+    _: object = Depends(require_scope("read:applications")),
+) -> dict[str, Any]:
+    """Kinde's ``get_application_response`` (never the secret: only its digest is stored)."""
+    async with services_of(request).db.connect() as conn:
+        app = await applications.get_application(conn, application_id)
+    return {**OK, "application": {**_listed(app), "client_id": app.client_id}}
 
 
 @router.post("/applications", status_code=201, summary="Create an application")
@@ -148,15 +162,26 @@ async def create_application(
     if unknown:
         raise InvalidRequest(f"Unknown scopes: {', '.join(unknown)[:200]}.", "SCOPES_INVALID")
     require_held(caller, body.scopes)
+    if body.org_code is not None and kind is not ApplicationType.M2M:
+        raise InvalidRequest("Only m2m applications belong to an organization.", "ORG_CODE_INVALID")
+    if body.org_code is not None and body.scopes:
+        raise InvalidRequest(
+            "An organization's m2m application takes no Management API scopes.", "SCOPES_INVALID"
+        )
     async with services_of(request).db.transaction() as conn:
+        if body.org_code is not None:
+            await organizations.get_organization(conn, body.org_code)
         app, secret = await applications.create_application(
             conn,
             name=body.name,
             type=kind,
             scopes=body.scopes,
             allowed_origins=list(dict.fromkeys(body.allowed_origins)),
+            org_code=body.org_code,
         )
     created = {"id": app.client_id, "client_id": app.client_id}
+    if app.org_code is not None:
+        created["org_code"] = app.org_code
     if secret is not None:
         created["client_secret"] = secret
     return {"code": "OK", "message": "Application successfully created", "application": created}

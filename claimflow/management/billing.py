@@ -17,11 +17,17 @@ from pydantic import BaseModel, Field
 from claimflow.domain import Entitlement
 from claimflow.errors import InvalidRequest
 from claimflow.events import outbox
-from claimflow.management.auth import require_scope, services_of
+from claimflow.management.auth import M2MCaller, require_scope, services_of
+from claimflow.management.plan_workflows import (
+    check_plan_change,
+    current_plan,
+    require_unchanged,
+)
 from claimflow.management.wire import (
     MAX_AMOUNT,
     OK,
     Code,
+    CodePath,
     CodeQuery,
     Cursor,
     OptionalCodeQuery,
@@ -32,6 +38,7 @@ from claimflow.management.wire import (
     without_none,
 )
 from claimflow.store import billing
+from claimflow.workflows.event import Trigger
 
 router = APIRouter(tags=["Billing"])
 
@@ -171,18 +178,80 @@ async def get_agreements(
 async def create_agreement(
     request: Request,
     body: CreateAgreement,
-    _: object = Depends(require_scope("create:billing_agreements")),
+    caller: Annotated[M2MCaller, Depends(require_scope("create:billing_agreements"))],
 ) -> dict[str, str]:
-    """Creates the agreement and cancels the customer's other agreements (Kinde's contract)."""
+    """Creates the agreement and cancels the customer's other agreements (Kinde's contract),
+    once the ``user:plan_selection`` workflows allow it (``plan_workflows``)."""
     services = services_of(request)
+    async with services.db.connect() as conn:
+        customer = await billing.get_customer(conn, body.customer_id)
+        await billing.get_plan(conn, body.plan_code)
+        judged = await billing.customer_agreements(conn, body.customer_id)
+    checked = await check_plan_change(
+        services,
+        request,
+        Trigger.USER_PLAN_SELECTION,
+        customer,
+        caller,
+        current_plan_code=current_plan(judged),
+        requested_plan_code=body.plan_code,
+    )
     async with services.db.transaction() as conn:
+        await billing.lock_customer(conn, body.customer_id)
         replaced = await billing.customer_agreements(conn, body.customer_id)
+        if checked:
+            require_unchanged(judged, replaced)
         agreement = await billing.create_agreement(
             conn, customer_id=body.customer_id, plan_code=body.plan_code
         )
         await outbox.agreement_created(conn, agreement, replaced)
     await services.billing_changes.publish([body.customer_id])
     return OK
+
+
+async def _cancel_agreement(
+    request: Request, agreement_id: str, caller: M2MCaller
+) -> dict[str, str]:
+    services = services_of(request)
+    async with services.db.connect() as conn:
+        agreement = await billing.get_agreement(conn, agreement_id)
+        customer = await billing.get_customer(conn, agreement.customer_id)
+        judged = await billing.customer_agreements(conn, customer.id)
+    if agreement.id not in {a.id for a in judged}:
+        raise InvalidRequest("The agreement is not active.", "AGREEMENT_INACTIVE")
+    checked = await check_plan_change(
+        services,
+        request,
+        Trigger.USER_PLAN_CANCELLATION_REQUEST,
+        customer,
+        caller,
+        current_plan_code=agreement.plan_code,
+        agreement_id=agreement.id,
+    )
+    async with services.db.transaction() as conn:
+        await billing.lock_customer(conn, customer.id)
+        if checked:
+            require_unchanged(judged, await billing.customer_agreements(conn, customer.id))
+        cancelled = await billing.cancel_agreement(conn, agreement_id)
+        await outbox.agreement_cancelled(conn, cancelled)
+    await services.billing_changes.publish([customer.id])
+    return OK
+
+
+@router.delete(
+    "/billing/agreements/{agreement_id}",
+    summary="Cancel a billing agreement (claimflow's path)",
+)
+async def cancel_agreement(
+    request: Request,
+    agreement_id: CodePath,
+    caller: Annotated[M2MCaller, Depends(require_scope("delete:billing_agreements"))],
+) -> dict[str, str]:
+    """Cancels one active agreement, once the ``user:plan_cancellation_request`` workflows
+    allow it. Kinde documents the cancellation as ``DELETE /api/v1/billing/agreements`` with
+    the ``agreement_id`` (https://docs.kinde.com/billing/manage-plans/cancel-plans/) but its
+    OpenAPI document has no such operation; this path and its scope are ours."""
+    return await _cancel_agreement(request, agreement_id, caller)
 
 
 @router.post("/billing/meter_usage", summary="Record metered usage")

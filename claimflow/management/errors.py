@@ -39,6 +39,9 @@ def _describe(errors: list[Any]) -> str:
 async def management_error_handler(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ManagementAPIError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    if exc.errors:
+        body = {"errors": [{"code": code, "message": message} for code, message in exc.errors]}
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
     return error_response(exc.status_code, exc.code, exc.message, headers)
 
 

@@ -6,7 +6,8 @@
   credential is the access token carrying the claim (RFC 6750 bearer). The content is what the
   enabled workflow declaring the claim — the built-in or the deployment's own — produces for the
   token's sign-in, through the same cache (``org_billing`` for an organization sign-in, else
-  ``billingDetails``), so it is exactly what a token would carry. The token covers the customer
+  ``billingDetails``; for an organization's M2M token, the ``m2m:token_generation`` workflow
+  declaring ``org_billing``), so it is exactly what a token would carry. The token covers the customer
   that claim names and no other; ``ETag`` is the claim's version ``v``.
 """
 
@@ -24,12 +25,13 @@ from claimflow.claims import (
     claim_schemas,
     content_version,
 )
+from claimflow.domain import ApplicationType
 from claimflow.errors import WorkflowError
 from claimflow.oidc.access_tokens import bearer_token, verify_access_token
-from claimflow.oidc.workflow_events import tokens_generation_event
+from claimflow.oidc.workflow_events import m2m_token_generation_event, tokens_generation_event
 from claimflow.services import Services
-from claimflow.store import users
-from claimflow.workflows.event import AuthOrigin, Trigger
+from claimflow.store import applications, users
+from claimflow.workflows.event import AuthOrigin, Trigger, WorkflowEvent
 
 router = APIRouter(tags=["Billing claims"])
 
@@ -56,6 +58,46 @@ def _bearer_error(status: int, error: str, description: str) -> JSONResponse:
     )
 
 
+async def _event_for(
+    services: Services, claims: dict[str, Any]
+) -> tuple[Trigger, str, WorkflowEvent] | None:
+    """The trigger, claim and event whose workflow made the token's billing claim; None when
+    the store no longer backs the token's subject.
+
+    Billing is a user's (or their organization's): the subject must be an active user as the
+    store says, whatever claims (``gty``) the token carries — or, for a client-credentials
+    token with ``org_code``, an M2M application that still belongs to that organization (its
+    ``org_billing`` comes from ``m2m:token_generation``).
+    """
+    subject = str(claims.get("sub", ""))
+    org_code = claims.get("org_code")
+    org_code = org_code if isinstance(org_code, str) else None
+    async with services.db.connect() as conn:
+        user = await users.find_user(conn, subject)
+        app = None if user is not None else await applications.find_application(conn, subject)
+    if user is not None and not user.is_suspended:
+        event: WorkflowEvent = tokens_generation_event(
+            issuer=services.issuer,
+            user_id=subject,
+            client_id=str(claims.get("client_id", "")),
+            org_code=org_code,
+            origin=AuthOrigin.REFRESH_TOKEN_REQUEST,
+            is_existing_session=True,
+        )
+        return Trigger.USER_TOKENS_GENERATION, ORG_BILLING if org_code else BILLING_DETAILS, event
+    if app is None or app.type is not ApplicationType.M2M or app.org_code is None:
+        return None
+    if org_code != app.org_code:
+        return None
+    event = m2m_token_generation_event(
+        issuer=services.issuer,
+        client_id=app.client_id,
+        application_name=app.name,
+        org_code=app.org_code,
+    )
+    return Trigger.M2M_TOKEN_GENERATION, ORG_BILLING, event
+
+
 @router.get("/oauth2/billing/{customer_id}", summary="Full billing behind a reference-form claim")
 async def get_billing_details(
     request: Request, customer_id: str, authorization: str | None = Header(default=None)
@@ -67,32 +109,15 @@ async def get_billing_details(
     claims = await verify_access_token(services, token)
     if claims is None:
         return _bearer_error(401, "invalid_token", "The access token is invalid or expired.")
-    # Billing is a user's (or their organization's): the subject must be an active user as the
-    # store says, whatever claims (``gty``) the token carries.
-    async with services.db.connect() as conn:
-        user = await users.find_user(conn, str(claims.get("sub", "")))
-    if user is None or user.is_suspended:
+    chosen = await _event_for(services, claims)
+    if chosen is None:
         return _bearer_error(401, "invalid_token", "The access token is invalid or expired.")
-    org_code = claims.get("org_code")
-    org_code = org_code if isinstance(org_code, str) else None
-    claim = ORG_BILLING if org_code else BILLING_DETAILS
-    workflows = [
-        w
-        for w in services.workflows.enabled(Trigger.USER_TOKENS_GENERATION)
-        if claim in w.settings.claims
-    ]
+    trigger, claim, event = chosen
+    workflows = [w for w in services.workflows.enabled(trigger) if claim in w.settings.claims]
     if not workflows:
         return JSONResponse(
             {"error": "not_found", "error_description": f"No enabled workflow sets {claim}."}, 404
         )
-    event = tokens_generation_event(
-        issuer=services.issuer,
-        user_id=str(claims.get("sub", "")),
-        client_id=str(claims.get("client_id", "")),
-        org_code=org_code,
-        origin=AuthOrigin.REFRESH_TOKEN_REQUEST,
-        is_existing_session=True,
-    )
     (report,) = await services.workflows.run_workflows(workflows[:1], event, record=False)
     if not report.ok:
         error = WorkflowError(report.workflow.id, report.run.id, report.run.error or "failed")

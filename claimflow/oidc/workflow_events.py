@@ -2,7 +2,8 @@
 
 Built here, where the request is known: ``user:tokens_generation`` for the grants that issue
 user tokens and for the billing-details endpoint; ``user:post_authentication`` and
-``user:existing_password_provided`` for the login form. The ``claimflow workflows test``
+``user:existing_password_provided`` for the login form; ``m2m:token_generation`` for the
+client-credentials grant. The ``claimflow workflows test``
 command builds its dry-run events with them too.
 """
 
@@ -22,6 +23,11 @@ from claimflow.workflows.event import (
     ExistingPasswordAuth,
     ExistingPasswordContext,
     ExistingPasswordProvidedEvent,
+    M2MApplication,
+    M2MRequest,
+    M2MRequestAuth,
+    M2MTokenContext,
+    M2MTokenGenerationEvent,
     PostAuthenticationAuth,
     PostAuthenticationContext,
     PostAuthenticationEvent,
@@ -122,4 +128,28 @@ def existing_password_provided_event(
             user=EventUser(id=user_id) if user_id else None,
         ),
         request=SignInRequest(ip=ip, user_agent=user_agent),
+    )
+
+
+def m2m_token_generation_event(
+    *,
+    issuer: str,
+    client_id: str,
+    application_name: str | None = None,
+    org_code: str | None = None,
+    audience: tuple[str, ...] = (),
+    scope: tuple[str, ...] = (),
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> M2MTokenGenerationEvent:
+    """Kinde's event for a client-credentials token of ``client_id`` (an organization's, if any)."""
+    return M2MTokenGenerationEvent(
+        context=M2MTokenContext(
+            application=M2MApplication(client_id=client_id, name=application_name),
+            domains=EventDomains(kinde_domain=issuer),
+            organization=EventOrganization(org_code) if org_code else None,
+        ),
+        request=M2MRequest(
+            ip=ip, user_agent=user_agent, auth=M2MRequestAuth(audience=audience, scope=scope)
+        ),
     )

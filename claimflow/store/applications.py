@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claimflow.crypto import digest_secret, secret_matches
@@ -13,6 +13,7 @@ from claimflow.domain import Application, ApplicationType
 from claimflow.domain.ids import new_client_id, new_client_secret
 from claimflow.domain.origins import origin_of
 from claimflow.errors import NotFound
+from claimflow.store import billing_versions
 from claimflow.store import tables as t
 from claimflow.store._rows import utcnow
 
@@ -31,6 +32,7 @@ def application_from_row(row: Any) -> Application:
         id_token_ttl_seconds=row.id_token_ttl_seconds,
         refresh_token_ttl_seconds=row.refresh_token_ttl_seconds,
         allowed_origins=tuple(row.allowed_origins or ()),
+        org_code=row.org_code,
     )
 
 
@@ -45,6 +47,7 @@ async def create_application(
     require_organization: bool = False,
     client_id: str | None = None,
     allowed_origins: Sequence[str] = (),
+    org_code: str | None = None,
 ) -> tuple[Application, str | None]:
     """Create an application; returns it and its client secret, which is never shown again."""
     secret = None if type is ApplicationType.SPA else new_client_secret()
@@ -60,6 +63,7 @@ async def create_application(
             scopes=sorted(set(scopes)),
             require_organization=require_organization,
             allowed_origins=list(allowed_origins),
+            org_code=org_code,
             created_on=utcnow(),
         )
     )
@@ -80,17 +84,41 @@ async def get_application(conn: AsyncConnection, client_id: str) -> Application:
     return app
 
 
+_ORG_BILLING_VERSION = (
+    select(t.billing_versions.c.version)
+    .where(
+        t.billing_versions.c.subject
+        == literal(billing_versions.SUBJECT_PREFIX_ORG) + t.applications.c.org_code
+    )
+    .scalar_subquery()
+    .label("org_billing_version")
+)
+
+
 async def authenticate_client(
     conn: AsyncConnection, client_id: str, client_secret: str
 ) -> Application | None:
-    """The application if the secret matches its stored digest (constant-time compare)."""
+    """The application if the secret matches its stored digest (constant-time compare).
+
+    The same statement reads the billing version of an organization's M2M application
+    (``billing_versions.read_with_request``): its token's billing lookup then needs no
+    round trip of its own.
+    """
     row = (
-        await conn.execute(select(t.applications).where(t.applications.c.client_id == client_id))
+        await conn.execute(
+            select(t.applications, _ORG_BILLING_VERSION).where(
+                t.applications.c.client_id == client_id
+            )
+        )
     ).first()
     if row is None or row.client_secret_hash is None:
         return None
     if not secret_matches(client_secret, row.client_secret_hash):
         return None
+    if row.org_code is not None:
+        billing_versions.read_with_request(
+            billing_versions.organization_subject(row.org_code), int(row.org_billing_version or 0)
+        )
     return application_from_row(row)
 
 

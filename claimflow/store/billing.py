@@ -345,6 +345,34 @@ def _agreement(row: Any) -> Agreement:
     )
 
 
+async def lock_customer(conn: AsyncConnection, customer_id: str) -> BillingCustomer:
+    """Lock the customer row for the rest of the transaction (``FOR UPDATE`` on PostgreSQL;
+    SQLite serialises writers anyway): plan changes of one customer queue up behind it."""
+    await conn.execute(
+        select(t.billing_customers.c.id)
+        .where(t.billing_customers.c.id == customer_id)
+        .with_for_update()
+    )
+    return await get_customer(conn, customer_id)
+
+
+async def cancel_agreement(conn: AsyncConnection, agreement_id: str) -> Agreement:
+    """Cancel one active agreement (Kinde's ``DELETE /billing/agreements``), bumping its
+    owner's billing version; an agreement already cancelled or expired is a 400."""
+    agreement = await get_agreement(conn, agreement_id)
+    await lock_customer(conn, agreement.customer_id)
+    now = utcnow()
+    result = await conn.execute(
+        update(t.agreements)
+        .where(t.agreements.c.id == agreement_id, t.agreements.c.cancelled_on.is_(None))
+        .values(cancelled_on=now)
+    )
+    if not result.rowcount or not agreement.is_active(now):
+        raise InvalidRequest("The agreement is not active.", "AGREEMENT_INACTIVE")
+    await bump_customers(conn, [agreement.customer_id])
+    return await get_agreement(conn, agreement_id)
+
+
 async def create_agreement(
     conn: AsyncConnection,
     *,

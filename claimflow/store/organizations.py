@@ -120,6 +120,8 @@ async def delete_organization(conn: AsyncConnection, code: str) -> None:
     await get_organization(conn, code)
     await delete_customer_of(conn, org_code=code)
     await conn.execute(delete(t.memberships).where(t.memberships.c.org_code == code))
+    # An organization's M2M applications go with it: their tokens would name a missing org.
+    await conn.execute(delete(t.applications).where(t.applications.c.org_code == code))
     await conn.execute(delete(t.organizations).where(t.organizations.c.code == code))
 
 

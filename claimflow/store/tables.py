@@ -94,6 +94,8 @@ applications = Table(
     Column("refresh_token_ttl_seconds", Integer, nullable=True),
     Column("created_on", TS, nullable=False),
     Column("allowed_origins", JSON, nullable=False, default=list, server_default=text("'[]'")),
+    Column("org_code", String(64), nullable=True),
+    Index("ix_applications_org_code", "org_code"),
 )
 
 features = Table(

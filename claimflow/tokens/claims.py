@@ -74,15 +74,18 @@ def m2m_access_token_claims(
     jti: str,
     now: int,
     ttl: int,
+    org_code: str | None = None,
 ) -> dict[str, Any]:
     """A client-credentials access token (RFC 6749 §4.4, RFC 9068 §2.2) as Kinde shapes it.
 
     The subject is the client itself; Kinde adds ``gty: ["client_credentials"]``, ``scp`` (the
     scopes as a list) beside ``scope`` and ``v: "2"``. The token endpoint's grant and the
     workflows' in-process Management API token both come from here, so the Management API's
-    checks see one shape.
+    checks see one shape. An organization's M2M application gets ``org_code``, "enforced at token
+    issuance time and cannot be modified by the caller" (Kinde,
+    https://docs.kinde.com/machine-to-machine-applications/organization-scoped-m2m-apps/m2m-applications-for-organizations/).
     """
-    return {
+    claims: dict[str, Any] = {
         "iss": issuer,
         "sub": client_id,
         "aud": [audience],
@@ -96,6 +99,9 @@ def m2m_access_token_claims(
         "scope": " ".join(scopes),
         "v": "2",
     }
+    if org_code is not None:
+        claims["org_code"] = org_code
+    return claims
 
 
 def token_hash(token: str, algorithm: str) -> str:

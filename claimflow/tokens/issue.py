@@ -135,3 +135,30 @@ def _sign(key: SigningKey, payload: bytes, typ: str) -> str:
     """The JWS of ``payload`` with the header ``KeyManager.sign`` writes (``alg``, ``kid``, ``typ``)."""
     headers: dict[str, Any] = {"kid": key.kid, "typ": typ}
     return jwt.api_jws.encode(payload, key.private_key, algorithm=key.algorithm, headers=headers)
+
+
+async def issue_m2m_access_token(
+    keys: KeyManager,
+    claims: dict[str, Any],
+    custom: Mapping[str, tuple[Any, ...]],
+    encoded: Mapping[str, tuple[bytes, ...]],
+    *,
+    max_bytes: int,
+) -> str:
+    """Sign a client-credentials token with the ``m2m:token_generation`` claims merged in.
+
+    Base claims win and reserved names are dropped, as for user tokens; the largest custom claim
+    steps down to its next form until the token fits ``max_bytes`` (``TokenTooLarge`` if even
+    the last forms do not).
+    """
+    key = await keys.ensure_active_key()
+    fitted = fit_payload(
+        "M2M token",
+        {"alg": key.algorithm, "kid": key.kid, "typ": ACCESS_TOKEN_TYP},
+        claims,
+        mergeable(custom, claims, ACCESS_TOKEN_RESERVED),
+        max_bytes,
+        key.algorithm,
+        encoded,
+    )
+    return _sign(key, fitted.payload, ACCESS_TOKEN_TYP)

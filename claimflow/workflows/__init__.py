@@ -2,8 +2,8 @@
 
 A workflow module exports ``workflow_settings = WorkflowSettings(...)`` and
 ``async def run(event, bindings: Bindings) -> None`` (design §4), where ``event`` is the event of
-its trigger: ``TokensGenerationEvent``, ``PostAuthenticationEvent`` or
-``ExistingPasswordProvidedEvent``. The engine, registry, runner processes and transports live
+its trigger: ``TokensGenerationEvent``, ``PostAuthenticationEvent``,
+``ExistingPasswordProvidedEvent``, ``M2MTokenGenerationEvent`` or ``PlanChangeEvent``. The engine, registry, runner processes and transports live
 in submodules and may change freely.
 """
 
@@ -19,6 +19,7 @@ from claimflow.workflows.bindings import (
     Bindings,
     Env,
     EnvironmentVariable,
+    Plan,
     TokenClaims,
     WorkflowLogger,
 )
@@ -28,6 +29,7 @@ from claimflow.workflows.event import (
     AuthUrlParams,
     EventApplication,
     EventAuth,
+    EventBilling,
     EventContext,
     EventDomains,
     EventOrganization,
@@ -37,6 +39,13 @@ from claimflow.workflows.event import (
     EventWorkflow,
     ExistingPasswordAuth,
     ExistingPasswordProvidedEvent,
+    M2MApplication,
+    M2MRequest,
+    M2MRequestAuth,
+    M2MTokenContext,
+    M2MTokenGenerationEvent,
+    PlanChangeContext,
+    PlanChangeEvent,
     PostAuthenticationAuth,
     PostAuthenticationEvent,
     SignInRequest,
@@ -58,6 +67,7 @@ __all__ = [
     "EnvironmentVariable",
     "EventApplication",
     "EventAuth",
+    "EventBilling",
     "EventContext",
     "EventDomains",
     "EventOrganization",
@@ -70,9 +80,17 @@ __all__ = [
     "FailurePolicy",
     "Fetch",
     "FetchResponse",
+    "M2MApplication",
+    "M2MRequest",
+    "M2MRequestAuth",
+    "M2MTokenContext",
+    "M2MTokenGenerationEvent",
     "ManagementAPICallFailed",
     "ManagementAPIClient",
     "ManagementAPINotFound",
+    "Plan",
+    "PlanChangeContext",
+    "PlanChangeEvent",
     "PostAuthenticationAuth",
     "PostAuthenticationEvent",
     "ReservedClaim",

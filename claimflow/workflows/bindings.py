@@ -162,6 +162,35 @@ class Auth:
         self.denied_reason = str(reason) or "Access denied by a workflow."
 
 
+class Plan:
+    """``kinde.plan``: refuse the plan change this run is about, with reasons the caller sees.
+
+    Kinde's ``denySelection(reason, suggestions)`` and ``denyCancellation(reason)``
+    (https://docs.kinde.com/workflows/bindings/plan-binding/), in snake_case. Each call adds a
+    reason, so one workflow can give every reason at once; the Management API answers 403 with
+    one error per reason and changes nothing. Each method belongs to its trigger: denying a
+    cancellation from a plan-selection workflow is an error of the run.
+    """
+
+    def __init__(self, trigger: str) -> None:
+        self.trigger = trigger
+        self.reasons: list[str] = []
+        self.suggestions: list[str] = []
+
+    def _deny(self, expected: str, method: str, reason: str) -> None:
+        if self.trigger != expected:
+            raise WorkflowRuntimeError(f"plan.{method} is for {expected}, not {self.trigger}")
+        self.reasons.append(str(reason) or "Refused by a workflow.")
+
+    def deny_selection(self, reason: str, suggestions: Sequence[str] = ()) -> None:
+        """Refuse the requested plan; ``suggestions`` name plans the caller could choose."""
+        self._deny("user:plan_selection", "deny_selection", reason)
+        self.suggestions.extend(str(s) for s in suggestions)
+
+    def deny_cancellation(self, reason: str) -> None:
+        self._deny("user:plan_cancellation_request", "deny_cancellation", reason)
+
+
 @dataclass(frozen=True, slots=True)
 class EnvironmentVariable:
     """Kinde's ``{value, isSecret}``."""
@@ -229,6 +258,16 @@ class Bindings:
     def id_token(self) -> TokenClaims:
         claims: TokenClaims = self._get(Binding.ID_TOKEN)
         return claims
+
+    @property
+    def m2m_token(self) -> TokenClaims:
+        claims: TokenClaims = self._get(Binding.M2M_TOKEN)
+        return claims
+
+    @property
+    def plan(self) -> Plan:
+        plan: Plan = self._get(Binding.PLAN)
+        return plan
 
     @property
     def auth(self) -> Auth:

@@ -22,6 +22,7 @@ from claimflow.workflows.bindings import (
     Bindings,
     Env,
     EnvironmentVariable,
+    Plan,
     TokenClaims,
     WorkflowLogger,
 )
@@ -134,13 +135,20 @@ class RunCapabilities:
             client,
         )
 
-    def trusted_bindings(self, access: TokenClaims, id_token: TokenClaims, auth: Auth) -> Bindings:
-        """The bindings object of an in-process run: only the declared ones are built."""
+    def trusted_bindings(
+        self, access: TokenClaims, id_token: TokenClaims, auth: Auth, plan: Plan
+    ) -> Bindings:
+        """The bindings object of an in-process run: only the declared ones are built.
+
+        ``access`` is the token the run is for: the user's access token, or the M2M token
+        (``m2m_token``) on ``m2m:token_generation``."""
         declared = self.settings.bindings
         provided: dict[Binding, object] = {
             Binding.ACCESS_TOKEN: access,
             Binding.ID_TOKEN: id_token,
+            Binding.M2M_TOKEN: access,
             Binding.AUTH: auth,
+            Binding.PLAN: plan,
         }
         if Binding.MANAGEMENT_API in declared and self._management is not None:
             self._client = ManagementAPIClient(

@@ -31,6 +31,10 @@ class Binding(enum.StrEnum):
 
     ACCESS_TOKEN = "access_token"
     ID_TOKEN = "id_token"
+    M2M_TOKEN = "m2m_token"
+    """Kinde's ``kinde.m2mToken``: claims of a client-credentials token (``m2m:token_generation``)."""
+    PLAN = "plan"
+    """Kinde's ``kinde.plan``: refuse a plan change or cancellation (the plan triggers)."""
     MANAGEMENT_API = "management_api"
     ENV = "env"
     AUTH = "auth"

@@ -30,7 +30,7 @@ from claimflow.errors import WorkflowAccessDenied, WorkflowError, WorkflowRuntim
 from claimflow.observability import metrics, tracing
 from claimflow.store._rows import utcnow
 from claimflow.tokens.reserved import ACCESS_TOKEN_RESERVED, ID_TOKEN_RESERVED
-from claimflow.workflows.bindings import Auth, TokenClaims, WorkflowLogger
+from claimflow.workflows.bindings import Auth, Plan, TokenClaims, WorkflowLogger
 from claimflow.workflows.capabilities import RunCapabilities, VariableSource
 from claimflow.workflows.definition import Binding, FailurePolicy, Workflow
 from claimflow.workflows.event import TokensGenerationEvent, Trigger, WorkflowEvent, event_to_wire
@@ -72,6 +72,8 @@ class RunReport:
     access_token: dict[str, ClaimForms]
     id_token: dict[str, ClaimForms]
     denied_reason: str | None = None
+    denied_reasons: tuple[str, ...] = ()
+    suggestions: tuple[str, ...] = ()
     access_token_encoded: dict[str, tuple[bytes, ...]] = field(default_factory=dict)
     id_token_encoded: dict[str, tuple[bytes, ...]] = field(default_factory=dict)
     management_calls: int = 0
@@ -161,7 +163,13 @@ class WorkflowEngine:
     def _merge(self, reports: list[RunReport]) -> TokenCustomClaims:
         for report in reports:
             if report.denied_reason is not None:
-                raise WorkflowAccessDenied(report.workflow.id, report.run.id, report.denied_reason)
+                raise WorkflowAccessDenied(
+                    report.workflow.id,
+                    report.run.id,
+                    report.denied_reason,
+                    report.denied_reasons,
+                    report.suggestions,
+                )
         for report in reports:
             if not report.ok and report.workflow.settings.failure_policy is FailurePolicy.STOP:
                 raise WorkflowError(report.workflow.id, report.run.id, report.run.error or "failed")
@@ -198,11 +206,12 @@ class WorkflowEngine:
         access: TokenClaims,
         id_token: TokenClaims,
         auth: Auth,
+        plan: Plan,
         limit: float,
     ) -> None:
         """Run the workflow in-process (trusted) or in a runner; raises on failure."""
         if workflow.trusted:
-            bindings = capabilities.trusted_bindings(access, id_token, auth)
+            bindings = capabilities.trusted_bindings(access, id_token, auth, plan)
             await _within_deadline(workflow, workflow.entry(event, bindings), limit)
             return
         logger = capabilities.logger
@@ -215,7 +224,12 @@ class WorkflowEngine:
         if done.get("error") is not None:
             raise WorkflowRuntimeError(str(done["error"]))
         # The runner's claims are checked again here: reserved names, owners, JSON (design §8).
-        for claims, wire in ((access, done.get("access_token")), (id_token, done.get("id_token"))):
+        answered = (
+            (access, done.get("access_token")),
+            (id_token, done.get("id_token")),
+            (access, done.get("m2m_token")),
+        )
+        for claims, wire in answered:
             if not isinstance(wire, dict):
                 continue
             for name, forms in wire.items():
@@ -225,6 +239,10 @@ class WorkflowEngine:
         denied = done.get("denied")
         if denied is not None:
             auth.deny_access(str(denied))
+        plan_denied = done.get("plan_denied")
+        if isinstance(plan_denied, dict) and Binding.PLAN in workflow.settings.bindings:
+            plan.reasons.extend(str(r) for r in plan_denied.get("reasons") or ())
+            plan.suggestions.extend(str(s) for s in plan_denied.get("suggestions") or ())
 
     async def _run(self, workflow: Workflow, event: WorkflowEvent) -> RunReport:
         settings = workflow.settings
@@ -233,9 +251,11 @@ class WorkflowEngine:
             logger.add_secret(secret)
         encodings: dict[int, bytes] = {}
         declared = settings.claims
-        access = TokenClaims("access token", ACCESS_TOKEN_RESERVED, encodings, declared)
+        token = "M2M token" if settings.trigger is Trigger.M2M_TOKEN_GENERATION else "access token"
+        access = TokenClaims(token, ACCESS_TOKEN_RESERVED, encodings, declared)
         id_token = TokenClaims("ID token", ID_TOKEN_RESERVED, encodings, declared)
         auth = Auth()
+        plan = Plan(settings.trigger.value)
         limit = settings.time_limit_seconds or self.default_time_limit_seconds
         capabilities = RunCapabilities(
             workflow,
@@ -252,7 +272,7 @@ class WorkflowEngine:
         try:
             await tracing.traced(
                 f"workflow {workflow.id}",
-                self._execute(workflow, event, capabilities, access, id_token, auth, limit),
+                self._execute(workflow, event, capabilities, access, id_token, auth, plan, limit),
                 {"claimflow.workflow.id": workflow.id},
             )
             _check_declared(workflow, access, id_token)
@@ -267,6 +287,8 @@ class WorkflowEngine:
         duration_ms = (time.perf_counter() - started) * 1000
         if outcome is RunOutcome.SUCCEEDED and auth.denied_reason is not None:
             outcome, error = RunOutcome.DENIED, logger.redact(auth.denied_reason)
+        if outcome is RunOutcome.SUCCEEDED and plan.reasons:
+            outcome, error = RunOutcome.DENIED, logger.redact("; ".join(plan.reasons))
         metrics.record_workflow_run(workflow.id, outcome.value, duration_ms / 1000)
         if error is not None:
             logger.error(error)
@@ -297,7 +319,9 @@ class WorkflowEngine:
             run=run,
             access_token=access.forms if ok else {},
             id_token=id_token.forms if ok else {},
-            denied_reason=auth.denied_reason if outcome is RunOutcome.DENIED else None,
+            denied_reason=error if outcome is RunOutcome.DENIED else None,
+            denied_reasons=tuple(map(logger.redact, plan.reasons)) if plan.reasons else (),
+            suggestions=tuple(plan.suggestions),
             management_calls=capabilities.management_calls,
             access_token_encoded=access_encoded,
             id_token_encoded=id_encoded,

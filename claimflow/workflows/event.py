@@ -1,8 +1,9 @@
 """The workflow events, mirroring Kinde's in snake_case (design §4).
 
 ``user:tokens_generation`` (``TokensGenerationEvent``), ``user:post_authentication``
-(``PostAuthenticationEvent``) and ``user:existing_password_provided``
-(``ExistingPasswordProvidedEvent``). Each event says who its run is about (``subject``) and which
+(``PostAuthenticationEvent``), ``user:existing_password_provided``
+(``ExistingPasswordProvidedEvent``), ``m2m:token_generation`` (``M2MTokenGenerationEvent``),
+``user:plan_selection`` and ``user:plan_cancellation_request`` (``PlanChangeEvent``). Each event says who its run is about (``subject``) and which
 of its values are secrets (``secrets``): the engine redacts those from the run's log lines and
 error, as Kinde redacts the password "when logged to the console" in password workflows
 (https://docs.kinde.com/workflows/example-workflows/existing-password-provided-workflow/).
@@ -240,7 +241,128 @@ class ExistingPasswordProvidedEvent:
         return (auth.password, auth.hashed_password)
 
 
-WorkflowEvent = TokensGenerationEvent | PostAuthenticationEvent | ExistingPasswordProvidedEvent
+@dataclass(frozen=True, slots=True)
+class M2MApplication:
+    """The M2M application asking for the token (Kinde's ``context.application.clientId``)."""
+
+    client_id: str
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class M2MRequestAuth:
+    """Kinde's ``request.auth``: the audience and the scopes the token is issued for."""
+
+    audience: tuple[str, ...] = ()
+    scope: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class M2MRequest:
+    ip: str | None = None
+    user_agent: str | None = None
+    auth: M2MRequestAuth = field(default_factory=M2MRequestAuth)
+
+
+@dataclass(frozen=True, slots=True)
+class M2MTokenContext:
+    application: M2MApplication
+    domains: EventDomains
+    organization: EventOrganization | None = None
+    """The organization the application belongs to (an organization-scoped M2M application);
+    its ``org_code`` is in the token already and no workflow can change it."""
+    workflow: EventWorkflow = field(
+        default_factory=lambda: EventWorkflow(Trigger.M2M_TOKEN_GENERATION)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class M2MTokenGenerationEvent:
+    """``m2m:token_generation``: a client-credentials token is being issued.
+
+    Kinde: "This trigger fires when an M2M token is generated"; its sample event carries
+    ``request.auth.audience``, ``request.auth.scope``, ``request.ip``,
+    ``context.application.clientId`` and ``context.domains.kindeDomain``
+    (https://docs.kinde.com/workflows/example-workflows/m2m-token-generation-workflow/). We add
+    the application's name and its organization. Claims are set with ``m2m_token``
+    (Kinde's ``kinde.m2mToken``, https://docs.kinde.com/workflows/bindings/m2m-token-binding/).
+    """
+
+    context: M2MTokenContext
+    request: M2MRequest = field(default_factory=M2MRequest)
+
+    @property
+    def subject(self) -> tuple[str | None, str | None]:
+        org = self.context.organization
+        return None, org.code if org else None
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return ()
+
+
+@dataclass(frozen=True, slots=True)
+class EventBilling:
+    """Kinde's ``context.billing`` of the plan triggers, with the billing customer we add.
+
+    ``current_plan_code`` is the plan of the customer's active agreement (None without one);
+    ``requested_plan_code`` the plan asked for (plan selection); ``agreement_id`` the agreement
+    to cancel (cancellation request).
+    """
+
+    customer_id: str
+    current_plan_code: str | None = None
+    requested_plan_code: str | None = None
+    agreement_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanChangeContext:
+    billing: EventBilling
+    domains: EventDomains
+    workflow: EventWorkflow
+    user: EventUser | None = None
+    """The customer's user, for a personal (B2C) customer."""
+    organization: EventOrganization | None = None
+    """The customer's organization, for a B2B customer."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlanChangeEvent:
+    """``user:plan_selection`` and ``user:plan_cancellation_request``: before a plan change.
+
+    Kinde fires them "before plan selection or any payments are processed" and "before a
+    cancellation request is processed", from the self-serve portal or the Management API
+    (https://docs.kinde.com/workflows/example-workflows/plan-selection-workflow/ ,
+    https://docs.kinde.com/workflows/example-workflows/plan-cancellation-request-workflow/); the
+    sample events carry ``context.billing`` (``currentPlanCode`` and ``requestedPlanCode``, or
+    ``agreementId``), ``context.user``, ``context.organization`` and the caller's ``request``.
+    A workflow refuses with the ``plan`` binding (Kinde's ``kinde.plan``).
+    """
+
+    context: PlanChangeContext
+    request: SignInRequest = field(default_factory=SignInRequest)
+    """The Management API caller's address and user agent."""
+
+    @property
+    def subject(self) -> tuple[str | None, str | None]:
+        user, org = self.context.user, self.context.organization
+        return (user.id if user else None), (org.code if org else None)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return ()
+
+
+PLAN_TRIGGERS = frozenset({Trigger.USER_PLAN_SELECTION, Trigger.USER_PLAN_CANCELLATION_REQUEST})
+
+WorkflowEvent = (
+    TokensGenerationEvent
+    | PostAuthenticationEvent
+    | ExistingPasswordProvidedEvent
+    | M2MTokenGenerationEvent
+    | PlanChangeEvent
+)
 """The event a workflow receives: the one of its trigger."""
 
 
@@ -297,7 +419,46 @@ def event_from_wire(wire: dict[str, Any]) -> WorkflowEvent:
         return _post_authentication_from_wire(wire)
     if trigger is Trigger.USER_EXISTING_PASSWORD_PROVIDED:
         return _existing_password_from_wire(wire)
+    if trigger is Trigger.M2M_TOKEN_GENERATION:
+        return _m2m_from_wire(wire)
+    if trigger in PLAN_TRIGGERS:
+        return _plan_change_from_wire(wire, trigger)
     return _tokens_generation_from_wire(wire)
+
+
+def _m2m_from_wire(wire: dict[str, Any]) -> M2MTokenGenerationEvent:
+    context, request = wire["context"], wire.get("request") or {}
+    organization = context.get("organization")
+    auth = request.get("auth") or {}
+    return M2MTokenGenerationEvent(
+        context=M2MTokenContext(
+            application=M2MApplication(**context["application"]),
+            domains=EventDomains(**context["domains"]),
+            organization=EventOrganization(**organization) if organization else None,
+        ),
+        request=M2MRequest(
+            ip=request.get("ip"),
+            user_agent=request.get("user_agent"),
+            auth=M2MRequestAuth(
+                audience=tuple(auth.get("audience") or ()), scope=tuple(auth.get("scope") or ())
+            ),
+        ),
+    )
+
+
+def _plan_change_from_wire(wire: dict[str, Any], trigger: Trigger) -> PlanChangeEvent:
+    context = wire["context"]
+    user, organization = context.get("user"), context.get("organization")
+    return PlanChangeEvent(
+        context=PlanChangeContext(
+            billing=EventBilling(**context["billing"]),
+            domains=EventDomains(**context["domains"]),
+            workflow=EventWorkflow(trigger),
+            user=EventUser(**user) if user else None,
+            organization=EventOrganization(**organization) if organization else None,
+        ),
+        request=_sign_in_request(wire.get("request") or {}),
+    )
 
 
 def _tokens_generation_from_wire(wire: dict[str, Any]) -> TokensGenerationEvent:

@@ -292,6 +292,13 @@ class _CachedToken:
         self._token = None
 
 
+def is_workflows_client(client_id: str) -> bool:
+    """Whether ``client_id`` is the workflows' own Management API client: the in-process one,
+    or the M2M application the HTTP transport uses (``KINDE_WF_M2M_CLIENT_ID``) when it points
+    at this server. What it does fires no trigger, so a workflow cannot run itself again."""
+    return client_id == WORKFLOWS_CLIENT_ID or client_id == os.environ.get("KINDE_WF_M2M_CLIENT_ID")
+
+
 class InProcessTransport:
     """This deployment's ``/api/v1`` through ``httpx.ASGITransport``; no socket, no credentials.
 

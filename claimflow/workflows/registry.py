@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 BUILTIN_MODULES = (
     "claimflow.workflows.builtin.org_billing",
     "claimflow.workflows.builtin.user_billing",
+    "claimflow.workflows.builtin.org_billing_m2m",
 )
 ENTRY_POINT_GROUP = "claimflow.workflows"
 FIRED_TRIGGERS = frozenset(
@@ -42,10 +43,32 @@ FIRED_TRIGGERS = frozenset(
         Trigger.USER_TOKENS_GENERATION,
         Trigger.USER_POST_AUTHENTICATION,
         Trigger.USER_EXISTING_PASSWORD_PROVIDED,
+        Trigger.M2M_TOKEN_GENERATION,
+        Trigger.USER_PLAN_SELECTION,
+        Trigger.USER_PLAN_CANCELLATION_REQUEST,
     }
 )
 """The triggers claimflow fires today; a workflow enabled on another would never run."""
 TOKEN_BINDINGS = frozenset({Binding.ACCESS_TOKEN, Binding.ID_TOKEN})
+TRIGGER_ONLY_BINDINGS = {
+    Binding.ACCESS_TOKEN: frozenset({Trigger.USER_TOKENS_GENERATION}),
+    Binding.ID_TOKEN: frozenset({Trigger.USER_TOKENS_GENERATION}),
+    Binding.M2M_TOKEN: frozenset({Trigger.M2M_TOKEN_GENERATION}),
+    Binding.PLAN: frozenset({Trigger.USER_PLAN_SELECTION, Trigger.USER_PLAN_CANCELLATION_REQUEST}),
+    Binding.AUTH: frozenset(
+        {
+            Trigger.USER_TOKENS_GENERATION,
+            Trigger.USER_POST_AUTHENTICATION,
+            Trigger.USER_EXISTING_PASSWORD_PROVIDED,
+        }
+    ),
+}
+"""Bindings that exist on some triggers only: Kinde gives ``kinde.accessToken`` and
+``kinde.idToken`` on ``user:tokens_generation``, ``kinde.m2mToken`` on ``m2m:token_generation``
+and ``kinde.plan`` on the plan triggers
+(https://docs.kinde.com/workflows/bindings/m2m-token-binding/ ,
+https://docs.kinde.com/workflows/bindings/plan-binding/). A workflow declaring one elsewhere is
+refused at start-up rather than silently losing what it sets."""
 SIGN_IN_TRIGGERS = frozenset(
     {Trigger.USER_POST_AUTHENTICATION, Trigger.USER_EXISTING_PASSWORD_PROVIDED}
 )
@@ -187,6 +210,16 @@ class WorkflowRegistry:
                 raise WorkflowConfigError(
                     f"workflow {workflow.id!r} is on trigger {trigger.value!r}, where no token "
                     "exists yet; it may not declare the access_token or id_token binding"
+                )
+            misplaced = sorted(
+                b.value
+                for b in workflow.settings.bindings
+                if trigger not in TRIGGER_ONLY_BINDINGS.get(b, frozenset({trigger}))
+            )
+            if misplaced:
+                raise WorkflowConfigError(
+                    f"workflow {workflow.id!r} declares binding(s) {misplaced}, which trigger "
+                    f"{trigger.value!r} does not give"
                 )
             if not workflow.trusted and Binding.BILLING_CACHE in workflow.settings.bindings:
                 raise WorkflowConfigError(

@@ -205,8 +205,12 @@ class RunLog:
                 async with asyncio.timeout(self.LINGER_SECONDS):
                     await self._flush_now.wait()
             self._flush_now.clear()
-            while self._pending:
-                batch, self._pending = self._pending[: self.BATCH], self._pending[self.BATCH :]
+            # Only what gathered during the linger: runs recorded while this write is under
+            # way wait for the next linger. (Writing "while pending" turned steady traffic into
+            # one-row transactions, each as costly as a batch of fifty.)
+            gathered, self._pending = self._pending, []
+            for start in range(0, len(gathered), self.BATCH):
+                batch = gathered[start : start + self.BATCH]
                 try:
                     async with self._db.transaction() as conn:
                         await insert_runs(conn, batch)
@@ -216,7 +220,8 @@ class RunLog:
                 except SQLAlchemyError:
                     # A lost log batch must not stop issuance; the count shows it happened.
                     self.write_errors += len(batch)
-            self._idle.set()
+            if not self._pending:
+                self._idle.set()
 
     async def flush(self) -> None:
         """Wait until every queued run is written."""

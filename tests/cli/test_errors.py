@@ -90,7 +90,7 @@ def test_workflows_enabled_that_is_not_json_shows_a_json_list(
         result,
         2,
         "CLAIMFLOW_WORKFLOWS_ENABLED is not valid JSON",
-        '\'["org_billing", "user_billing"]\'',
+        '\'["org_billing", "user_billing", "org_billing_m2m"]\'',
     )
 
 

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from claimflow.domain import ApplicationType, FeatureKind
 from claimflow.services import build_services
 from claimflow.settings import Settings
-from claimflow.store import billing, migrate, users
+from claimflow.store import applications, billing, migrate, users
+from claimflow.store.billing import PriceInput
 from claimflow.workflows.environment import create_variable
 from tests.cli.conftest import Invoke
 from tests.helpers import legacy_service
@@ -183,3 +185,63 @@ def test_test_runs_a_migration_without_writing_unless_told(
 
     stored = asyncio.run(stored_hash())
     assert stored is not None and stored.startswith("$argon2id$")
+
+
+def _store(db_url: str, world: BillingWorld) -> str:
+    """A ``tiny`` plan with no seat, the variable naming ``pro`` a contract plan, and an API key
+    of the world's organization; returns the key's client id."""
+
+    async def run() -> str:
+        services = build_services(Settings(database_url=db_url))
+        try:
+            async with services.db.transaction() as conn:
+                await billing.create_feature(
+                    conn, code="seats", name="Seats", kind=FeatureKind.LIMIT
+                )
+                await billing.create_plan(
+                    conn,
+                    code="tiny",
+                    name="Tiny",
+                    prices=[PriceInput("seats", "Tiny seats", entitlement_limit_max=0)],
+                )
+                await create_variable(
+                    conn, services.box, key="CANCELLATION_GUARD_PLANS", value="pro"
+                )
+                app, _ = await applications.create_application(
+                    conn, name="Acme key", type=ApplicationType.M2M, org_code=world.org_code
+                )
+            return app.client_id
+        finally:
+            await services.close()
+
+    return asyncio.run(run())
+
+
+def test_test_runs_the_plan_and_m2m_triggers_without_changing_anything(
+    invoke: Invoke, cli_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = seed(cli_db_url)
+    key = _store(cli_db_url, world)
+
+    _enable(monkeypatch, "seat_limit_downgrade")
+    result = invoke(
+        "workflows", "test", "seat_limit_downgrade", "--org", world.org_code, "--plan", "tiny"
+    )
+    assert result.exit_code == 0, result.output
+    assert "workflow seat_limit_downgrade: denied" in result.stdout
+    assert f"denied: {world.org_code} has 1 members but plan tiny allows 0 seats" in result.stdout
+    assert "suggested plan: pro" in result.stdout
+
+    _enable(monkeypatch, "cancellation_guard")
+    result = invoke("workflows", "test", "cancellation_guard", "--org", world.org_code)
+    assert result.exit_code == 0, result.output
+    assert "denied: The pro plan is a contract" in result.stdout
+    result = invoke("workflows", "test", "cancellation_guard", "--user", world.personal_user_id)
+    assert "workflow cancellation_guard: succeeded" in result.stdout
+
+    _enable(monkeypatch, "api_rate_limit")
+    result = invoke("workflows", "test", "api_rate_limit", "--client", key)
+    assert result.exit_code == 0, result.output
+    assert 'M2M token claim api_rate_limit = {"requests_per_minute": 60}' in result.stdout
+    assert f"Acme key of {world.org_code}: 60/min" in result.stdout
+    assert invoke("workflows", "runs").stdout.strip() == "no runs"

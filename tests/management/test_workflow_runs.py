@@ -25,7 +25,10 @@ async def test_runs_are_listed_newest_first_with_filters(
 ) -> None:
     world = await sign_ins(services)
     everything = (await api.get(RUNS, params={"page_size": 100})).json()
-    assert len(everything["runs"]) == 6  # two workflows x three sign-ins
+    user_runs = [r for r in everything["runs"] if r["trigger"] == "user:tokens_generation"]
+    assert len(user_runs) == 6  # two workflows x three sign-ins
+    # ... and org_billing_m2m on the test's own Management API token (no organization)
+    assert len(everything["runs"]) == 7
     started = [r["started_on"] for r in everything["runs"]]
     assert started == sorted(started, reverse=True)
 
@@ -59,7 +62,7 @@ async def test_runs_page_with_starting_after(api: httpx.AsyncClient, services: S
         if not page["has_more"]:
             break
         cursor = page["runs"][-1]["id"]
-    assert len(seen) == len(set(seen)) == 6
+    assert len(seen) == len(set(seen)) == 7  # six sign-in runs, one M2M token run
 
 
 async def test_runs_need_the_read_workflow_runs_scope(

@@ -8,7 +8,8 @@ import pytest
 
 from claimflow.errors import WorkflowConfigError
 from claimflow.services import build_services
-from claimflow.workflows.definition import FailurePolicy
+from claimflow.workflows.definition import Binding, FailurePolicy, Workflow, WorkflowSettings
+from claimflow.workflows.event import Trigger
 from claimflow.workflows.registry import WorkflowRegistry, discover
 from tests.conftest import make_settings
 from tests.workflows.conftest import make_event
@@ -85,3 +86,37 @@ def test_overrides_change_policy_and_time_limit_and_refuse_unknown_keys() -> Non
 def test_a_bad_configuration_stops_start_up(db_url: str) -> None:
     with pytest.raises(WorkflowConfigError, match="not found"):
         build_services(make_settings(db_url, workflows_enabled=["org_billing", "nope"]))
+
+
+@pytest.mark.parametrize(
+    ("trigger", "binding"),
+    [
+        (Trigger.M2M_TOKEN_GENERATION, Binding.ACCESS_TOKEN),
+        (Trigger.M2M_TOKEN_GENERATION, Binding.AUTH),
+        (Trigger.USER_TOKENS_GENERATION, Binding.M2M_TOKEN),
+        (Trigger.USER_TOKENS_GENERATION, Binding.PLAN),
+        (Trigger.USER_PLAN_SELECTION, Binding.ID_TOKEN),
+        (Trigger.USER_PLAN_CANCELLATION_REQUEST, Binding.M2M_TOKEN),
+    ],
+)
+def test_a_binding_its_trigger_does_not_give_is_a_start_up_error(
+    trigger: Trigger, binding: Binding
+) -> None:
+    async def entry(_event: object, _bindings: object) -> None:
+        return None
+
+    workflow = Workflow(
+        WorkflowSettings(id="w", name="w", trigger=trigger, bindings=frozenset({binding})),
+        entry,
+        "test",
+        trusted=True,
+    )
+    with pytest.raises(WorkflowConfigError, match=f"binding\\(s\\) \\['{binding.value}'\\]"):
+        WorkflowRegistry([workflow], ["w"])
+
+
+def test_org_billing_m2m_is_built_in_and_enabled_by_default(db_url: str) -> None:
+    registry = WorkflowRegistry.from_settings(make_settings(db_url).workflows_enabled)
+    (m2m,) = registry.enabled(Trigger.M2M_TOKEN_GENERATION)
+    assert m2m.id == "org_billing_m2m" and m2m.trusted
+    assert m2m.settings.claims == frozenset({"org_billing"})

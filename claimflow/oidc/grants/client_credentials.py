@@ -6,6 +6,8 @@ whose scopes are the application's ``scopes``; any other audience must be a regi
 application is authorized for, and the token then carries the API scopes granted to it there
 (``invalid_target`` otherwise). One audience per token, so one API's scopes never reach another.
 ``scope`` narrows the granted scopes, and asking for one not granted is ``invalid_scope``.
+An organization's application gets ``org_code``; ``m2m:token_generation`` workflows may add
+claims (``claimflow.oidc.m2m_workflows``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from claimflow.domain import ApplicationType
 from claimflow.errors import OAuthError
 from claimflow.oidc.grants.base import TokenRequest
+from claimflow.oidc.m2m_workflows import sign_m2m_token
 from claimflow.oidc.resource_indicators import authorize_m2m_audience, requested_audiences
 from claimflow.tokens.claims import m2m_access_token_claims
 
@@ -54,8 +57,9 @@ async def client_credentials_grant(request: TokenRequest) -> dict[str, Any]:
         jti=secrets.token_hex(16),
         now=int(time.time()),
         ttl=ttl,
+        org_code=client.org_code,
     )
-    token = await services.keys.sign(claims, typ="at+jwt")
+    token = await sign_m2m_token(request, claims, audience, scopes)
     return {
         "access_token": token,
         "token_type": "Bearer",

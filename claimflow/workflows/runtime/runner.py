@@ -35,6 +35,7 @@ from claimflow.workflows.bindings import (
     Bindings,
     Env,
     EnvironmentVariable,
+    Plan,
     TokenClaims,
     WorkflowLogger,
 )
@@ -121,7 +122,7 @@ class _ForwardedManagementAPI:
         return None
 
 
-def _bindings(channel: _Channel, run: int, declared: frozenset[Binding]) -> Bindings:
+def _bindings(channel: _Channel, run: int, declared: frozenset[Binding], trigger: str) -> Bindings:
     logger = _ForwardedLogger(channel, run)
     encodings: dict[int, bytes] = {}
 
@@ -137,7 +138,9 @@ def _bindings(channel: _Channel, run: int, declared: frozenset[Binding]) -> Bind
     provided: dict[Binding, object] = {
         Binding.ACCESS_TOKEN: TokenClaims("access token", ACCESS_TOKEN_RESERVED, encodings),
         Binding.ID_TOKEN: TokenClaims("ID token", ID_TOKEN_RESERVED, encodings),
+        Binding.M2M_TOKEN: TokenClaims("M2M token", ACCESS_TOKEN_RESERVED, encodings),
         Binding.AUTH: Auth(),
+        Binding.PLAN: Plan(trigger),
         Binding.ENV: Env(read_variable),
         Binding.MANAGEMENT_API: ManagementAPIClient(_ForwardedManagementAPI(channel, run), logger),
         Binding.FETCH: Fetch(fetch),
@@ -173,9 +176,9 @@ class _RedactingStream(io.TextIOBase):
 async def _run(channel: _Channel, workflow: Workflow, message: dict[str, Any]) -> None:
     run = int(message["run"])
     declared = frozenset(Binding(b) for b in message["declared"])
-    bindings = _bindings(channel, run, declared)
-    error: str | None = None
     event = event_from_wire(message["event"])
+    bindings = _bindings(channel, run, declared, event.context.workflow.trigger.value)
+    error: str | None = None
     streams = sys.stdout, sys.stderr
     if event.secrets:
         sys.stdout = _RedactingStream(streams[0], event.secrets)
@@ -194,6 +197,10 @@ async def _run(channel: _Channel, workflow: Workflow, message: dict[str, Any]) -
     if error is None:
         result["access_token"] = _claims(bindings, Binding.ACCESS_TOKEN)
         result["id_token"] = _claims(bindings, Binding.ID_TOKEN)
+        result["m2m_token"] = _claims(bindings, Binding.M2M_TOKEN)
+        if Binding.PLAN in declared:
+            plan = bindings.plan
+            result["plan_denied"] = {"reasons": plan.reasons, "suggestions": plan.suggestions}
         if Binding.AUTH in declared:
             result["denied"] = bindings.auth.denied_reason
     try:

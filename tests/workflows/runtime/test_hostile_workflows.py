@@ -295,12 +295,10 @@ async def test_memory_beyond_the_limit_fails_the_run_not_the_server(
 async def test_a_workflow_on_a_trigger_claimflow_does_not_fire_is_a_start_up_error(
     tmp_path: Path, db_url: str
 ) -> None:
-    source = workflow_source("m2m", "pass", trigger="Trigger.M2M_TOKEN_GENERATION")
-    (tmp_path / "m2m.py").write_text(HEADER + source)
-    settings = make_settings(db_url, workflows_dir=str(tmp_path), workflows_enabled=["m2m"])
-    with pytest.raises(
-        WorkflowConfigError, match="'m2m:token_generation', which claimflow does not fire"
-    ):
+    source = workflow_source("mfa", "pass", trigger="Trigger.USER_PRE_MFA")
+    (tmp_path / "mfa.py").write_text(HEADER + source)
+    settings = make_settings(db_url, workflows_dir=str(tmp_path), workflows_enabled=["mfa"])
+    with pytest.raises(WorkflowConfigError, match="'user:pre_mfa', which claimflow does not fire"):
         build_services(settings)
 
 
