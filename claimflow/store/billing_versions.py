@@ -14,9 +14,11 @@ load (a sign-in knows its organization, not yet its customer) and so that a chan
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable
+from urllib.parse import quote
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, make_url, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -76,6 +78,53 @@ async def version_of(conn: AsyncConnection, subject: str) -> int:
     return int(found.scalar_one_or_none() or 0)
 
 
+def _sqlite_file(url: str) -> str | None:
+    """The database file of a SQLite URL, or None (PostgreSQL, in-memory, URI options)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.query:
+        return None
+    database = parsed.database or ""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database
+
+
+class _SQLiteVersionReader:
+    """The version read on SQLite without leaving the event loop's thread.
+
+    aiosqlite runs every statement on a thread of its own; for a one-row primary-key read the
+    two thread hops cost ten times the read (``bench/workflows_bench.py``). In WAL mode (the
+    store's engine sets it, and it persists in the file) a reader never waits for a writer, so
+    the read is made here, synchronously, on a private connection with ``busy_timeout`` 0: if
+    SQLite would have to wait for a lock (a database not in WAL mode yet, WAL recovery) it
+    raises at once instead and the caller takes the asynchronous path. Each read is its own
+    transaction (autocommit), so it sees every change committed before it began.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._uri = f"file:{quote(path)}?mode=rw"
+        self._conn: sqlite3.Connection | None = None
+
+    def read(self, subject: str) -> int:
+        """The version; ``sqlite3.Error`` when it cannot be read without waiting."""
+        conn = self._conn
+        if conn is None:
+            conn = sqlite3.connect(
+                self._uri, uri=True, timeout=0, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA busy_timeout=0")
+            self._conn = conn
+        row = conn.execute(
+            "SELECT version FROM billing_versions WHERE subject = ?", (subject,)
+        ).fetchone()
+        return int(row[0]) if row is not None and row[0] is not None else 0
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
 class StoreBillingVersions:
     """The billing cache's version source: one primary-key read per lookup, one round trip.
 
@@ -84,6 +133,7 @@ class StoreBillingVersions:
     a pre-ping: the store's engine would add ``BEGIN``, ``ROLLBACK`` and a ping to every token
     request (measured in ``bench/billing_versions_bench.py``). A pooled connection that died
     with a database restart is detected by the read itself, which is retried once on a new one.
+    On a SQLite file the read is made on the event loop's thread (``_SQLiteVersionReader``).
     """
 
     def __init__(self, db: Database) -> None:
@@ -91,8 +141,15 @@ class StoreBillingVersions:
         self._query = select(t.billing_versions.c.version).where(
             t.billing_versions.c.subject == bindparam("subject")
         )
+        path = _sqlite_file(db.url)
+        self._sqlite = None if path is None else _SQLiteVersionReader(path)
 
     async def current(self, subject: str) -> int:
+        if self._sqlite is not None:
+            try:
+                return self._sqlite.read(subject)
+            except sqlite3.Error:
+                self._sqlite.close()  # e.g. busy: this read goes the asynchronous way
         try:
             return await self._read(subject)
         except DBAPIError as exc:
@@ -106,4 +163,6 @@ class StoreBillingVersions:
             return int(found.scalar_one_or_none() or 0)
 
     async def aclose(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.close()
         await self._engine.dispose()
