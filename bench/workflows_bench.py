@@ -242,6 +242,7 @@ async def issuance(iterations: int, workdir: Path) -> tuple[Comparison, int]:
             workflow_time_limit_seconds=COLD_TIME_LIMIT_SECONDS,
         )
     )
+    create_app(services=services)  # serves the in-process Management API of the cold load
     try:
         ctx, _ = await seed(services)
         with_engine = services.workflows

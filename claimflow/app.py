@@ -110,4 +110,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(observability.router)
     tracing.install_tracing(app, services.db.engine)
     app.include_router(account.router)
+    services.workflows.serve_management_api(app)  # the in-process Management API transport
     return app

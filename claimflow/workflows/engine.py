@@ -34,7 +34,7 @@ from claimflow.workflows.bindings import Auth, TokenClaims, WorkflowLogger
 from claimflow.workflows.capabilities import RunCapabilities, VariableSource
 from claimflow.workflows.definition import Binding, FailurePolicy, Workflow
 from claimflow.workflows.event import TokensGenerationEvent, Trigger, WorkflowEvent, event_to_wire
-from claimflow.workflows.management_client import ManagementTransport
+from claimflow.workflows.management_client import InProcessTransport, ManagementTransport
 from claimflow.workflows.runlog import RunLog, RunOutcome, WorkflowRun
 from claimflow.workflows.runtime.pool import DeadlinePassed, RunnerPools
 
@@ -108,6 +108,14 @@ class WorkflowEngine:
         self.environment = environment
         self.billing_cache = billing_cache
         self.default_time_limit_seconds = default_time_limit_seconds
+
+    def serve_management_api(self, app: Any) -> None:
+        """Hand the in-process Management API transport the app that serves ``/api/v1``.
+
+        The app factory calls this with the app it built, so this package never builds (or
+        imports) the HTTP layers itself (design §2)."""
+        if isinstance(self.management, InProcessTransport):
+            self.management.attach(app)
 
     def enabled(self, trigger: Trigger | None = Trigger.USER_TOKENS_GENERATION) -> list[Workflow]:
         return [] if self.registry is None else self.registry.enabled(trigger)
