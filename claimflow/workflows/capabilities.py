@@ -128,7 +128,6 @@ class RunCapabilities:
 
         return ServerFetch(
             self.settings.fetch_hosts,
-            self.settings.allow_private_fetch,
             self.logger.info,
             self.remaining,
             client,
