@@ -18,13 +18,13 @@ import sqlite3
 from collections.abc import Iterable
 from urllib.parse import quote
 
-from sqlalchemy import bindparam, make_url, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claimflow.store import tables as t
 from claimflow.store._rows import dialect_insert
-from claimflow.store.database import Database, create_engine
+from claimflow.store.database import Database, create_engine, sqlite_file
 
 
 def organization_subject(org_code: str) -> str:
@@ -76,17 +76,6 @@ async def version_of(conn: AsyncConnection, subject: str) -> int:
         select(t.billing_versions.c.version).where(t.billing_versions.c.subject == subject)
     )
     return int(found.scalar_one_or_none() or 0)
-
-
-def _sqlite_file(url: str) -> str | None:
-    """The database file of a SQLite URL, or None (PostgreSQL, in-memory, URI options)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.query:
-        return None
-    database = parsed.database or ""
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return database
 
 
 class _SQLiteVersionReader:
@@ -141,8 +130,8 @@ class StoreBillingVersions:
         self._query = select(t.billing_versions.c.version).where(
             t.billing_versions.c.subject == bindparam("subject")
         )
-        path = _sqlite_file(db.url)
-        self._sqlite = None if path is None else _SQLiteVersionReader(path)
+        path = sqlite_file(db.url)
+        self._sqlite = None if path is None else _SQLiteVersionReader(str(path))
 
     async def current(self, subject: str) -> int:
         if self._sqlite is not None:

@@ -25,7 +25,7 @@ from claimflow.workflows.management_client import (
 )
 from claimflow.workflows.registry import WorkflowRegistry
 from claimflow.workflows.runlog import RunLog
-from claimflow.workflows.runtime.pool import RunnerPools
+from claimflow.workflows.runtime.pool import RunnerPools, describe, runner_user
 
 
 def management_transport(settings: Settings, keys: KeyManager) -> ManagementTransport:
@@ -50,11 +50,13 @@ def build_workflow_engine(
     billing_changes: BillingChanges,
 ) -> WorkflowEngine:
     """Registry (config errors raise here, at start-up), run log, transport, cache, env."""
+    user = runner_user(settings.workflow_runner_user)
     registry = WorkflowRegistry.from_settings(
         settings.workflows_enabled,
         settings.workflows_dir,
         settings.workflow_overrides,
         settings.workflows_trusted,
+        lambda sources: describe(sources, memory_mb=0, user=user),
     )
     # Billing read from this deployment's own store is checked against the store's billing
     # versions on every lookup (design §9); billing read from elsewhere relies on the TTL.
@@ -81,5 +83,6 @@ def build_workflow_engine(
             settings.workflow_runner_pool_size,
             settings.workflow_runner_memory_mb,
             settings.workflow_runner_kill_grace_seconds,
+            user,
         ),
     )

@@ -53,7 +53,7 @@ def runner_environment() -> dict[str, str]:
     No ``CLAIMFLOW_*`` variable (secret key, database and Redis URLs), no M2M credentials, no
     proxy or cloud variables: the runner asks the server for everything it may use.
     """
-    paths = [p for p in sys.path if p and os.path.isdir(p)]
+    paths = [os.path.abspath(p) for p in sys.path if p and os.path.isdir(p)]
     return {
         "PATH": os.defpath,
         "PYTHONPATH": os.pathsep.join(paths),
@@ -63,8 +63,29 @@ def runner_environment() -> dict[str, str]:
     }
 
 
-def describe(sources: list[str], memory_mb: int) -> list[dict[str, Any]]:
-    """Each module's declaration, read in a runner so its top-level code never runs here."""
+def runner_user(configured: str | None = None) -> str | None:
+    """Who runners run as: ``configured`` (default ``nobody``) when the server runs as root;
+    None (the server's own user) otherwise, or when ``configured`` is ``root``."""
+    if os.geteuid() != 0:
+        return None
+    user = configured or "nobody"
+    return None if user == "root" else user
+
+
+def _user_args(user: str | None) -> list[str]:
+    return [] if user is None else ["--user", user]
+
+
+def _absolute(source: str) -> str:
+    """Runners start in ``/``: a workflow path is made absolute first."""
+    return os.path.abspath(source) if source.endswith(".py") else source
+
+
+def describe(
+    sources: list[str], memory_mb: int, user: str | None = runner_user()
+) -> list[dict[str, Any]]:
+    """Each module's declaration, read in a runner so its top-level code never runs here (nor,
+    when the server runs as root, as root: see ``runner_user``)."""
     completed = subprocess.run(  # noqa: S603 - our interpreter, our module, no shell
         [
             sys.executable,
@@ -72,10 +93,12 @@ def describe(sources: list[str], memory_mb: int) -> list[dict[str, Any]]:
             RUNNER_MODULE,
             "--memory-mb",
             str(memory_mb),
+            *_user_args(user),
             "--describe",
-            *sources,
+            *(_absolute(s) for s in sources),
         ],
         env=runner_environment(),
+        cwd="/",
         stdin=subprocess.DEVNULL,
         capture_output=True,
         timeout=START_TIMEOUT_SECONDS,
@@ -112,8 +135,16 @@ class RunnerProcess:
 class RunnerPool:
     """The warm runners of one untrusted workflow."""
 
-    def __init__(self, workflow: Workflow, size: int, memory_mb: int, kill_grace: float) -> None:
+    def __init__(
+        self,
+        workflow: Workflow,
+        size: int,
+        memory_mb: int,
+        kill_grace: float,
+        user: str | None = None,
+    ) -> None:
         self.workflow = workflow
+        self.user = user
         self.size = max(1, size)
         self.memory_mb = memory_mb
         self.kill_grace = kill_grace
@@ -158,12 +189,14 @@ class RunnerPool:
             "-m",
             RUNNER_MODULE,
             "--source",
-            self.workflow.source,
+            _absolute(self.workflow.source),
             "--memory-mb",
             str(self.memory_mb),
+            *_user_args(self.user),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env=runner_environment(),
+            cwd="/",
             close_fds=True,
         )
         assert process.stdin is not None and process.stdout is not None
@@ -335,8 +368,15 @@ class RunnerPool:
 class RunnerPools:
     """One ``RunnerPool`` per untrusted workflow, made on first use."""
 
-    def __init__(self, size: int = 2, memory_mb: int = 512, kill_grace: float = 0.2) -> None:
+    def __init__(
+        self,
+        size: int = 2,
+        memory_mb: int = 512,
+        kill_grace: float = 0.2,
+        user: str | None = runner_user(),
+    ) -> None:
         self.size = size
+        self.user = user
         self.memory_mb = memory_mb
         self.kill_grace = kill_grace
         self._pools: dict[str, RunnerPool] = {}
@@ -345,7 +385,7 @@ class RunnerPools:
         pool = self._pools.get(workflow.id)
         if pool is None:
             pool = self._pools[workflow.id] = RunnerPool(
-                workflow, self.size, self.memory_mb, self.kill_grace
+                workflow, self.size, self.memory_mb, self.kill_grace, self.user
             )
         return pool
 

@@ -11,18 +11,32 @@ secrets one workflow may read never live in a process another workflow's code ru
 
 With ``--describe PATH...`` it loads the modules and prints their ``workflow_settings`` instead,
 so the server learns a user workflow's declaration without running its code in-process.
+
+With ``--user NAME`` (the server passes it when it runs as root) the runner switches to that
+user for good (real, effective and saved ids, no supplementary groups) before any line of the
+workflow runs: its top-level code, its ``run``, and anything it imports afterwards run as
+``NAME``, which cannot read the server's database file or secret-key file (both mode 600) nor
+switch back. Before the switch it reads the workflow's source and imports the modules the
+source names from outside claimflow (library code, which may live where ``NAME`` cannot read,
+such as an interpreter under ``/root``); the workflow's own code is compiled and run after it.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
+import contextlib
+import importlib
+import importlib.util
 import io
 import itertools
 import os
+import pwd
 import resource
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
@@ -202,14 +216,14 @@ async def _run(channel: _Channel, workflow: Workflow, message: dict[str, Any]) -
         channel.send({"t": "done", "run": run, "error": f"result not sendable: {exc}"})
 
 
-async def _serve(source: str, in_fd: int, out_fd: int) -> None:
+async def _serve(source: str, in_fd: int, out_fd: int, text: str | None = None) -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=2**16)
     await loop.connect_read_pipe(
         lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(in_fd, "rb", buffering=0)
     )
     channel = _Channel(reader, out_fd)
-    workflow = load_workflow(source)
+    workflow = load_workflow(source, text)
     channel.send({"t": "ready", "workflow": workflow.id})
     current: asyncio.Task[None] | None = None
     current_run: int | None = None
@@ -247,26 +261,95 @@ def _private_stdio() -> tuple[int, int]:
     return in_fd, out_fd
 
 
+def _source_text(source: str) -> str | None:
+    """The workflow's source, read without running it (None when it cannot be found)."""
+    path: str | None = source
+    if not source.endswith(".py"):
+        with contextlib.suppress(ImportError, ValueError):
+            spec = importlib.util.find_spec(source.split(":", 1)[0])
+            path = spec.origin if spec is not None else None
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _imported_modules(text: str) -> set[str]:
+    """Absolute module names the source imports anywhere, claimflow's own excepted (the runner
+    has imported what a workflow may use of it)."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return {n for n in names if n.split(".")[0] != "claimflow"}
+
+
+def _preload(sources: list[str]) -> dict[str, str]:
+    """Read, while still privileged, the workflows' sources, and import the library modules
+    they name (only from ``sys.path``: the workflow's own directory is not on it). Returns the
+    sources' text by source, to be compiled and run after the switch."""
+    texts: dict[str, str] = {}
+    for source in sources:
+        text = _source_text(source)
+        if text is None:
+            continue
+        if source.endswith(".py"):
+            texts[source] = text
+        for name in sorted(_imported_modules(text)):
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
+    return texts
+
+
+def drop_privileges(user: str) -> None:
+    """Become ``user`` for good: groups, then gid, then uid (as root, ``setuid`` sets the real,
+    effective and saved ids, so there is no way back)."""
+    entry = pwd.getpwnam(user)
+    os.setgroups([])
+    os.setgid(entry.pw_gid)
+    os.setuid(entry.pw_uid)
+    if entry.pw_uid != 0:
+        try:
+            os.setuid(0)
+        except PermissionError:
+            return
+        raise SystemExit("the runner could switch back to root; refusing to run workflows")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="claimflow.workflows.runtime.runner")
     parser.add_argument("--source", help="the workflow module: a module name or a .py path")
     parser.add_argument("--memory-mb", type=int, default=0)
     parser.add_argument("--describe", nargs="*", default=None)
+    parser.add_argument("--user", default=None, help="switch to this user before workflow code")
     args = parser.parse_args(argv)
     _limit_memory(args.memory_mb)
     in_fd, out_fd = _private_stdio()
+    texts: dict[str, str] = {}
+    if args.user:
+        texts = _preload(args.describe if args.describe is not None else [args.source or ""])
+        drop_privileges(args.user)
     if args.describe is not None:
         described: list[dict[str, Any]] = []
         for source in args.describe:
             try:
-                described.append({"settings": load_workflow(source).settings.to_wire()})
+                loaded = load_workflow(source, texts.get(source))
+                described.append({"settings": loaded.settings.to_wire()})
             except Exception as exc:  # reported to the server, which refuses to start
                 described.append({"error": f"{type(exc).__name__}: {exc}"})
         os.write(out_fd, encode_frame({"t": "described", "workflows": described}))
         return
     if not args.source:
         parser.error("--source is required")
-    asyncio.run(_serve(args.source, in_fd, out_fd))
+    asyncio.run(_serve(args.source, in_fd, out_fd, texts.get(args.source)))
 
 
 if __name__ == "__main__":
