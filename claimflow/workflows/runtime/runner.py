@@ -276,9 +276,50 @@ def _source_text(source: str) -> str | None:
         return None
 
 
+AUTHOR_PACKAGES = ("claimflow.workflows", "claimflow.claims", "claimflow.errors")
+"""What of claimflow a workflow may import (the author's API; no I/O when imported)."""
+
+COMMON_MODULES = (
+    "base64",
+    "collections",
+    "contextlib",
+    "dataclasses",
+    "datetime",
+    "decimal",
+    "enum",
+    "functools",
+    "hashlib",
+    "hmac",
+    "importlib.metadata",
+    "importlib.resources",
+    "ipaddress",
+    "itertools",
+    "json",
+    "logging",
+    "math",
+    "random",
+    "re",
+    "secrets",
+    "string",
+    "time",
+    "typing",
+    "unicodedata",
+    "urllib.parse",
+    "uuid",
+    "zoneinfo",
+    "encodings.idna",
+    "encodings.latin_1",
+    "encodings.ascii",
+    "encodings.utf_8",
+)
+"""Standard modules a workflow commonly uses, directly or through a library, imported before
+the switch: where the interpreter's own files are readable by root only (a Python under
+``/root``), a module first imported after it cannot be read."""
+
+
 def _imported_modules(text: str) -> set[str]:
-    """Absolute module names the source imports anywhere, claimflow's own excepted (the runner
-    has imported what a workflow may use of it)."""
+    """Absolute module names the source imports anywhere; of claimflow, only the author's API
+    (the rest is the server's and is no workflow's business)."""
     try:
         tree = ast.parse(text)
     except SyntaxError:
@@ -289,7 +330,12 @@ def _imported_modules(text: str) -> set[str]:
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module)
-    return {n for n in names if n.split(".")[0] != "claimflow"}
+    return {
+        n
+        for n in names
+        if n.split(".")[0] != "claimflow"
+        or any(n == p or n.startswith(p + ".") for p in AUTHOR_PACKAGES)
+    }
 
 
 def _preload(sources: list[str]) -> dict[str, str]:
@@ -297,6 +343,9 @@ def _preload(sources: list[str]) -> dict[str, str]:
     they name (only from ``sys.path``: the workflow's own directory is not on it). Returns the
     sources' text by source, to be compiled and run after the switch."""
     texts: dict[str, str] = {}
+    for name in (*AUTHOR_PACKAGES, *COMMON_MODULES):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
     for source in sources:
         text = _source_text(source)
         if text is None:
