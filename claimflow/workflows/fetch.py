@@ -19,6 +19,7 @@ import asyncio
 import ipaddress
 import json
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -130,10 +131,11 @@ async def checked_address(host: str, port: int, allow_private: bool) -> str:
     return addresses[0]
 
 
-def pinned_fetch_client(allow_private: bool) -> Any:
+def pinned_fetch_client(allow_private: bool, verify: ssl.SSLContext | None = None) -> Any:
     """An ``httpx.AsyncClient`` whose every connection goes to an address ``checked_address``
     returned for the URL's host; TLS still verifies and sends SNI for the host name, and the
-    ``Host`` header is the URL's. No proxy or other setting is read from the environment."""
+    ``Host`` header is the URL's. No proxy or other setting is read from the environment.
+    ``verify`` replaces the system's certificate authorities (a test's own)."""
     import httpcore
     import httpx
 
@@ -172,7 +174,7 @@ def pinned_fetch_client(allow_private: bool) -> Any:
             super().__init__(trust_env=False)
             # httpx takes no network backend of its own; its pool is rebuilt with ours.
             self._pool = httpcore.AsyncConnectionPool(
-                ssl_context=httpx.create_ssl_context(trust_env=False),
+                ssl_context=verify or httpx.create_ssl_context(trust_env=False),
                 network_backend=CheckedAddressBackend(),
             )
 
