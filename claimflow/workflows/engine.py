@@ -220,6 +220,7 @@ class WorkflowEngine:
             capabilities.deadline,
             capabilities.answer,
             lambda level, message: logger.line(level, message),
+            await capabilities.declared_values(),
         )
         if done.get("error") is not None:
             raise WorkflowRuntimeError(str(done["error"]))

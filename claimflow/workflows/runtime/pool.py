@@ -252,8 +252,12 @@ class RunnerPool:
         deadline: float,
         on_call: CallHandler,
         on_log: LogHandler,
+        env: dict[str, dict[str, Any] | None] | None = None,
     ) -> dict[str, Any]:
-        """One run in a runner: its ``done`` message, or ``DeadlinePassed`` at ``deadline``."""
+        """One run in a runner: its ``done`` message, or ``DeadlinePassed`` at ``deadline``.
+
+        ``env`` holds the declared variables' values, sent with the run so that reading them
+        costs no round trip."""
         run = next(self._runs)
         try:
             async with asyncio.timeout_at(deadline):
@@ -269,6 +273,7 @@ class RunnerPool:
                     "run": run,
                     "declared": sorted(b.value for b in self.workflow.settings.bindings),
                     "event": event,
+                    "env": env or {},
                 }
             )
             async with asyncio.timeout_at(deadline):

@@ -135,12 +135,15 @@ class _ForwardedManagementAPI:
         return None
 
 
-def _bindings(channel: _Channel, run: int, declared: frozenset[Binding]) -> Bindings:
+def _bindings(
+    channel: _Channel, run: int, declared: frozenset[Binding], env: dict[str, Any]
+) -> Bindings:
     logger = _ForwardedLogger(channel, run)
     encodings: dict[int, bytes] = {}
 
     async def read_variable(key: str) -> EnvironmentVariable | None:
-        value = await channel.call(run, Binding.ENV.value, {"key": key})
+        # The server sent the variables declared by name with the run; others are asked for.
+        value = env[key] if key in env else await channel.call(run, Binding.ENV.value, {"key": key})
         return None if value is None else EnvironmentVariable(value["value"], value["is_secret"])
 
     async def fetch(request: FetchRequest) -> FetchResponse:
@@ -187,7 +190,8 @@ class _RedactingStream(io.TextIOBase):
 async def _run(channel: _Channel, workflow: Workflow, message: dict[str, Any]) -> None:
     run = int(message["run"])
     declared = frozenset(Binding(b) for b in message["declared"])
-    bindings = _bindings(channel, run, declared)
+    env = message.get("env")
+    bindings = _bindings(channel, run, declared, env if isinstance(env, dict) else {})
     error: str | None = None
     event = event_from_wire(message["event"])
     streams = sys.stdout, sys.stderr
