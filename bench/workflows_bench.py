@@ -304,7 +304,7 @@ async def refresh_grant(services: Services) -> AsyncIterator[Callable[[], Awaita
         )
     assert secret is not None
     transport = httpx.ASGITransport(app=create_app(services=services))
-    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
+    async with httpx.AsyncClient(transport=transport, base_url=services.issuer) as http:
         page = await http.get(
             "/oauth2/auth",
             params={
