@@ -5,6 +5,9 @@
 1. What an isolated workflow that sets one claim adds to a token issuance on a warm runner: the
    engine's ``run_tokens_generation`` with that workflow in a runner process, vs the same
    workflow trusted (in-process), vs no workflow. Goal: isolated minus none ≤ 1.5 ms at p50.
+   The arm "isolated, await only" turns off the server's short poll for the answer
+   (``RunnerPool.poll_seconds`` = 0): the server sleeps in the event loop until the runner
+   answers, as it did before the poll.
    Arms alternate in rounds (A-B-C-C-B-A) so load from other processes falls on all of them.
    1b. The same three engines behind ``POST /oauth2/token`` (refresh_token grant through the
    ASGI app, rotation included, SQLite): what the isolated workflow adds to a token request.
@@ -95,7 +98,11 @@ async def issuance(directory: Path, iterations: int) -> dict[str, list[float]]:
         "no workflow": deployment(directory, [], []),
         "trusted, one claim": deployment(directory, ["one_claim"], ["one_claim"]),
         "isolated, one claim": deployment(directory, ["one_claim"], []),
+        "isolated, await only": deployment(directory, ["one_claim"], []),
     }
+    unpolled = arms["isolated, await only"].workflows
+    assert unpolled.registry is not None
+    unpolled.runners.pool(unpolled.registry.get("one_claim")).poll_seconds = 0
     for services in arms.values():
         await services.workflows.warm_up()
         for _ in range(50):
