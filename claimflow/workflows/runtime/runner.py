@@ -342,14 +342,34 @@ def _imported_modules(text: str) -> set[str]:
     }
 
 
+def _beside_workflows(name: str, directories: set[Path]) -> bool:
+    """Whether the top-level module ``name`` would come from a workflow's own directory (or
+    cannot be located): such a module is the workflow author's code, not a library."""
+    try:
+        spec = importlib.util.find_spec(name.split(".")[0])
+    except (ImportError, ValueError):
+        return True
+    if spec is None:
+        return True
+    places = [spec.origin] if spec.origin and spec.has_location else []
+    places += list(spec.submodule_search_locations or [])
+    return any(
+        directory in Path(place).resolve().parents or Path(place).resolve() == directory
+        for place in places
+        for directory in directories
+    )
+
+
 def _preload(sources: list[str]) -> dict[str, str]:
     """Read, while still privileged, the workflows' sources, and import the library modules
-    they name (only from ``sys.path``: the workflow's own directory is not on it). Returns the
-    sources' text by source, to be compiled and run after the switch."""
+    they name: never one that lies beside a workflow (its top-level code must not run as the
+    server's user). Returns the sources' text by source, to be compiled and run after the
+    switch."""
     texts: dict[str, str] = {}
     for name in (*AUTHOR_PACKAGES, *COMMON_MODULES):
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+    directories = {Path(s).resolve().parent for s in sources if s.endswith(".py")}
     for source in sources:
         text = _source_text(source)
         if text is None:
@@ -357,6 +377,8 @@ def _preload(sources: list[str]) -> dict[str, str]:
         if source.endswith(".py"):
             texts[source] = text
         for name in sorted(_imported_modules(text)):
+            if _beside_workflows(name, directories):
+                continue
             with contextlib.suppress(Exception):
                 importlib.import_module(name)
     return texts

@@ -24,7 +24,7 @@ from claimflow.services import build_services
 from claimflow.settings import SECRET_KEY_FILE, Settings
 from claimflow.store import migrate
 from claimflow.workflows.runtime.pool import runner_user
-from tests.conftest import ISSUER
+from tests.conftest import ISSUER, make_settings
 from tests.workflows.conftest import make_event
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the server must run as root")
@@ -125,3 +125,51 @@ def test_runners_keep_the_servers_user_unless_it_is_root() -> None:
     assert runner_user() == "nobody"
     assert runner_user("claimflow-runner") == "claimflow-runner"
     assert runner_user("root") is None
+
+
+HELPED = """
+import _helper_beside
+from claimflow.workflows import Binding, WorkflowSettings
+
+workflow_settings = WorkflowSettings(
+    id="helped", name="helped", bindings=frozenset({Binding.ACCESS_TOKEN})
+)
+
+async def run(event, bindings):
+    bindings.access_token.set_custom_claim("helper_uid", _helper_beside.UID)
+"""
+
+
+async def test_a_module_beside_the_workflow_is_not_imported_before_the_switch(
+    shared_dir: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runner imports the libraries a workflow names while still root; a module in the
+    workflow's own directory (here also on ``sys.path``) is the author's code and must run as
+    the runner user like the workflow itself."""
+    workflows = shared_dir / "workflows"
+    workflows.mkdir(mode=0o755)
+    (workflows / "helped.py").write_text(HELPED)
+    (workflows / "_helper_beside.py").write_text("import os\nUID = os.getuid()\n")
+    for path in workflows.iterdir():
+        path.chmod(0o644)
+    monkeypatch.syspath_prepend(str(workflows))
+    services = build_services(
+        make_settings(
+            db_url,
+            workflows_dir=str(workflows),
+            workflows_enabled=["helped"],
+            workflow_runner_pool_size=1,
+        )
+    )
+    create_app(services=services)
+    try:
+        await services.workflows.warm_up()
+        assert services.workflows.registry is not None
+        workflow = services.workflows.registry.get("helped")
+        (report,) = await services.workflows.run_workflows(
+            [workflow], make_event("kp_1", None), record=False
+        )
+    finally:
+        await services.close()
+    assert report.ok, report.run.error
+    assert report.access_token["helper_uid"] == (65534,)
