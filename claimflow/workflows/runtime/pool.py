@@ -139,10 +139,12 @@ class RunnerProcess:
         awaits as before."""
         if seconds <= 0:
             return
-        pipe = self.process._transport.get_pipe_transport(1)  # type: ignore[attr-defined]
-        fd = pipe.get_extra_info("pipe").fileno() if pipe is not None else None
-        if fd is None:
-            return
+        try:
+            # asyncio's subprocess gives no public handle on the stdout pipe's descriptor.
+            pipe = self.process._transport.get_pipe_transport(1)  # type: ignore[attr-defined]
+            fd = pipe.get_extra_info("pipe").fileno()
+        except (AttributeError, ValueError, OSError):
+            return  # no pipe any more (the runner is gone): the reader will say so
         end = time.perf_counter() + seconds
         received = bytearray()
         while time.perf_counter() < end:
