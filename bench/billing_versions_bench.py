@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from workflows_bench import seed
 
+from claimflow.app import create_app
 from claimflow.cache import InProcessBillingCache
 from claimflow.oidc.workflow_events import tokens_generation_event
 from claimflow.services import Services, build_services
@@ -64,6 +65,7 @@ async def measure(url: str, iterations: int) -> dict[str, float]:
             workflow_time_limit_seconds=30,  # the first (cold) load on a busy host
         )
     )
+    create_app(services=services)  # serves the in-process Management API of the cold load
     try:
         ctx, _ = await seed(services)
         cache = services.workflows.billing_cache

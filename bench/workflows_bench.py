@@ -35,7 +35,8 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -242,6 +243,7 @@ async def issuance(iterations: int, workdir: Path) -> tuple[Comparison, int]:
             workflow_time_limit_seconds=COLD_TIME_LIMIT_SECONDS,
         )
     )
+    create_app(services=services)  # serves the in-process Management API of the cold load
     try:
         ctx, _ = await seed(services)
         with_engine = services.workflows
@@ -286,6 +288,70 @@ CALLBACK = "http://127.0.0.1:9/callback"
 PASSWORD = "bench password 123"
 
 
+@asynccontextmanager
+async def refresh_grant(services: Services) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """A signed-in user of an organization with a plan (``seed``) and a function that makes one
+    ``POST /oauth2/token`` refresh_token request through the ASGI app (rotation included)."""
+    ctx, org_code = await seed(services)
+    async with services.db.transaction() as conn:
+        await conn.execute(
+            update(t.users)
+            .where(t.users.c.id == ctx.user.id)
+            .values(password_hash=hash_password(PASSWORD))
+        )
+        web, secret = await applications.create_application(
+            conn, name="Bench", type=ApplicationType.REGULAR, redirect_uris=[CALLBACK]
+        )
+    assert secret is not None
+    transport = httpx.ASGITransport(app=create_app(services=services))
+    async with httpx.AsyncClient(transport=transport, base_url=services.issuer) as http:
+        page = await http.get(
+            "/oauth2/auth",
+            params={
+                "response_type": "code",
+                "client_id": web.client_id,
+                "redirect_uri": CALLBACK,
+                "scope": "openid profile email offline",
+                "state": "s",
+                "org_code": org_code,
+            },
+        )
+        fields = dict(
+            re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">', page.text)
+        )
+        fields = {k: html.unescape(v) for k, v in fields.items()}
+        done = await http.post(
+            "/oauth2/auth/login",
+            data=fields | {"email": ctx.user.email or "", "password": PASSWORD},
+        )
+        code = parse_qs(urlsplit(done.headers["location"]).query)["code"][0]
+        first = await http.post(
+            "/oauth2/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": CALLBACK,
+                "client_id": web.client_id,
+                "client_secret": secret,
+            },
+        )
+        state = {"refresh": first.json()["refresh_token"]}
+
+        async def refresh() -> None:
+            response = await http.post(
+                "/oauth2/token",
+                data={
+                    "grant_type": "refresh_token",
+                    "refresh_token": state["refresh"],
+                    "client_id": web.client_id,
+                    "client_secret": secret,
+                },
+            )
+            state["refresh"] = response.json()["refresh_token"]
+
+        yield refresh
+
+
 async def endpoint(iterations: int, workdir: Path) -> Comparison:
     """Median ``POST /oauth2/token`` (refresh_token grant, rotation included) via ASGI."""
     url = f"sqlite+aiosqlite:///{workdir / 'endpoint.db'}"
@@ -301,64 +367,7 @@ async def endpoint(iterations: int, workdir: Path) -> Comparison:
         )
     )
     try:
-        ctx, org_code = await seed(services)
-        async with services.db.transaction() as conn:
-            await conn.execute(
-                update(t.users)
-                .where(t.users.c.id == ctx.user.id)
-                .values(password_hash=hash_password(PASSWORD))
-            )
-            web, secret = await applications.create_application(
-                conn, name="Bench", type=ApplicationType.REGULAR, redirect_uris=[CALLBACK]
-            )
-        assert secret is not None
-        transport = httpx.ASGITransport(app=create_app(services=services))
-        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
-            page = await http.get(
-                "/oauth2/auth",
-                params={
-                    "response_type": "code",
-                    "client_id": web.client_id,
-                    "redirect_uri": CALLBACK,
-                    "scope": "openid profile email offline",
-                    "state": "s",
-                    "org_code": org_code,
-                },
-            )
-            fields = dict(
-                re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">', page.text)
-            )
-            fields = {k: html.unescape(v) for k, v in fields.items()}
-            done = await http.post(
-                "/oauth2/auth/login",
-                data=fields | {"email": ctx.user.email or "", "password": PASSWORD},
-            )
-            code = parse_qs(urlsplit(done.headers["location"]).query)["code"][0]
-            first = await http.post(
-                "/oauth2/token",
-                data={
-                    "grant_type": "authorization_code",
-                    "code": code,
-                    "redirect_uri": CALLBACK,
-                    "client_id": web.client_id,
-                    "client_secret": secret,
-                },
-            )
-            state = {"refresh": first.json()["refresh_token"]}
-
-            async def refresh() -> None:
-                response = await http.post(
-                    "/oauth2/token",
-                    data={
-                        "grant_type": "refresh_token",
-                        "refresh_token": state["refresh"],
-                        "client_id": web.client_id,
-                        "client_secret": secret,
-                    },
-                )
-                body = response.json()
-                state["refresh"] = body["refresh_token"]
-
+        async with refresh_grant(services) as refresh:
             with_engine, without_engine = services.workflows, WorkflowEngine()
             await refresh()
             arms = {"with": with_engine, "without": without_engine}

@@ -111,4 +111,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     tracing.install_tracing(app, services.db.engine)
     app.include_router(account.router)
     openapi_errors.install(app)
+    services.workflows.serve_management_api(app)  # the in-process Management API transport
     return app

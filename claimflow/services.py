@@ -53,15 +53,15 @@ def build_services(settings: Settings) -> Services:
         settings.m2m_token_ttl_seconds,
     )
     keys = KeyManager(db, box, settings.signing_algorithm, longest)
+    billing_changes = BillingChanges()
     services = Services(
         settings=settings,
         db=db,
         box=box,
         keys=keys,
-        billing_changes=BillingChanges(),
-        workflows=WorkflowEngine(),
+        billing_changes=billing_changes,
+        workflows=build_workflow_engine(settings, db, box, keys, billing_changes),
     )
-    services.workflows = build_workflow_engine(services)
     if settings.kinde_webhook_domain:
         services.kinde_webhooks = KindeWebhookReceiver(
             settings.kinde_webhook_domain,

@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     """Address-space limit of a runner process (``RLIMIT_AS``); 0 for none."""
     workflow_runner_kill_grace_seconds: float = Field(default=0.2, gt=0)
     """How long a runner may take to stop after its run's deadline before it is killed."""
+    workflow_runner_user: str | None = None
+    """The user runners switch to when the server runs as root (default ``nobody``; ``root``
+    to keep root); ignored when the server does not run as root."""
 
     redis_prefix: str | None = None
     """Namespace of this deployment's keys in Redis (``<prefix>:billing:...``).

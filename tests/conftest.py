@@ -137,6 +137,7 @@ def settings(db_url: str) -> Settings:
 @pytest.fixture
 async def services(settings: Settings) -> AsyncIterator[Services]:
     built = build_services(settings)
+    create_app(services=built)  # attaches the in-process Management API, as a server does
     yield built
     await built.close()
 

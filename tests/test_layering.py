@@ -33,13 +33,9 @@ INNER_ALLOWED = {
 }
 """Packages that may import only the listed parts of claimflow."""
 
-KNOWN_EXCEPTIONS = {
-    ("claimflow.workflows.factory", "claimflow.app"),
-    ("claimflow.workflows.factory", "claimflow.services"),
-}
-"""Edges the rule forbids that the code still has: the in-process Management API transport
-builds the app and is typed with the container. Each is removed here when the code stops
-having it (the test below fails on a stale entry, so the list only shrinks)."""
+KNOWN_EXCEPTIONS: set[tuple[str, str]] = set()
+"""Edges the rule forbids that the code still has (none now). An entry is removed when the
+code stops having it (the test below fails on a stale entry, so the list only shrinks)."""
 
 
 def module_name(path: Path, root: Path = PACKAGE.parent) -> str:

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 
 import typer
 
+from claimflow.app import create_app
 from claimflow.cli.options import DATABASE_URL_OPTION, settings_from_flags
 from claimflow.cli.sign_in_dry_run import (
     SIGN_IN_TRIGGERS,
@@ -174,6 +175,7 @@ async def _dry_run(
     auth_origin: AuthOrigin,
 ) -> DryRun:
     services: Services = build_services(settings)
+    create_app(services=services)  # serves the in-process Management API the workflow calls
     try:
         workflow = (
             services.workflows.registry.get(workflow_id) if services.workflows.registry else None
@@ -268,6 +270,7 @@ async def _sign_in_run(
     **flags: Any,
 ) -> SignInDryRun:
     services: Services = build_services(settings)
+    create_app(services=services)  # serves the in-process Management API the workflow calls
     try:
         registry = services.workflows.registry
         if registry is None:

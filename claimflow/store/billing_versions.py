@@ -127,6 +127,8 @@ class StoreBillingVersions:
         backend = self._url.get_backend_name()
         if backend == "sqlite" and self._url.database not in (None, "", ":memory:"):
             self._read = self._read_sqlite
+            # The read that waits for a lock off the event loop (see ``_read_sqlite``).
+            self._engine = create_engine(db.url, isolation_level="AUTOCOMMIT", pre_ping=False)
         elif backend == "postgresql" and self._url.get_driver_name() == "asyncpg":
             self._read = self._read_postgres
         else:
@@ -157,17 +159,22 @@ class StoreBillingVersions:
     async def _read_sqlite(self, subject: str) -> int:
         """A primary-key read of a local file in WAL mode, where readers never wait for the
         writer: a few microseconds, done on the event loop (a thread hop would cost ten times
-        more). ``query_only`` keeps this connection from ever writing."""
+        more). ``query_only`` keeps this connection from ever writing. With ``busy_timeout`` 0,
+        a read that would have to wait for a lock (a database not in WAL mode yet, WAL recovery)
+        fails at once and is made through aiosqlite's thread instead: the loop never blocks."""
         connection = self._sqlite
         if connection is None:
             connection = sqlite3.connect(
-                str(self._url.database), isolation_level=None, check_same_thread=False
+                str(self._url.database), timeout=0, isolation_level=None, check_same_thread=False
             )
             connection.execute("PRAGMA query_only = ON")
-            connection.execute("PRAGMA busy_timeout = 20")
+            connection.execute("PRAGMA busy_timeout = 0")
             self._sqlite = connection
-        row = connection.execute(self.SQL_SQLITE, (subject,)).fetchone()
-        return int(row[0]) if row else 0
+        try:
+            row = connection.execute(self.SQL_SQLITE, (subject,)).fetchone()
+        except sqlite3.OperationalError:
+            return await self._read_engine(subject)
+        return int(row[0]) if row and row[0] is not None else 0
 
     async def _read_postgres(self, subject: str) -> int:
         pool = self._pool

@@ -119,6 +119,25 @@ class RunCapabilities:
             self.logger.add_secret(found.value)
         return EnvironmentVariable(value=found.value, is_secret=found.is_secret)
 
+    async def declared_values(self) -> dict[str, dict[str, Any] | None]:
+        """The variables declared by exact name, read now for a runner's ``run`` message: its
+        reads of them then cost no round trip. (A ``PREFIX_*`` declaration is read on demand.)
+        Secrets among them are redacted from the run's log from the start."""
+        if Binding.ENV not in self.settings.bindings or self._environment is None:
+            return {}
+        values: dict[str, dict[str, Any] | None] = {}
+        for key in sorted(self.settings.env_vars):
+            if key.endswith("*"):
+                continue
+            try:
+                found = await self.read_variable(key)
+            except Exception:  # the store unreadable now: the run asks when it reads
+                return {}
+            values[key] = (
+                None if found is None else {"value": found.value, "is_secret": found.is_secret}
+            )
+        return values
+
     def fetcher(self) -> ServerFetch:
         http = self._http
 
@@ -129,7 +148,6 @@ class RunCapabilities:
 
         return ServerFetch(
             self.settings.fetch_hosts,
-            self.settings.allow_private_fetch,
             self.logger.info,
             self.remaining,
             client,

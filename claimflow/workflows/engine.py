@@ -34,7 +34,8 @@ from claimflow.workflows.bindings import Auth, Plan, TokenClaims, WorkflowLogger
 from claimflow.workflows.capabilities import RunCapabilities, VariableSource
 from claimflow.workflows.definition import Binding, FailurePolicy, Workflow
 from claimflow.workflows.event import TokensGenerationEvent, Trigger, WorkflowEvent, event_to_wire
-from claimflow.workflows.management_client import ManagementTransport
+from claimflow.workflows.fetch import pinned_fetch_client
+from claimflow.workflows.management_client import InProcessTransport, ManagementTransport
 from claimflow.workflows.runlog import RunLog, RunOutcome, WorkflowRun
 from claimflow.workflows.runtime.pool import DeadlinePassed, RunnerPools
 
@@ -104,12 +105,20 @@ class WorkflowEngine:
     ) -> None:
         self.registry = registry
         self.runners = runners or RunnerPools()
-        self._http: httpx.AsyncClient | None = None
+        self._http: dict[bool, httpx.AsyncClient] = {}
         self.run_log = run_log
         self.management = management
         self.environment = environment
         self.billing_cache = billing_cache
         self.default_time_limit_seconds = default_time_limit_seconds
+
+    def serve_management_api(self, app: Any) -> None:
+        """Hand the in-process Management API transport the app that serves ``/api/v1``.
+
+        The app factory calls this with the app it built, so this package never builds (or
+        imports) the HTTP layers itself (design §2)."""
+        if isinstance(self.management, InProcessTransport):
+            self.management.attach(app)
 
     def enabled(self, trigger: Trigger | None = Trigger.USER_TOKENS_GENERATION) -> list[Workflow]:
         return [] if self.registry is None else self.registry.enabled(trigger)
@@ -220,6 +229,7 @@ class WorkflowEngine:
             capabilities.deadline,
             capabilities.answer,
             lambda level, message: logger.line(level, message),
+            await capabilities.declared_values(),
         )
         if done.get("error") is not None:
             raise WorkflowRuntimeError(str(done["error"]))
@@ -264,7 +274,11 @@ class WorkflowEngine:
             environment=self.environment,
             management=self.management,
             billing_cache=self.billing_cache,
-            http=self._fetch_client() if Binding.FETCH in settings.bindings else None,
+            http=(
+                self._fetch_client(settings.allow_private_fetch)
+                if Binding.FETCH in settings.bindings
+                else None
+            ),
         )
         started_on = utcnow()
         started = time.perf_counter()
@@ -327,17 +341,19 @@ class WorkflowEngine:
             id_token_encoded=id_encoded,
         )
 
-    def _fetch_client(self) -> httpx.AsyncClient:
-        """The server's client for ``fetch`` (no proxy settings from the environment)."""
-        if self._http is None:
-            self._http = httpx.AsyncClient(trust_env=False)
-        return self._http
+    def _fetch_client(self, allow_private: bool) -> httpx.AsyncClient:
+        """The server's client for ``fetch``, one per address policy (a pooled connection to a
+        private address is never handed to a workflow that may not reach it)."""
+        client = self._http.get(allow_private)
+        if client is None:
+            client = self._http[allow_private] = pinned_fetch_client(allow_private)
+        return client
 
     async def aclose(self) -> None:
         await self.runners.aclose()
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        for client in self._http.values():
+            await client.aclose()
+        self._http.clear()
         if self.run_log is not None:
             await self.run_log.aclose()
         if self.management is not None:

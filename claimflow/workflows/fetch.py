@@ -6,6 +6,11 @@ hosts the workflow declared (``WorkflowSettings.fetch_hosts``), refuses loopback
 link-local and reserved addresses unless the workflow says ``allow_private_fetch`` (SSRF: a
 workflow must not reach the database or the cloud metadata endpoint through us), and writes each
 call in the run log: method, URL without its query (which may hold keys), status and time.
+
+The address check and the connection are one step (``pinned_fetch_client``): the host is
+resolved once, every address it resolves to is checked, and the connection goes to exactly the
+address checked. Checking, then letting the HTTP client resolve the name again, would let a DNS
+answer that changes between the two (DNS rebinding) send the request to loopback.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import ipaddress
 import json
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -103,6 +109,78 @@ def _public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+async def checked_address(host: str, port: int, allow_private: bool) -> str:
+    """The one address to connect to: ``host`` resolved once, every address checked.
+
+    Unless ``allow_private``, a name with any loopback, private, link-local or reserved address
+    is refused (a name that also resolves to a public address is no safer: which one a client
+    picks is not ours to decide)."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise WorkflowRuntimeError(f"fetch: cannot resolve {host!r}") from exc
+    addresses = [str(info[4][0]) for info in infos]
+    if not addresses:
+        raise WorkflowRuntimeError(f"fetch: cannot resolve {host!r}")
+    if not allow_private and not all(_public(address) for address in addresses):
+        raise WorkflowRuntimeError(
+            f"fetch: {host!r} resolves to a loopback, private or reserved address; "
+            "set allow_private_fetch to allow it"
+        )
+    return addresses[0]
+
+
+def pinned_fetch_client(allow_private: bool, verify: ssl.SSLContext | None = None) -> Any:
+    """An ``httpx.AsyncClient`` whose every connection goes to an address ``checked_address``
+    returned for the URL's host; TLS still verifies and sends SNI for the host name, and the
+    ``Host`` header is the URL's. No proxy or other setting is read from the environment.
+    ``verify`` replaces the system's certificate authorities (a test's own)."""
+    import httpcore
+    import httpx
+
+    class CheckedAddressBackend(httpcore.AsyncNetworkBackend):
+        """httpcore's network seam: resolve and check here, connect to that IP literal."""
+
+        def __init__(self) -> None:
+            self._inner = httpcore.AnyIOBackend()
+
+        async def connect_tcp(
+            self,
+            host: str,
+            port: int,
+            timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+            local_address: str | None = None,
+            socket_options: Any = None,
+        ) -> httpcore.AsyncNetworkStream:
+            address = await checked_address(host, port, allow_private)
+            return await self._inner.connect_tcp(
+                address, port, timeout, local_address, socket_options
+            )
+
+        async def connect_unix_socket(
+            self,
+            path: str,
+            timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+            socket_options: Any = None,
+        ) -> httpcore.AsyncNetworkStream:
+            raise WorkflowRuntimeError("fetch: Unix sockets are not reachable")
+
+        async def sleep(self, seconds: float) -> None:
+            await self._inner.sleep(seconds)
+
+    class PinnedTransport(httpx.AsyncHTTPTransport):
+        def __init__(self) -> None:
+            super().__init__(trust_env=False)
+            # httpx takes no network backend of its own; its pool is rebuilt with ours.
+            self._pool = httpcore.AsyncConnectionPool(
+                ssl_context=verify or httpx.create_ssl_context(trust_env=False),
+                network_backend=CheckedAddressBackend(),
+            )
+
+    return httpx.AsyncClient(transport=PinnedTransport(), trust_env=False)
+
+
 def _host_key(host: str, port: int | None, scheme: str) -> tuple[str, str]:
     default = 443 if scheme == "https" else 80
     return host.lower(), f"{host.lower()}:{port or default}"
@@ -114,30 +192,16 @@ class ServerFetch:
     def __init__(
         self,
         allowed_hosts: frozenset[str],
-        allow_private: bool,
         log: Callable[[str], None],
         remaining: Callable[[], float],
         client_factory: Callable[[], Any],
     ) -> None:
+        """``client_factory`` gives a ``pinned_fetch_client(allow_private)``: it checks the
+        addresses it connects to."""
         self._allowed = frozenset(h.lower() for h in allowed_hosts)
-        self._allow_private = allow_private
         self._log = log
         self._remaining = remaining
         self._client_factory = client_factory
-
-    async def _check_addresses(self, host: str, port: int) -> None:
-        if self._allow_private:
-            return
-        loop = asyncio.get_running_loop()
-        try:
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise WorkflowRuntimeError(f"fetch: cannot resolve {host!r}") from exc
-        if not infos or not all(_public(str(info[4][0])) for info in infos):
-            raise WorkflowRuntimeError(
-                f"fetch: {host!r} resolves to a loopback, private or reserved address; "
-                "set allow_private_fetch to allow it"
-            )
 
     async def __call__(self, request: FetchRequest) -> FetchResponse:
         parts = urlsplit(request.url)
@@ -161,7 +225,6 @@ class ServerFetch:
 
         try:
             async with asyncio.timeout(timeout):
-                await self._check_addresses(host, port or (443 if parts.scheme == "https" else 80))
                 client: httpx.AsyncClient = self._client_factory()
                 async with client.stream(
                     request.method,

@@ -311,11 +311,11 @@ class InProcessTransport:
 
     def __init__(
         self,
-        app_factory: Callable[[], Any],
         sign: Callable[[dict[str, Any]], Awaitable[str]],
         issuer: str,
+        app: Any | None = None,
     ) -> None:
-        self._app_factory = app_factory
+        self._app = app
         self._sign = sign
         self._issuer = issuer
         self._client: httpx.AsyncClient | None = None
@@ -340,9 +340,18 @@ class InProcessTransport:
         )
         return await self._sign(claims), float(self.TOKEN_SECONDS)
 
+    def attach(self, app: Any) -> None:
+        """Serve calls with ``app`` (the ASGI app the app factory built); the first one stays."""
+        if self._app is None:
+            self._app = app
+
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            transport = httpx.ASGITransport(app=self._app_factory())
+            if self._app is None:
+                raise WorkflowRuntimeError(
+                    "the in-process Management API has no app yet (create_app attaches it)"
+                )
+            transport = httpx.ASGITransport(app=self._app)
             self._client = httpx.AsyncClient(transport=transport, base_url=self._issuer)
         return self._client
 

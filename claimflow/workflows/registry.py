@@ -264,8 +264,9 @@ class WorkflowRegistry:
         workflows_dir: str | None = None,
         overrides: Mapping[str, Mapping[str, Any]] | None = None,
         trusted: Collection[str] = (),
+        describe: Callable[[list[str]], list[dict[str, Any]]] | None = None,
     ) -> WorkflowRegistry:
-        workflows = discover(workflows_dir, trusted)
+        workflows = discover(workflows_dir, trusted, describe)
         unknown = sorted(set(trusted) - {w.id for w in workflows})
         if unknown:
             raise WorkflowConfigError(f"workflows_trusted names unknown workflow(s) {unknown}")

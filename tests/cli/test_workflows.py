@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from claimflow.app import create_app
 from claimflow.domain import ApplicationType, FeatureKind
 from claimflow.services import build_services
 from claimflow.settings import Settings
@@ -24,6 +25,7 @@ def seed(db_url: str, sign_in: bool = False) -> BillingWorld:
 
     async def run() -> BillingWorld:
         services = build_services(Settings(database_url=db_url))
+        create_app(services=services)  # serves the in-process Management API
         try:
             world = await build_world(services, features=3)
             if sign_in:

@@ -98,7 +98,7 @@ async def test_the_workflows_internal_token_has_the_grants_shape(
         return await services.keys.sign(claims, typ="at+jwt")
 
     app = create_app(services=services)
-    transport = InProcessTransport(lambda: app, sign, services.issuer)
+    transport = InProcessTransport(sign, services.issuer, app)
     try:
         answer = await transport.request(
             "GET", "organizations", {}, None, scopes=frozenset({"read:organizations"})

@@ -3,11 +3,15 @@ transaction (design §9), on SQLite and PostgreSQL; a write that fails bumps not
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+from pathlib import Path
+
 import pytest
 
 from claimflow.domain import FeatureKind
 from claimflow.errors import NotFound
-from claimflow.store import Database, billing, organizations, users
+from claimflow.store import Database, billing, migrate, organizations, users
 from claimflow.store.billing import PriceInput
 from claimflow.store.billing_versions import StoreBillingVersions, version_of
 
@@ -72,3 +76,33 @@ async def test_a_failed_change_bumps_nothing(any_db_url: str) -> None:
     async with db.connect() as conn:
         assert await version_of(conn, f"org:{org.code}") == before
     await db.dispose()
+
+
+async def test_sqlite_version_read_never_waits_for_a_lock_on_the_event_loop(tmp_path: Path) -> None:
+    """The SQLite read is made on the loop's thread; when it would have to wait for a lock (here
+    a rollback-journal database with a writer's exclusive lock) it takes the asynchronous path,
+    so the loop keeps running, and it sees the change once committed."""
+    path = tmp_path / "locked.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    await asyncio.to_thread(migrate, url)
+    db = Database(url)
+    versions = StoreBillingVersions(db)
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        writer.execute("PRAGMA journal_mode=DELETE")
+        assert await versions.current("org:acme") == 0
+        writer.execute("BEGIN EXCLUSIVE")
+        writer.execute("INSERT INTO billing_versions (subject, version) VALUES ('org:acme', 7)")
+        read = asyncio.ensure_future(versions.current("org:acme"))
+        ticks = 0
+        for _ in range(5):
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 5 and not read.done()  # the loop ran while the read waited
+        writer.execute("COMMIT")
+        assert await asyncio.wait_for(read, 10) == 7
+        assert await versions.current("org:acme") == 7
+    finally:
+        writer.close()
+        await versions.aclose()
+        await db.dispose()

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
+from claimflow.app import create_app
 from claimflow.cache import RedisBillingCache
 from claimflow.services import Services, build_services
 from claimflow.settings import Settings
@@ -152,6 +153,7 @@ async def test_two_workers_sharing_redis_see_an_agreement_change_made_on_one(
 ) -> None:
     prefix = f"test:{secrets.token_hex(6)}"
     other = build_services(settings)  # a second worker on the same database
+    create_app(services=other)
     workers = [services, other]
     try:
         for worker in workers:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from claimflow.app import create_app
 from claimflow.errors import WorkflowAccessDenied, WorkflowConfigError, WorkflowError
 from claimflow.services import Services, build_services
 from claimflow.settings import Settings
@@ -54,6 +55,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
     """The conftest's ``services``, closing the engines a test made first: their run logs
     flush into this database, which must still be open."""
     built = build_services(settings)
+    create_app(services=built)
     yield built
     while _open:
         await _open.pop().aclose()

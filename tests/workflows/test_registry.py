@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from claimflow.app import create_app
 from claimflow.errors import WorkflowConfigError
 from claimflow.services import build_services
 from claimflow.workflows.definition import Binding, FailurePolicy, Workflow, WorkflowSettings
@@ -45,6 +46,7 @@ async def test_a_workflow_from_workflows_dir_runs_in_the_enabled_order(
             db_url, workflows_dir=str(tmp_path), workflows_enabled=["tier", "org_billing"]
         )
     )
+    create_app(services=services)
     try:
         assert services.workflows.registry is not None
         assert [w.id for w in services.workflows.registry.enabled()] == ["tier", "org_billing"]

@@ -20,6 +20,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,8 @@ log = logging.getLogger("claimflow.workflows.runtime")
 
 RUNNER_MODULE = "claimflow.workflows.runtime.runner"
 START_TIMEOUT_SECONDS = 60.0
+POLL_SECONDS = 0.0005
+"""How long the server polls for a runner's answer before it awaits it (``RunnerProcess.poll``)."""
 
 CallHandler = Callable[[str, dict[str, Any]], Awaitable[Any]]
 """Answers one binding call: ``(binding, args)`` → JSON value (raises to refuse)."""
@@ -53,7 +56,7 @@ def runner_environment() -> dict[str, str]:
     No ``CLAIMFLOW_*`` variable (secret key, database and Redis URLs), no M2M credentials, no
     proxy or cloud variables: the runner asks the server for everything it may use.
     """
-    paths = [p for p in sys.path if p and os.path.isdir(p)]
+    paths = [os.path.abspath(p) for p in sys.path if p and os.path.isdir(p)]
     return {
         "PATH": os.defpath,
         "PYTHONPATH": os.pathsep.join(paths),
@@ -63,8 +66,29 @@ def runner_environment() -> dict[str, str]:
     }
 
 
-def describe(sources: list[str], memory_mb: int) -> list[dict[str, Any]]:
-    """Each module's declaration, read in a runner so its top-level code never runs here."""
+def runner_user(configured: str | None = None) -> str | None:
+    """Who runners run as: ``configured`` (default ``nobody``) when the server runs as root;
+    None (the server's own user) otherwise, or when ``configured`` is ``root``."""
+    if os.geteuid() != 0:
+        return None
+    user = configured or "nobody"
+    return None if user == "root" else user
+
+
+def _user_args(user: str | None) -> list[str]:
+    return [] if user is None else ["--user", user]
+
+
+def _absolute(source: str) -> str:
+    """Runners start in ``/``: a workflow path is made absolute first."""
+    return os.path.abspath(source) if source.endswith(".py") else source
+
+
+def describe(
+    sources: list[str], memory_mb: int, user: str | None = runner_user()
+) -> list[dict[str, Any]]:
+    """Each module's declaration, read in a runner so its top-level code never runs here (nor,
+    when the server runs as root, as root: see ``runner_user``)."""
     completed = subprocess.run(  # noqa: S603 - our interpreter, our module, no shell
         [
             sys.executable,
@@ -72,10 +96,12 @@ def describe(sources: list[str], memory_mb: int) -> list[dict[str, Any]]:
             RUNNER_MODULE,
             "--memory-mb",
             str(memory_mb),
+            *_user_args(user),
             "--describe",
-            *sources,
+            *(_absolute(s) for s in sources),
         ],
         env=runner_environment(),
+        cwd="/",
         stdin=subprocess.DEVNULL,
         capture_output=True,
         timeout=START_TIMEOUT_SECONDS,
@@ -103,6 +129,41 @@ class RunnerProcess:
     def send(self, message: dict[str, Any]) -> None:
         self.writer.write(encode_frame(message))
 
+    def poll(self, seconds: float) -> None:
+        """Wait up to ``seconds`` for the runner's next frame without leaving the CPU.
+
+        Sleeping in the event loop until the runner answers gives the CPU away, and on a busy
+        host getting it back costs the server a scheduling period (milliseconds) per run; a
+        warm runner answers a short run well within ``seconds``. What arrives is fed to the
+        reader, so the loop's own reads go on from there; on a slower runner the caller simply
+        awaits as before."""
+        if seconds <= 0:
+            return
+        try:
+            # asyncio's subprocess gives no public handle on the stdout pipe's descriptor.
+            pipe = self.process._transport.get_pipe_transport(1)  # type: ignore[attr-defined]
+            fd = pipe.get_extra_info("pipe").fileno()
+        except (AttributeError, ValueError, OSError):
+            return  # no pipe any more (the runner is gone): the reader will say so
+        end = time.perf_counter() + seconds
+        received = bytearray()
+        while time.perf_counter() < end:
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                # The pipe's wake-up is a "sync" one: the kernel likely queued the runner on
+                # this CPU, expecting us to sleep. Yielding lets it run here at once.
+                os.sched_yield()
+                continue
+            except OSError:
+                return
+            if not data:
+                return  # end of file: the reader learns it from its transport
+            self.reader.feed_data(data)
+            received += data
+            if len(received) >= 4 and len(received) >= 4 + int.from_bytes(received[:4], "big"):
+                return
+
     def kill(self) -> None:
         if self.alive:
             with contextlib.suppress(ProcessLookupError):
@@ -112,8 +173,17 @@ class RunnerProcess:
 class RunnerPool:
     """The warm runners of one untrusted workflow."""
 
-    def __init__(self, workflow: Workflow, size: int, memory_mb: int, kill_grace: float) -> None:
+    def __init__(
+        self,
+        workflow: Workflow,
+        size: int,
+        memory_mb: int,
+        kill_grace: float,
+        user: str | None = None,
+    ) -> None:
         self.workflow = workflow
+        self.user = user
+        self.poll_seconds = POLL_SECONDS
         self.size = max(1, size)
         self.memory_mb = memory_mb
         self.kill_grace = kill_grace
@@ -158,12 +228,14 @@ class RunnerPool:
             "-m",
             RUNNER_MODULE,
             "--source",
-            self.workflow.source,
+            _absolute(self.workflow.source),
             "--memory-mb",
             str(self.memory_mb),
+            *_user_args(self.user),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env=runner_environment(),
+            cwd="/",
             close_fds=True,
         )
         assert process.stdin is not None and process.stdout is not None
@@ -219,8 +291,12 @@ class RunnerPool:
         deadline: float,
         on_call: CallHandler,
         on_log: LogHandler,
+        env: dict[str, dict[str, Any] | None] | None = None,
     ) -> dict[str, Any]:
-        """One run in a runner: its ``done`` message, or ``DeadlinePassed`` at ``deadline``."""
+        """One run in a runner: its ``done`` message, or ``DeadlinePassed`` at ``deadline``.
+
+        ``env`` holds the declared variables' values, sent with the run so that reading them
+        costs no round trip."""
         run = next(self._runs)
         try:
             async with asyncio.timeout_at(deadline):
@@ -236,8 +312,10 @@ class RunnerPool:
                     "run": run,
                     "declared": sorted(b.value for b in self.workflow.settings.bindings),
                     "event": event,
+                    "env": env or {},
                 }
             )
+            runner.poll(self.poll_seconds)
             async with asyncio.timeout_at(deadline):
                 while True:
                     message = await read_frame(runner.reader)
@@ -335,8 +413,15 @@ class RunnerPool:
 class RunnerPools:
     """One ``RunnerPool`` per untrusted workflow, made on first use."""
 
-    def __init__(self, size: int = 2, memory_mb: int = 512, kill_grace: float = 0.2) -> None:
+    def __init__(
+        self,
+        size: int = 2,
+        memory_mb: int = 512,
+        kill_grace: float = 0.2,
+        user: str | None = runner_user(),
+    ) -> None:
         self.size = size
+        self.user = user
         self.memory_mb = memory_mb
         self.kill_grace = kill_grace
         self._pools: dict[str, RunnerPool] = {}
@@ -345,7 +430,7 @@ class RunnerPools:
         pool = self._pools.get(workflow.id)
         if pool is None:
             pool = self._pools[workflow.id] = RunnerPool(
-                workflow, self.size, self.memory_mb, self.kill_grace
+                workflow, self.size, self.memory_mb, self.kill_grace, self.user
             )
         return pool
 

@@ -6,7 +6,8 @@ copy of its stdout (runner to server). Frames are small and few per run, so JSON
 sides readable and the protocol inspectable; ``MAX_FRAME_BYTES`` bounds what either side reads.
 
 Server to runner
-    ``run``     ``{t, run, workflow, source, declared, event}``: start one run;
+    ``run``     ``{t, run, declared, event, env}``: start one run; ``env`` carries the values
+                of the variables declared by name (``{key: {value, is_secret} | null}``);
     ``reply``   ``{t, id, ok, value | error}``: the answer to a binding call;
     ``cancel``  ``{t, run}``: the deadline passed, stop now.
 Runner to server

@@ -11,18 +11,32 @@ secrets one workflow may read never live in a process another workflow's code ru
 
 With ``--describe PATH...`` it loads the modules and prints their ``workflow_settings`` instead,
 so the server learns a user workflow's declaration without running its code in-process.
+
+With ``--user NAME`` (the server passes it when it runs as root) the runner switches to that
+user for good (real, effective and saved ids, no supplementary groups) before any line of the
+workflow runs: its top-level code, its ``run``, and anything it imports afterwards run as
+``NAME``, which cannot read the server's database file or secret-key file (both mode 600) nor
+switch back. Before the switch it reads the workflow's source and imports the modules the
+source names from outside claimflow (library code, which may live where ``NAME`` cannot read,
+such as an interpreter under ``/root``); the workflow's own code is compiled and run after it.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
+import contextlib
+import importlib
+import importlib.util
 import io
 import itertools
 import os
+import pwd
 import resource
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
@@ -122,12 +136,15 @@ class _ForwardedManagementAPI:
         return None
 
 
-def _bindings(channel: _Channel, run: int, declared: frozenset[Binding], trigger: str) -> Bindings:
+def _bindings(
+    channel: _Channel, run: int, declared: frozenset[Binding], trigger: str, env: dict[str, Any]
+) -> Bindings:
     logger = _ForwardedLogger(channel, run)
     encodings: dict[int, bytes] = {}
 
     async def read_variable(key: str) -> EnvironmentVariable | None:
-        value = await channel.call(run, Binding.ENV.value, {"key": key})
+        # The server sent the variables declared by name with the run; others are asked for.
+        value = env[key] if key in env else await channel.call(run, Binding.ENV.value, {"key": key})
         return None if value is None else EnvironmentVariable(value["value"], value["is_secret"])
 
     async def fetch(request: FetchRequest) -> FetchResponse:
@@ -177,7 +194,14 @@ async def _run(channel: _Channel, workflow: Workflow, message: dict[str, Any]) -
     run = int(message["run"])
     declared = frozenset(Binding(b) for b in message["declared"])
     event = event_from_wire(message["event"])
-    bindings = _bindings(channel, run, declared, event.context.workflow.trigger.value)
+    env = message.get("env")
+    bindings = _bindings(
+        channel,
+        run,
+        declared,
+        event.context.workflow.trigger.value,
+        env if isinstance(env, dict) else {},
+    )
     error: str | None = None
     streams = sys.stdout, sys.stderr
     if event.secrets:
@@ -209,14 +233,14 @@ async def _run(channel: _Channel, workflow: Workflow, message: dict[str, Any]) -
         channel.send({"t": "done", "run": run, "error": f"result not sendable: {exc}"})
 
 
-async def _serve(source: str, in_fd: int, out_fd: int) -> None:
+async def _serve(source: str, in_fd: int, out_fd: int, text: str | None = None) -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=2**16)
     await loop.connect_read_pipe(
         lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(in_fd, "rb", buffering=0)
     )
     channel = _Channel(reader, out_fd)
-    workflow = load_workflow(source)
+    workflow = load_workflow(source, text)
     channel.send({"t": "ready", "workflow": workflow.id})
     current: asyncio.Task[None] | None = None
     current_run: int | None = None
@@ -254,26 +278,166 @@ def _private_stdio() -> tuple[int, int]:
     return in_fd, out_fd
 
 
+def _source_text(source: str) -> str | None:
+    """The workflow's source, read without running it (None when it cannot be found)."""
+    path: str | None = source
+    if not source.endswith(".py"):
+        with contextlib.suppress(ImportError, ValueError):
+            spec = importlib.util.find_spec(source.split(":", 1)[0])
+            path = spec.origin if spec is not None else None
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+AUTHOR_PACKAGES = ("claimflow.workflows", "claimflow.claims", "claimflow.errors")
+"""What of claimflow a workflow may import (the author's API; no I/O when imported)."""
+
+COMMON_MODULES = (
+    "base64",
+    "collections",
+    "contextlib",
+    "dataclasses",
+    "datetime",
+    "decimal",
+    "enum",
+    "functools",
+    "hashlib",
+    "hmac",
+    "importlib.metadata",
+    "importlib.resources",
+    "ipaddress",
+    "itertools",
+    "json",
+    "logging",
+    "math",
+    "random",
+    "re",
+    "secrets",
+    "string",
+    "time",
+    "typing",
+    "unicodedata",
+    "urllib.parse",
+    "uuid",
+    "zoneinfo",
+    "encodings.idna",
+    "encodings.latin_1",
+    "encodings.ascii",
+    "encodings.utf_8",
+)
+"""Standard modules a workflow commonly uses, directly or through a library, imported before
+the switch: where the interpreter's own files are readable by root only (a Python under
+``/root``), a module first imported after it cannot be read."""
+
+
+def _imported_modules(text: str) -> set[str]:
+    """Absolute module names the source imports anywhere; of claimflow, only the author's API
+    (the rest is the server's and is no workflow's business)."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return {
+        n
+        for n in names
+        if n.split(".")[0] != "claimflow"
+        or any(n == p or n.startswith(p + ".") for p in AUTHOR_PACKAGES)
+    }
+
+
+def _beside_workflows(name: str, directories: set[Path]) -> bool:
+    """Whether the top-level module ``name`` would come from a workflow's own directory (or
+    cannot be located): such a module is the workflow author's code, not a library."""
+    try:
+        spec = importlib.util.find_spec(name.split(".")[0])
+    except (ImportError, ValueError):
+        return True
+    if spec is None:
+        return True
+    places = [spec.origin] if spec.origin and spec.has_location else []
+    places += list(spec.submodule_search_locations or [])
+    return any(
+        directory in Path(place).resolve().parents or Path(place).resolve() == directory
+        for place in places
+        for directory in directories
+    )
+
+
+def _preload(sources: list[str]) -> dict[str, str]:
+    """Read, while still privileged, the workflows' sources, and import the library modules
+    they name: never one that lies beside a workflow (its top-level code must not run as the
+    server's user). Returns the sources' text by source, to be compiled and run after the
+    switch."""
+    texts: dict[str, str] = {}
+    for name in (*AUTHOR_PACKAGES, *COMMON_MODULES):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    directories = {Path(s).resolve().parent for s in sources if s.endswith(".py")}
+    for source in sources:
+        text = _source_text(source)
+        if text is None:
+            continue
+        if source.endswith(".py"):
+            texts[source] = text
+        for name in sorted(_imported_modules(text)):
+            if _beside_workflows(name, directories):
+                continue
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
+    return texts
+
+
+def drop_privileges(user: str) -> None:
+    """Become ``user`` for good: groups, then gid, then uid (as root, ``setuid`` sets the real,
+    effective and saved ids, so there is no way back)."""
+    entry = pwd.getpwnam(user)
+    os.setgroups([])
+    os.setgid(entry.pw_gid)
+    os.setuid(entry.pw_uid)
+    if entry.pw_uid != 0:
+        try:
+            os.setuid(0)
+        except PermissionError:
+            return
+        raise SystemExit("the runner could switch back to root; refusing to run workflows")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="claimflow.workflows.runtime.runner")
     parser.add_argument("--source", help="the workflow module: a module name or a .py path")
     parser.add_argument("--memory-mb", type=int, default=0)
     parser.add_argument("--describe", nargs="*", default=None)
+    parser.add_argument("--user", default=None, help="switch to this user before workflow code")
     args = parser.parse_args(argv)
     _limit_memory(args.memory_mb)
     in_fd, out_fd = _private_stdio()
+    texts: dict[str, str] = {}
+    if args.user:
+        texts = _preload(args.describe if args.describe is not None else [args.source or ""])
+        drop_privileges(args.user)
     if args.describe is not None:
         described: list[dict[str, Any]] = []
         for source in args.describe:
             try:
-                described.append({"settings": load_workflow(source).settings.to_wire()})
+                loaded = load_workflow(source, texts.get(source))
+                described.append({"settings": loaded.settings.to_wire()})
             except Exception as exc:  # reported to the server, which refuses to start
                 described.append({"error": f"{type(exc).__name__}: {exc}"})
         os.write(out_fd, encode_frame({"t": "described", "workflows": described}))
         return
     if not args.source:
         parser.error("--source is required")
-    asyncio.run(_serve(args.source, in_fd, out_fd))
+    asyncio.run(_serve(args.source, in_fd, out_fd, texts.get(args.source)))
 
 
 if __name__ == "__main__":

@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import socket
 import textwrap
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -61,6 +63,7 @@ async def deploy(tmp_path: Path, db_url: str) -> AsyncIterator[Callable[..., obj
             )
         )
         built.append(services)
+        create_app(services=services)  # serves the in-process Management API, as a server does
         await services.workflows.warm_up()
         return services
 
@@ -183,8 +186,11 @@ found = {"environ": sorted(k for k in os.environ if k.startswith(("CLAIMFLOW", "
 for obj in gc.get_objects():
     if type(obj).__name__ in {"Settings", "SecretBox", "Database", "KeyManager"}:
         found["gc"].append(repr(vars(obj)) if hasattr(obj, "__dict__") else repr(obj))
-with open("/proc/self/environ", "rb") as environ:
-    found["proc"] = [v.decode() for v in environ.read().split(b"\\0") if b"CLAIMFLOW" in v]
+try:
+    with open("/proc/self/environ", "rb") as environ:
+        found["proc"] = [v.decode() for v in environ.read().split(b"\\0") if b"CLAIMFLOW" in v]
+except PermissionError:  # a runner that switched user from root is not dumpable
+    found["proc"] = "unreadable"
 bindings.access_token.set_custom_claim("snooped", found)
 """
 
@@ -197,7 +203,8 @@ async def test_the_process_environment_and_memory_hold_no_secret_key(
     report = await run_one(services, "snoop")
     assert report.ok, report.run.error
     (snooped,) = report.access_token["snooped"]
-    assert snooped == {"environ": [], "gc": [], "proc": []}
+    assert snooped["proc"] in ([], "unreadable")
+    assert snooped == {"environ": [], "gc": [], "proc": snooped["proc"]}
     assert SECRET_KEY not in json.dumps(snooped)
 
 
@@ -347,6 +354,43 @@ async def test_fetch_goes_only_to_declared_hosts_and_refuses_private_addresses(
     undeclared = await run_one(services, "elsewhere")
     assert "is not in the workflow's fetch_hosts" in (undeclared.run.error or "")
     assert len(kinde.requests) == 1
+
+
+async def test_fetch_connects_to_the_address_it_checked_not_to_a_rebound_name(
+    deploy: Callable[..., object], kinde: FakeKinde, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: the name answers a public address first, loopback afterwards. Checking
+    one answer and connecting by name (a second resolution) reached the real server on loopback;
+    the pinned fetch resolves once and connects to the checked address, never to loopback."""
+    port = int(kinde.base_url.rsplit(":", 1)[1])
+    real = socket.getaddrinfo
+    answers: list[str] = []
+
+    def rebinding(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host  # anyio passes IDNA bytes
+        if name != "crm.rebind.test":
+            return real(host, *args, **kwargs)
+        address = "93.184.215.14" if not answers else "127.0.0.1"
+        answers.append(address)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    body = f"""
+    answer = await bindings.fetch("http://crm.rebind.test:{port}/api/v1/organization?code=org_1")
+    bindings.access_token.set_custom_claim("status", answer.status)
+    """
+    source = workflow_source(
+        "rebind",
+        body,
+        bindings="TOKENS | {Binding.FETCH}",
+        fetch_hosts='frozenset({"crm.rebind.test"})',
+        failure_policy="FailurePolicy.CONTINUE",
+        time_limit_seconds="1",
+    )
+    services: Services = await deploy({"rebind": source})  # type: ignore[misc]
+    await run_one(services, "rebind")
+    assert answers == ["93.184.215.14"]  # resolved once; what was checked is what was dialled
+    assert kinde.requests == []  # nothing reached the server on loopback
 
 
 TYPED_PASSWORD = "typed-Pa55word-" + secrets.token_hex(4)
