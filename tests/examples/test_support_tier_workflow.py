@@ -27,7 +27,11 @@ def _sign_in(org_code: str | None) -> TokensGenerationEvent:
 @pytest.fixture
 async def example_services(db_url: str) -> AsyncIterator[Services]:
     settings = make_settings(
-        db_url, workflows_dir=str(EXAMPLES), workflows_enabled=["org_billing", "support_tier"]
+        db_url,
+        workflows_dir=str(EXAMPLES),
+        workflows_enabled=["org_billing", "support_tier"],
+        # The example's own 0.5 s limit is for production; a loaded test machine needs more.
+        workflow_overrides={"support_tier": {"time_limit_seconds": 30.0}},
     )
     services = build_services(settings)
     await services.workflows.warm_up()  # the app's lifespan does this at start-up
