@@ -1,9 +1,30 @@
-"""Engine, transactions and migrations for SQLite (embedded) and PostgreSQL (scale-out)."""
+"""Engine, transactions and migrations for SQLite (embedded) and PostgreSQL (scale-out).
+
+**Request scope.** ``request_scope()`` gives the current task one pooled connection for a whole
+unit of work (a token request), checked out on first use and given back by ``release()`` before
+slow work that needs no database (workflows): every ``connect()`` and ``transaction()`` inside it reuses that
+connection instead of checking out its own, so a request pays one checkout (one pre-ping on
+PostgreSQL) rather than one per statement group. A ``transaction()`` inside a scope still
+commits at its end and rolls back on an exception, exactly as outside one; reads before it share
+its transaction (one ``BEGIN`` per request), and reads after the last one are rolled back when the
+scope ends. The scope belongs to the
+task that opened it: tasks it spawns (a shared billing load, the run-log writer) check out their
+own connections as before.
+
+**SQLite writers.** SQLite lets one writer in at a time and makes the others poll with growing
+sleeps (``busy_timeout``), which turns a queue of eight writers into a p99 of a second. Write
+transactions of one process therefore take an ``asyncio.Lock`` first, so they wait in arrival
+order and each enters SQLite when the previous one has committed; ``busy_timeout`` still
+arbitrates between processes.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,20 +55,108 @@ def create_engine(url: str, *, pre_ping: bool = True, **options: Any) -> AsyncEn
     )
 
 
+@dataclass(slots=True)
+class _Scope:
+    """The connection of one request scope, usable by the task that opened it only."""
+
+    database: Database
+    task: asyncio.Task[Any] | None
+    conn: AsyncConnection | None = None
+
+
+_scope: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar(
+    "claimflow_request_scope", default=None
+)
+_writing: contextvars.ContextVar[Database | None] = contextvars.ContextVar(
+    "claimflow_sqlite_writer", default=None
+)
+
+
 class Database:
     """Owns the engine; ``transaction()`` gives one atomic unit of work."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = create_engine(url)
+        self.is_sqlite = url.startswith("sqlite")
+        self._writer = asyncio.Lock()
+
+    def _current_scope(self) -> _Scope | None:
+        scope = _scope.get()
+        if scope is None or scope.database is not self:
+            return None
+        return scope if scope.task is asyncio.current_task() else None
+
+    async def _scoped(self) -> AsyncConnection | None:
+        """The scope's connection, checked out on first use; None outside a scope."""
+        scope = self._current_scope()
+        if scope is None:
+            return None
+        if scope.conn is None:
+            scope.conn = await self.engine.connect()
+        return scope.conn
+
+    @asynccontextmanager
+    async def request_scope(self) -> AsyncIterator[None]:
+        """One connection for every ``connect()``/``transaction()`` of this task until exit."""
+        if self._current_scope() is not None:
+            yield
+            return
+        token = _scope.set(_Scope(self, asyncio.current_task()))
+        try:
+            yield
+        finally:
+            await self.release()
+            _scope.reset(token)
+
+    async def release(self) -> None:
+        """Give the scope's connection back to the pool, ending what it read.
+
+        Called before work that does not need the database and may take long (workflows), so
+        a scope never holds a pooled connection that other work (a billing load) waits for;
+        the next use inside the scope checks one out again.
+        """
+        scope = self._current_scope()
+        if scope is not None and scope.conn is not None:
+            conn, scope.conn = scope.conn, None
+            await conn.close()
+
+    @asynccontextmanager
+    async def _write_turn(self) -> AsyncIterator[None]:
+        """On SQLite, wait for this process's previous writer to commit (arrival order)."""
+        if not self.is_sqlite or _writing.get() is self:
+            yield
+            return
+        async with self._writer:
+            token = _writing.set(self)
+            try:
+                yield
+            finally:
+                _writing.reset(token)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.begin() as conn:
-            yield conn
+        async with self._write_turn():
+            conn = await self._scoped()
+            if conn is None:
+                async with self.engine.begin() as conn:
+                    yield conn
+                return
+            # Reads of the scope before this point share the transaction (one BEGIN per
+            # request); what they read is only what a separate read would have seen.
+            try:
+                yield conn
+            except BaseException:
+                await conn.rollback()
+                raise
+            await conn.commit()
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
+        conn = await self._scoped()
+        if conn is not None:
+            yield conn
+            return
         async with self.engine.connect() as conn:
             yield conn
 

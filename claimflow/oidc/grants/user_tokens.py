@@ -105,6 +105,8 @@ async def issue(
     """Run the workflows, then sign; workflow and budget failures become OAuth errors."""
     services, client = request.services, request.client
     settings = services.settings
+    # Workflows may take their time limit: hold no pooled connection meanwhile.
+    await services.db.release()
     event = tokens_generation_event(
         issuer=ctx.issuer,
         user_id=ctx.user.id,
