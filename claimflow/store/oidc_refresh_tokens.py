@@ -13,7 +13,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import (
+    LargeBinary,
+    and_,
+    bindparam,
+    case,
+    cast,
+    exists,
+    insert,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claimflow.crypto import digest_secret
@@ -104,29 +116,41 @@ async def spend_refresh_token(
     ``successor_sealed`` (the successor, encrypted) is kept on the spent row for the reuse
     grace; any successor kept on an earlier token of the family is dropped, since spending
     this one shows the client received it.
+
+    One statement does both (one round trip): it updates the presented row if it is still
+    unspent, and clears the sealed successor of the family's other rows only if it does.
     """
     digest = digest_secret(token)
-    result = await conn.execute(
-        update(t.refresh_tokens)
-        .where(
-            t.refresh_tokens.c.token_hash == digest,
-            t.refresh_tokens.c.used_on.is_(None),
-            t.refresh_tokens.c.revoked_on.is_(None),
-        )
-        .values(used_on=utcnow(), successor_sealed=successor_sealed)
+    rows = t.refresh_tokens.c
+    presented = rows.token_hash == digest
+    same = t.refresh_tokens.alias("presented")
+    spendable = exists().where(
+        same.c.token_hash == digest, same.c.used_on.is_(None), same.c.revoked_on.is_(None)
     )
-    if result.rowcount != 1:
-        return False
-    await conn.execute(
-        update(t.refresh_tokens)
-        .where(
-            t.refresh_tokens.c.family_id == family_id,
-            t.refresh_tokens.c.token_hash != digest,
-            t.refresh_tokens.c.successor_sealed.is_not(None),
+    spent = (
+        await conn.execute(
+            update(t.refresh_tokens)
+            .where(
+                rows.family_id == family_id,
+                or_(
+                    and_(presented, rows.used_on.is_(None), rows.revoked_on.is_(None)),
+                    and_(~presented, rows.successor_sealed.is_not(None), spendable),
+                ),
+            )
+            .values(
+                used_on=case(
+                    (presented, bindparam("now", utcnow(), type_=rows.used_on.type)),
+                    else_=rows.used_on,
+                ),
+                successor_sealed=case(
+                    (presented, cast(bindparam("sealed", successor_sealed), LargeBinary)),
+                    else_=null(),
+                ),
+            )
+            .returning(rows.token_hash)
         )
-        .values(successor_sealed=None)
-    )
-    return True
+    ).scalars()
+    return digest in set(spent)
 
 
 async def claim_successor(conn: AsyncConnection, token: str, used_after: datetime) -> bytes | None:
