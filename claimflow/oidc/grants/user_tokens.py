@@ -17,7 +17,7 @@ from claimflow.oidc.grants.base import TokenRequest
 from claimflow.oidc.resource_indicators import authorize_user_audiences
 from claimflow.oidc.workflow_events import tokens_generation_event
 from claimflow.services import Services
-from claimflow.store import oidc_refresh_tokens, organizations, users
+from claimflow.store import oidc_refresh_tokens, organizations
 from claimflow.tokens.claims import TokenContext
 from claimflow.tokens.issue import IssuedTokens, TokenSizeBudget, issue_user_tokens
 from claimflow.workflows.event import AuthOrigin
@@ -45,10 +45,9 @@ async def token_context(
     refreshes, and the token must then be refused (``invalid_target``, RFC 8707 §2).
     """
     await authorize_user_audiences(conn, client, audience, services.management_audience)
-    user = await users.find_user(conn, user_id)
+    user, memberships = await organizations.token_subject(conn, user_id)
     if user is None or user.is_suspended:
         raise OAuthError("invalid_grant", "The user can no longer sign in.")
-    memberships = await organizations.memberships_of_user(conn, user_id)
     membership = None
     if org_code is not None:
         membership = next((m for m in memberships if m.org_code == org_code), None)
