@@ -65,6 +65,9 @@ def _token(row: Any) -> RefreshToken:
     )
 
 
+_INSERT = insert(t.refresh_tokens)
+
+
 async def create_refresh_token(
     conn: AsyncConnection,
     token: str,
@@ -82,30 +85,65 @@ async def create_refresh_token(
 ) -> None:
     now = utcnow()
     await conn.execute(
-        insert(t.refresh_tokens).values(
-            token_hash=digest_secret(token),
-            family_id=family_id,
-            client_id=client_id,
-            user_id=user_id,
-            org_code=org_code,
-            scope=scope,
-            audience=list(audience),
-            auth_time=auth_time,
-            created_on=now,
-            expires_on=now + timedelta(seconds=ttl_seconds),
-            access_token_jti=access_token_jti,
-            access_token_expires_on=access_token_expires_on,
-        )
+        _INSERT,
+        {
+            "token_hash": digest_secret(token),
+            "family_id": family_id,
+            "client_id": client_id,
+            "user_id": user_id,
+            "org_code": org_code,
+            "scope": scope,
+            "audience": list(audience),
+            "auth_time": auth_time,
+            "created_on": now,
+            "expires_on": now + timedelta(seconds=ttl_seconds),
+            "access_token_jti": access_token_jti,
+            "access_token_expires_on": access_token_expires_on,
+        },
     )
 
 
+_BY_HASH = select(t.refresh_tokens).where(t.refresh_tokens.c.token_hash == bindparam("digest"))
+
+
 async def find_refresh_token(conn: AsyncConnection, token: str) -> RefreshToken | None:
-    row = (
-        await conn.execute(
-            select(t.refresh_tokens).where(t.refresh_tokens.c.token_hash == digest_secret(token))
-        )
-    ).first()
+    row = (await conn.execute(_BY_HASH, {"digest": digest_secret(token)})).first()
     return None if row is None else _token(row)
+
+
+def _spend_statement() -> Any:
+    """The spend of ``spend_refresh_token``, built once (it runs on every refresh)."""
+    rows = t.refresh_tokens.c
+    presented = rows.token_hash == bindparam("digest")
+    same = t.refresh_tokens.alias("presented")
+    spendable = exists().where(
+        same.c.token_hash == bindparam("digest"),
+        same.c.used_on.is_(None),
+        same.c.revoked_on.is_(None),
+    )
+    return (
+        update(t.refresh_tokens)
+        .where(
+            rows.family_id == bindparam("b_family_id"),
+            or_(
+                and_(presented, rows.used_on.is_(None), rows.revoked_on.is_(None)),
+                and_(~presented, rows.successor_sealed.is_not(None), spendable),
+            ),
+        )
+        .values(
+            used_on=case(
+                (presented, bindparam("now", type_=rows.used_on.type)), else_=rows.used_on
+            ),
+            successor_sealed=case(
+                (presented, cast(bindparam("sealed", type_=LargeBinary), LargeBinary)),
+                else_=null(),
+            ),
+        )
+        .returning(rows.token_hash)
+    )
+
+
+_SPEND = _spend_statement()
 
 
 async def spend_refresh_token(
@@ -121,35 +159,13 @@ async def spend_refresh_token(
     unspent, and clears the sealed successor of the family's other rows only if it does.
     """
     digest = digest_secret(token)
-    rows = t.refresh_tokens.c
-    presented = rows.token_hash == digest
-    same = t.refresh_tokens.alias("presented")
-    spendable = exists().where(
-        same.c.token_hash == digest, same.c.used_on.is_(None), same.c.revoked_on.is_(None)
-    )
-    spent = (
-        await conn.execute(
-            update(t.refresh_tokens)
-            .where(
-                rows.family_id == family_id,
-                or_(
-                    and_(presented, rows.used_on.is_(None), rows.revoked_on.is_(None)),
-                    and_(~presented, rows.successor_sealed.is_not(None), spendable),
-                ),
-            )
-            .values(
-                used_on=case(
-                    (presented, bindparam("now", utcnow(), type_=rows.used_on.type)),
-                    else_=rows.used_on,
-                ),
-                successor_sealed=case(
-                    (presented, cast(bindparam("sealed", successor_sealed), LargeBinary)),
-                    else_=null(),
-                ),
-            )
-            .returning(rows.token_hash)
-        )
-    ).scalars()
+    params = {
+        "digest": digest,
+        "b_family_id": family_id,
+        "now": utcnow(),
+        "sealed": successor_sealed,
+    }
+    spent = (await conn.execute(_SPEND, params)).scalars()
     return digest in set(spent)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claimflow.domain import Membership, Organization, User
@@ -196,6 +196,14 @@ async def memberships_of_user(conn: AsyncConnection, user_id: str) -> list[Membe
     return [_membership(row, grants) for row in rows]
 
 
+_TOKEN_SUBJECT = (
+    select(t.users, t.memberships.c.org_code, t.memberships.c.joined_on)
+    .outerjoin(t.memberships, t.memberships.c.user_id == t.users.c.id)
+    .where(t.users.c.id == bindparam("user_id"))
+    .order_by(t.memberships.c.org_code)
+)
+
+
 async def token_subject(
     conn: AsyncConnection, user_id: str
 ) -> tuple[User | None, list[Membership]]:
@@ -204,14 +212,7 @@ async def token_subject(
     The user row comes with its memberships (a left join, one row per membership); the grants
     of them all follow in one query, and only when the user may still sign in.
     """
-    m = t.memberships.c
-    query = (
-        select(t.users, m.org_code, m.joined_on)
-        .outerjoin(t.memberships, m.user_id == t.users.c.id)
-        .where(t.users.c.id == user_id)
-        .order_by(m.org_code)
-    )
-    rows = list(await conn.execute(query))
+    rows = list(await conn.execute(_TOKEN_SUBJECT, {"user_id": user_id}))
     if not rows:
         return None, []
     user = user_from_row(rows[0])
