@@ -70,6 +70,9 @@ class _Scope:
     database: Database
     task: asyncio.Task[Any] | None
     conn: AsyncConnection | None = None
+    writing: bool = False
+    """A ``transaction()`` of the scope is open: a nested one gets its own connection, as
+    outside a scope, so it cannot commit or roll back the outer one's work."""
 
 
 _scope: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar(
@@ -156,27 +159,32 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         async with self._write_turn():
-            conn = await self._scoped()
-            if conn is None:
+            scope = self._current_scope()
+            if scope is None or scope.writing:
                 async with self.engine.begin() as conn:
                     yield conn
                 return
+            scoped = await self._scoped()
+            assert scoped is not None
             if not self.is_sqlite:
                 # Leave autocommit for a real transaction (no round trip: asyncpg sends BEGIN
                 # with the first statement); the pool restores autocommit on check-in.
-                if conn.in_transaction():
-                    await conn.rollback()
-                await conn.execution_options(isolation_level=self._transaction_isolation())
+                if scoped.in_transaction():
+                    await scoped.rollback()
+                await scoped.execution_options(isolation_level=self._transaction_isolation())
             # On SQLite the scope's earlier reads share the transaction (pysqlite begins it
             # at the first write); what they read is only what a separate read would have seen.
+            scope.writing = True
             try:
-                yield conn
+                yield scoped
             except BaseException:
-                await conn.rollback()
+                await scoped.rollback()
                 raise
-            await conn.commit()
+            finally:
+                scope.writing = False
+            await scoped.commit()
             if not self.is_sqlite:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await scoped.execution_options(isolation_level="AUTOCOMMIT")
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:

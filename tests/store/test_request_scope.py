@@ -64,3 +64,20 @@ async def test_concurrent_sqlite_writers_all_commit(db_url: str) -> None:
     await asyncio.gather(*(write(i) for i in range(32)))
     assert await _count(db) == 32
     await db.dispose()
+
+
+async def test_a_nested_transaction_in_a_scope_is_its_own(pg_url: str) -> None:
+    """As outside a scope, a transaction opened inside another commits on its own, and the
+    outer one's rollback does not undo it (nor does the inner one commit the outer's work)."""
+    db = Database(pg_url)
+    with pytest.raises(RuntimeError):
+        async with db.request_scope(), db.transaction() as outer:
+            await organizations.create_organization(outer, name="outer", code="org_outer")
+            async with db.transaction() as inner:
+                assert inner is not outer
+                await organizations.create_organization(inner, name="inner", code="org_inner")
+            raise RuntimeError("the outer transaction fails")
+    async with db.connect() as conn:
+        codes = (await conn.execute(select(t.organizations.c.code))).scalars().all()
+    assert codes == ["org_inner"]
+    await db.dispose()
