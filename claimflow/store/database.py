@@ -187,6 +187,31 @@ class Database:
                 await scoped.execution_options(isolation_level="AUTOCOMMIT")
 
     @asynccontextmanager
+    async def single_statement(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for a write the store does in one statement on PostgreSQL.
+
+        In a PostgreSQL request scope it is the scope's autocommit connection: the statement is
+        atomic and commits as it runs, with no ``BEGIN`` or ``COMMIT`` round trip. Everywhere
+        else it is ``transaction()``, so the store may use several statements there (SQLite)
+        and they commit together.
+        """
+        scope = self._current_scope()
+        if self.is_sqlite or scope is None or scope.writing:
+            async with self.transaction() as conn:
+                yield conn
+            return
+        scoped = await self._scoped()
+        assert scoped is not None
+        if scoped.in_transaction():
+            await scoped.rollback()  # the scope's reads; in autocommit nothing is sent
+        await scoped.execution_options(isolation_level="AUTOCOMMIT")
+        scope.writing = True
+        try:
+            yield scoped
+        finally:
+            scope.writing = False
+
+    @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         conn = await self._scoped()
         if conn is not None:

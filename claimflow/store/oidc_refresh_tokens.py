@@ -169,6 +169,105 @@ async def spend_refresh_token(
     return digest in set(spent)
 
 
+def _rotate_statement() -> Any:
+    """PostgreSQL: the spend and the successor's insert as one statement (a data-modifying CTE).
+
+    The successor row is inserted only if the spend returned the presented token, so the
+    statement is exactly the spend followed by a conditional insert, in one round trip and
+    atomic on its own (no ``BEGIN``/``COMMIT`` needed)."""
+    spent = _SPEND.cte("spent")
+    columns = [c for c in t.refresh_tokens.c if c.name in _SUCCESSOR_COLUMNS]
+    values = select(*(cast(bindparam(f"n_{c.name}", type_=c.type), c.type) for c in columns))
+    values = values.where(
+        exists().where(spent.c.token_hash == bindparam("digest")).select_from(spent)
+    )
+    return (
+        insert(t.refresh_tokens)
+        .from_select([c.name for c in columns], values)
+        .returning(t.refresh_tokens.c.token_hash)
+        .add_cte(spent)
+    )
+
+
+_SUCCESSOR_COLUMNS = (
+    "token_hash",
+    "family_id",
+    "client_id",
+    "user_id",
+    "org_code",
+    "scope",
+    "audience",
+    "auth_time",
+    "created_on",
+    "expires_on",
+    "access_token_jti",
+    "access_token_expires_on",
+)
+_ROTATE = _rotate_statement()
+
+
+@dataclass(frozen=True, slots=True)
+class Successor:
+    """The refresh token that replaces a spent one (see ``create_refresh_token``)."""
+
+    token: str
+    client_id: str
+    user_id: str
+    org_code: str | None
+    scope: str
+    audience: Sequence[str]
+    auth_time: datetime
+    ttl_seconds: int
+    access_token_jti: str
+    access_token_expires_on: datetime
+
+    def row(self, family_id: str) -> dict[str, Any]:
+        now = utcnow()
+        return {
+            "token_hash": digest_secret(self.token),
+            "family_id": family_id,
+            "client_id": self.client_id,
+            "user_id": self.user_id,
+            "org_code": self.org_code,
+            "scope": self.scope,
+            "audience": list(self.audience),
+            "auth_time": self.auth_time,
+            "created_on": now,
+            "expires_on": now + timedelta(seconds=self.ttl_seconds),
+            "access_token_jti": self.access_token_jti,
+            "access_token_expires_on": self.access_token_expires_on,
+        }
+
+
+async def rotate_refresh_token(
+    conn: AsyncConnection,
+    token: str,
+    *,
+    family_id: str,
+    successor: Successor,
+    successor_sealed: bytes | None = None,
+) -> bool:
+    """Spend ``token`` and store ``successor`` in its family; False (nothing stored) when the
+    token was already used or revoked. One statement on PostgreSQL, so ``conn`` may be in
+    autocommit (``Database.single_statement``); the spend then the insert elsewhere."""
+    if conn.dialect.name != "postgresql":
+        won = await spend_refresh_token(
+            conn, token, family_id=family_id, successor_sealed=successor_sealed
+        )
+        if won:
+            await conn.execute(_INSERT, successor.row(family_id))
+        return won
+    digest = digest_secret(token)
+    params: dict[str, Any] = {
+        "digest": digest,
+        "b_family_id": family_id,
+        "now": utcnow(),
+        "sealed": successor_sealed,
+    }
+    params.update({f"n_{name}": value for name, value in successor.row(family_id).items()})
+    return (await conn.execute(_ROTATE, params)).first() is not None
+
+
 async def claim_successor(conn: AsyncConnection, token: str, used_after: datetime) -> bytes | None:
     """Take the sealed successor of a token spent after ``used_after``, once.
 

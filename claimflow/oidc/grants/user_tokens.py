@@ -98,6 +98,30 @@ async def store_refresh_token(
     )
 
 
+def successor_token(
+    request: TokenRequest,
+    refresh_token: str,
+    *,
+    ctx: TokenContext,
+    granted_scope: str,
+    tokens: IssuedTokens,
+) -> oidc_refresh_tokens.Successor:
+    """The row ``store_refresh_token`` would store, for a rotation that stores it with the spend."""
+    settings = request.services.settings
+    return oidc_refresh_tokens.Successor(
+        token=refresh_token,
+        client_id=request.client.client_id,
+        user_id=ctx.user.id,
+        org_code=ctx.org_code,
+        scope=granted_scope,
+        audience=ctx.audience,
+        auth_time=ctx.auth_time,
+        ttl_seconds=request.client.refresh_token_ttl_seconds or settings.refresh_token_ttl_seconds,
+        access_token_jti=tokens.access_token_jti,
+        access_token_expires_on=tokens.access_token_expires_on,
+    )
+
+
 async def issue(
     request: TokenRequest, ctx: TokenContext, origin: AuthOrigin, *, is_existing_session: bool
 ) -> IssuedTokens:
