@@ -184,7 +184,9 @@ async def _ok(response: httpx.Response) -> Any:
     return response.json()
 
 
-async def seed_claimflow(issuer: str, admin: dict[str, str], chains: int) -> dict[str, Any]:
+async def seed_claimflow(
+    issuer: str, admin: dict[str, str], chains: int, features: int = FEATURES
+) -> dict[str, Any]:
     """The business, through claimflow's own Management API; refresh tokens by real sign-ins."""
     async with httpx.AsyncClient(base_url=issuer, timeout=30) as http:
         token = await _ok(
@@ -195,7 +197,7 @@ async def seed_claimflow(issuer: str, admin: dict[str, str], chains: int) -> dic
         )
         api = {"Authorization": f"Bearer {token['access_token']}"}
         prices = []
-        for i in range(FEATURES):
+        for i in range(features):
             feature = {"code": f"feat_{i}", "name": f"Feature {i}", "kind": "limit"}
             await _ok(await http.post("/api/v1/billing/features", json=feature, headers=api))
             prices.append(
@@ -330,7 +332,9 @@ def postgres_database() -> Iterator[str]:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def start_claimflow(workdir: Path, database_url: str, chains: int, database: str | None) -> Server:
+def start_claimflow(
+    workdir: Path, database_url: str, chains: int, database: str | None, features: int = FEATURES
+) -> Server:
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
     env = os.environ | {
@@ -355,7 +359,7 @@ def start_claimflow(workdir: Path, database_url: str, chains: int, database: str
         text=True,
     )
     wait_for(issuer + "/.well-known/openid-configuration")
-    seeded = asyncio.run(seed_claimflow(issuer, admin, chains))
+    seeded = asyncio.run(seed_claimflow(issuer, admin, chains, features))
     return Server(
         "claimflow",
         process,

@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(management.router)
     app.include_router(management.kinde_webhooks_router)
     app.include_router(observability.router)
-    tracing.install_tracing(app, services.db.engine)
+    tracing.install_tracing(app, services.db.engines)
     app.include_router(account.router)
     openapi_errors.install(app)
     services.workflows.serve_management_api(app)  # the in-process Management API transport

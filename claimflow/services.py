@@ -39,6 +39,7 @@ class Services:
 
     async def close(self) -> None:
         await self.workflows.aclose()
+        await self.keys.aclose()
         if self.kinde_webhooks is not None:
             await self.kinde_webhooks.aclose()
         await self.db.dispose()

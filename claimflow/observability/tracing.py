@@ -15,7 +15,7 @@ argument directly, so a deployment that does not trace pays nothing.
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -55,7 +55,9 @@ def _exporter_from_environment() -> SpanExporter:
 
 
 def install_tracing(
-    app: FastAPI, engine: AsyncEngine, exporter: SpanExporter | None = None
+    app: FastAPI,
+    engine: AsyncEngine | Sequence[AsyncEngine],
+    exporter: SpanExporter | None = None,
 ) -> bool:
     """Instrument ``app`` and its clients when asked; True when tracing is on.
 
@@ -83,8 +85,11 @@ def install_tracing(
     FastAPIInstrumentor.instrument_app(app, tracer_provider=provider)
     # Its declared range stops below SQLAlchemy 2.1; the engine events it hooks are unchanged
     # in 2.1 (tests/observability/test_tracing.py checks the query spans arrive).
+    from sqlalchemy.ext.asyncio import AsyncEngine as Engine
+
+    engines = [engine] if isinstance(engine, Engine) else list(engine)
     SQLAlchemyInstrumentor().instrument(
-        engine=engine.sync_engine, tracer_provider=provider, skip_dep_check=True
+        engines=[e.sync_engine for e in engines], tracer_provider=provider, skip_dep_check=True
     )
     HTTPXClientInstrumentor().instrument(tracer_provider=provider)
     RedisInstrumentor().instrument(tracer_provider=provider)

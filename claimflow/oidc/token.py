@@ -23,8 +23,10 @@ async def token_endpoint(request: Request) -> JSONResponse:
     handler = GRANT_HANDLERS.get(grant_type)
     if handler is None:
         raise OAuthError("unsupported_grant_type", f"Grant type '{grant_type}' is not supported.")
-    client = await authenticate_client(request, params, services.db)
-    body = await handler(
-        TokenRequest(client=client, params=params, services=services, http=request)
-    )
+    # One pooled connection for the request's reads and its write (``Database.request_scope``).
+    async with services.db.request_scope():
+        client = await authenticate_client(request, params, services.db)
+        body = await handler(
+            TokenRequest(client=client, params=params, services=services, http=request)
+        )
     return JSONResponse(body, headers=NO_STORE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, literal, select, update
+from sqlalchemy import bindparam, delete, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claimflow.crypto import digest_secret, secret_matches
@@ -70,10 +70,12 @@ async def create_application(
     return await get_application(conn, cid), secret
 
 
+_BY_CLIENT_ID = select(t.applications).where(t.applications.c.client_id == bindparam("client_id"))
+"""Built once: every token request runs it, and SQLAlchemy then only looks up its compiled form."""
+
+
 async def find_application(conn: AsyncConnection, client_id: str) -> Application | None:
-    row = (
-        await conn.execute(select(t.applications).where(t.applications.c.client_id == client_id))
-    ).first()
+    row = (await conn.execute(_BY_CLIENT_ID, {"client_id": client_id})).first()
     return None if row is None else application_from_row(row)
 
 
@@ -94,6 +96,11 @@ _ORG_BILLING_VERSION = (
     .label("org_billing_version")
 )
 
+_AUTHENTICATE = select(t.applications, _ORG_BILLING_VERSION).where(
+    t.applications.c.client_id == bindparam("client_id")
+)
+"""Built once, as ``_BY_CLIENT_ID``: the client-credentials grant runs it on every token."""
+
 
 async def authenticate_client(
     conn: AsyncConnection, client_id: str, client_secret: str
@@ -104,13 +111,7 @@ async def authenticate_client(
     (``billing_versions.read_with_request``): its token's billing lookup then needs no
     round trip of its own.
     """
-    row = (
-        await conn.execute(
-            select(t.applications, _ORG_BILLING_VERSION).where(
-                t.applications.c.client_id == client_id
-            )
-        )
-    ).first()
+    row = (await conn.execute(_AUTHENTICATE, {"client_id": client_id})).first()
     if row is None or row.client_secret_hash is None:
         return None
     if not secret_matches(client_secret, row.client_secret_hash):

@@ -1,11 +1,40 @@
-"""Engine, transactions and migrations for SQLite (embedded) and PostgreSQL (scale-out)."""
+"""Engine, transactions and migrations for SQLite (embedded) and PostgreSQL (scale-out).
+
+**Request scope.** ``request_scope()`` gives the current task one pooled connection for a whole
+unit of work (a token request), checked out on first use and given back by ``release()`` before
+slow work that needs no database (workflows): every ``connect()`` and ``transaction()`` inside it reuses that
+connection instead of checking out its own, so a request pays one checkout (one pre-ping on
+PostgreSQL) rather than one per statement group. A ``transaction()`` inside a scope still
+commits at its end and rolls back on an exception, exactly as outside one; reads before it share
+its transaction (one ``BEGIN`` per request), and reads after the last one are rolled back when the
+scope ends. The scope belongs to the
+task that opened it: tasks it spawns (a shared billing load, the run-log writer) check out their
+own connections as before.
+
+**Autocommit reads on PostgreSQL.** A scope's connection comes from a second engine in
+``AUTOCOMMIT`` mode: its reads need no ``BEGIN``/``ROLLBACK`` and its pre-ping is one round trip
+instead of three (SQLAlchemy's asyncpg ping wraps itself in a transaction otherwise). Under
+READ COMMITTED a transaction of reads sees nothing a series of single reads would not. A
+``transaction()`` in the scope switches the connection back to the server's isolation level for
+its duration, so writes stay atomic. That engine has its own pool (10 + 20 overflow), so a
+worker may hold up to 30 more connections than before.
+
+**SQLite writers.** SQLite lets one writer in at a time and makes the others poll with growing
+sleeps (``busy_timeout``), which turns a queue of eight writers into a p99 of a second. Write
+transactions of one process therefore take an ``asyncio.Lock`` first, so they wait in arrival
+order and each enters SQLite when the previous one has committed; ``busy_timeout`` still
+arbitrates between processes.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,25 +95,173 @@ def create_engine(url: str, *, pre_ping: bool = True, **options: Any) -> AsyncEn
     )
 
 
+@dataclass(slots=True)
+class _Scope:
+    """The connection of one request scope, usable by the task that opened it only."""
+
+    database: Database
+    task: asyncio.Task[Any] | None
+    conn: AsyncConnection | None = None
+    writing: bool = False
+    """A ``transaction()`` of the scope is open: a nested one gets its own connection, as
+    outside a scope, so it cannot commit or roll back the outer one's work."""
+
+
+_scope: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar(
+    "claimflow_request_scope", default=None
+)
+_writing: contextvars.ContextVar[Database | None] = contextvars.ContextVar(
+    "claimflow_sqlite_writer", default=None
+)
+
+
 class Database:
     """Owns the engine; ``transaction()`` gives one atomic unit of work."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = create_engine(url)
+        self.is_sqlite = url.startswith("sqlite")
+        self._writer = asyncio.Lock()
+        # PostgreSQL: request scopes read in autocommit (see the module's docstring).
+        self._scope_engine = (
+            self.engine if self.is_sqlite else create_engine(url, isolation_level="AUTOCOMMIT")
+        )
+
+    @property
+    def engines(self) -> tuple[AsyncEngine, ...]:
+        """Every engine this database runs statements on (tracing instruments each)."""
+        if self._scope_engine is self.engine:
+            return (self.engine,)
+        return (self.engine, self._scope_engine)
+
+    def _current_scope(self) -> _Scope | None:
+        scope = _scope.get()
+        if scope is None or scope.database is not self:
+            return None
+        return scope if scope.task is asyncio.current_task() else None
+
+    async def _scoped(self) -> AsyncConnection | None:
+        """The scope's connection, checked out on first use; None outside a scope."""
+        scope = self._current_scope()
+        if scope is None:
+            return None
+        if scope.conn is None:
+            scope.conn = await self._scope_engine.connect()
+        return scope.conn
+
+    @asynccontextmanager
+    async def request_scope(self) -> AsyncIterator[None]:
+        """One connection for every ``connect()``/``transaction()`` of this task until exit."""
+        if self._current_scope() is not None:
+            yield
+            return
+        token = _scope.set(_Scope(self, asyncio.current_task()))
+        try:
+            yield
+        finally:
+            await self.release()
+            _scope.reset(token)
+
+    async def release(self) -> None:
+        """Give the scope's connection back to the pool, ending what it read.
+
+        Called before work that does not need the database and may take long (workflows), so
+        a scope never holds a pooled connection that other work (a billing load) waits for;
+        the next use inside the scope checks one out again.
+        """
+        scope = self._current_scope()
+        if scope is not None and scope.conn is not None:
+            conn, scope.conn = scope.conn, None
+            await conn.close()
+
+    @asynccontextmanager
+    async def _write_turn(self) -> AsyncIterator[None]:
+        """On SQLite, wait for this process's previous writer to commit (arrival order)."""
+        if not self.is_sqlite or _writing.get() is self:
+            yield
+            return
+        async with self._writer:
+            token = _writing.set(self)
+            try:
+                yield
+            finally:
+                _writing.reset(token)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.begin() as conn:
-            yield conn
+        async with self._write_turn():
+            scope = self._current_scope()
+            if scope is None or scope.writing:
+                async with self.engine.begin() as conn:
+                    yield conn
+                return
+            scoped = await self._scoped()
+            assert scoped is not None
+            if not self.is_sqlite:
+                # Leave autocommit for a real transaction (no round trip: asyncpg sends BEGIN
+                # with the first statement); the pool restores autocommit on check-in.
+                if scoped.in_transaction():
+                    await scoped.rollback()
+                await scoped.execution_options(isolation_level=self._transaction_isolation())
+            # On SQLite the scope's earlier reads share the transaction (pysqlite begins it
+            # at the first write); what they read is only what a separate read would have seen.
+            scope.writing = True
+            try:
+                yield scoped
+            except BaseException:
+                await scoped.rollback()
+                raise
+            finally:
+                scope.writing = False
+            await scoped.commit()
+            if not self.is_sqlite:
+                await scoped.execution_options(isolation_level="AUTOCOMMIT")
+
+    @asynccontextmanager
+    async def single_statement(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for a write the store does in one statement on PostgreSQL.
+
+        In a PostgreSQL request scope it is the scope's autocommit connection: the statement is
+        atomic and commits as it runs, with no ``BEGIN`` or ``COMMIT`` round trip. Everywhere
+        else it is ``transaction()``, so the store may use several statements there (SQLite)
+        and they commit together.
+        """
+        scope = self._current_scope()
+        if self.is_sqlite or scope is None or scope.writing:
+            async with self.transaction() as conn:
+                yield conn
+            return
+        scoped = await self._scoped()
+        assert scoped is not None
+        if scoped.in_transaction():
+            await scoped.rollback()  # the scope's reads; in autocommit nothing is sent
+        await scoped.execution_options(isolation_level="AUTOCOMMIT")
+        scope.writing = True
+        try:
+            yield scoped
+        finally:
+            scope.writing = False
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
+        conn = await self._scoped()
+        if conn is not None:
+            yield conn
+            return
         async with self.engine.connect() as conn:
             yield conn
 
+    def _transaction_isolation(self) -> str:
+        """The isolation level ``transaction()`` has outside a scope (the server's default)."""
+        # Detected by the dialect when the scope's engine first connected.
+        level = getattr(self._scope_engine.dialect, "default_isolation_level", None)
+        return str(level or "READ COMMITTED")
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._scope_engine is not self.engine:
+            await self._scope_engine.dispose()
 
 
 def alembic_config(url: str) -> Config:

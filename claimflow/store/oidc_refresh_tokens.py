@@ -13,7 +13,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import (
+    LargeBinary,
+    and_,
+    bindparam,
+    case,
+    cast,
+    exists,
+    insert,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claimflow.crypto import digest_secret
@@ -53,6 +65,9 @@ def _token(row: Any) -> RefreshToken:
     )
 
 
+_INSERT = insert(t.refresh_tokens)
+
+
 async def create_refresh_token(
     conn: AsyncConnection,
     token: str,
@@ -70,30 +85,65 @@ async def create_refresh_token(
 ) -> None:
     now = utcnow()
     await conn.execute(
-        insert(t.refresh_tokens).values(
-            token_hash=digest_secret(token),
-            family_id=family_id,
-            client_id=client_id,
-            user_id=user_id,
-            org_code=org_code,
-            scope=scope,
-            audience=list(audience),
-            auth_time=auth_time,
-            created_on=now,
-            expires_on=now + timedelta(seconds=ttl_seconds),
-            access_token_jti=access_token_jti,
-            access_token_expires_on=access_token_expires_on,
-        )
+        _INSERT,
+        {
+            "token_hash": digest_secret(token),
+            "family_id": family_id,
+            "client_id": client_id,
+            "user_id": user_id,
+            "org_code": org_code,
+            "scope": scope,
+            "audience": list(audience),
+            "auth_time": auth_time,
+            "created_on": now,
+            "expires_on": now + timedelta(seconds=ttl_seconds),
+            "access_token_jti": access_token_jti,
+            "access_token_expires_on": access_token_expires_on,
+        },
     )
 
 
+_BY_HASH = select(t.refresh_tokens).where(t.refresh_tokens.c.token_hash == bindparam("digest"))
+
+
 async def find_refresh_token(conn: AsyncConnection, token: str) -> RefreshToken | None:
-    row = (
-        await conn.execute(
-            select(t.refresh_tokens).where(t.refresh_tokens.c.token_hash == digest_secret(token))
-        )
-    ).first()
+    row = (await conn.execute(_BY_HASH, {"digest": digest_secret(token)})).first()
     return None if row is None else _token(row)
+
+
+def _spend_statement() -> Any:
+    """The spend of ``spend_refresh_token``, built once (it runs on every refresh)."""
+    rows = t.refresh_tokens.c
+    presented = rows.token_hash == bindparam("digest")
+    same = t.refresh_tokens.alias("presented")
+    spendable = exists().where(
+        same.c.token_hash == bindparam("digest"),
+        same.c.used_on.is_(None),
+        same.c.revoked_on.is_(None),
+    )
+    return (
+        update(t.refresh_tokens)
+        .where(
+            rows.family_id == bindparam("b_family_id"),
+            or_(
+                and_(presented, rows.used_on.is_(None), rows.revoked_on.is_(None)),
+                and_(~presented, rows.successor_sealed.is_not(None), spendable),
+            ),
+        )
+        .values(
+            used_on=case(
+                (presented, bindparam("now", type_=rows.used_on.type)), else_=rows.used_on
+            ),
+            successor_sealed=case(
+                (presented, cast(bindparam("sealed", type_=LargeBinary), LargeBinary)),
+                else_=null(),
+            ),
+        )
+        .returning(rows.token_hash)
+    )
+
+
+_SPEND = _spend_statement()
 
 
 async def spend_refresh_token(
@@ -104,29 +154,118 @@ async def spend_refresh_token(
     ``successor_sealed`` (the successor, encrypted) is kept on the spent row for the reuse
     grace; any successor kept on an earlier token of the family is dropped, since spending
     this one shows the client received it.
+
+    One statement does both (one round trip): it updates the presented row if it is still
+    unspent, and clears the sealed successor of the family's other rows only if it does.
     """
     digest = digest_secret(token)
-    result = await conn.execute(
-        update(t.refresh_tokens)
-        .where(
-            t.refresh_tokens.c.token_hash == digest,
-            t.refresh_tokens.c.used_on.is_(None),
-            t.refresh_tokens.c.revoked_on.is_(None),
-        )
-        .values(used_on=utcnow(), successor_sealed=successor_sealed)
+    params = {
+        "digest": digest,
+        "b_family_id": family_id,
+        "now": utcnow(),
+        "sealed": successor_sealed,
+    }
+    spent = (await conn.execute(_SPEND, params)).scalars()
+    return digest in set(spent)
+
+
+def _rotate_statement() -> Any:
+    """PostgreSQL: the spend and the successor's insert as one statement (a data-modifying CTE).
+
+    The successor row is inserted only if the spend returned the presented token, so the
+    statement is exactly the spend followed by a conditional insert, in one round trip and
+    atomic on its own (no ``BEGIN``/``COMMIT`` needed)."""
+    spent = _SPEND.cte("spent")
+    columns = [c for c in t.refresh_tokens.c if c.name in _SUCCESSOR_COLUMNS]
+    values = select(*(cast(bindparam(f"n_{c.name}", type_=c.type), c.type) for c in columns))
+    values = values.where(
+        exists().where(spent.c.token_hash == bindparam("digest")).select_from(spent)
     )
-    if result.rowcount != 1:
-        return False
-    await conn.execute(
-        update(t.refresh_tokens)
-        .where(
-            t.refresh_tokens.c.family_id == family_id,
-            t.refresh_tokens.c.token_hash != digest,
-            t.refresh_tokens.c.successor_sealed.is_not(None),
-        )
-        .values(successor_sealed=None)
+    return (
+        insert(t.refresh_tokens)
+        .from_select([c.name for c in columns], values)
+        .returning(t.refresh_tokens.c.token_hash)
+        .add_cte(spent)
     )
-    return True
+
+
+_SUCCESSOR_COLUMNS = (
+    "token_hash",
+    "family_id",
+    "client_id",
+    "user_id",
+    "org_code",
+    "scope",
+    "audience",
+    "auth_time",
+    "created_on",
+    "expires_on",
+    "access_token_jti",
+    "access_token_expires_on",
+)
+_ROTATE = _rotate_statement()
+
+
+@dataclass(frozen=True, slots=True)
+class Successor:
+    """The refresh token that replaces a spent one (see ``create_refresh_token``)."""
+
+    token: str
+    client_id: str
+    user_id: str
+    org_code: str | None
+    scope: str
+    audience: Sequence[str]
+    auth_time: datetime
+    ttl_seconds: int
+    access_token_jti: str
+    access_token_expires_on: datetime
+
+    def row(self, family_id: str) -> dict[str, Any]:
+        now = utcnow()
+        return {
+            "token_hash": digest_secret(self.token),
+            "family_id": family_id,
+            "client_id": self.client_id,
+            "user_id": self.user_id,
+            "org_code": self.org_code,
+            "scope": self.scope,
+            "audience": list(self.audience),
+            "auth_time": self.auth_time,
+            "created_on": now,
+            "expires_on": now + timedelta(seconds=self.ttl_seconds),
+            "access_token_jti": self.access_token_jti,
+            "access_token_expires_on": self.access_token_expires_on,
+        }
+
+
+async def rotate_refresh_token(
+    conn: AsyncConnection,
+    token: str,
+    *,
+    family_id: str,
+    successor: Successor,
+    successor_sealed: bytes | None = None,
+) -> bool:
+    """Spend ``token`` and store ``successor`` in its family; False (nothing stored) when the
+    token was already used or revoked. One statement on PostgreSQL, so ``conn`` may be in
+    autocommit (``Database.single_statement``); the spend then the insert elsewhere."""
+    if conn.dialect.name != "postgresql":
+        won = await spend_refresh_token(
+            conn, token, family_id=family_id, successor_sealed=successor_sealed
+        )
+        if won:
+            await conn.execute(_INSERT, successor.row(family_id))
+        return won
+    digest = digest_secret(token)
+    params: dict[str, Any] = {
+        "digest": digest,
+        "b_family_id": family_id,
+        "now": utcnow(),
+        "sealed": successor_sealed,
+    }
+    params.update({f"n_{name}": value for name, value in successor.row(family_id).items()})
+    return (await conn.execute(_ROTATE, params)).first() is not None
 
 
 async def claim_successor(conn: AsyncConnection, token: str, used_after: datetime) -> bytes | None:

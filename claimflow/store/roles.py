@@ -9,11 +9,12 @@ token, the Account API and the Management API cannot disagree.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, delete, insert, literal, select, union_all, update
+from sqlalchemy import Select, bindparam, delete, insert, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claimflow.domain import Permission, Role
@@ -390,24 +391,17 @@ class MemberGrants:
     permission_keys: tuple[str, ...] = ()
 
 
-def _member_filter(
-    query: Select[Any], table: Any, org_code: str | None, user_id: str | None
-) -> Any:
-    if org_code is not None:
-        query = query.where(table.c.org_code == org_code)
-    if user_id is not None:
-        query = query.where(table.c.user_id == user_id)
+def _member_filter(query: Select[Any], table: Any, by_org: bool, by_user: bool) -> Any:
+    if by_org:
+        query = query.where(table.c.org_code == bindparam("org_code"))
+    if by_user:
+        query = query.where(table.c.user_id == bindparam("user_id"))
     return query
 
 
-async def grants_of_members(
-    conn: AsyncConnection, *, org_code: str | None = None, user_id: str | None = None
-) -> dict[MemberKey, MemberGrants]:
-    """Grants of every membership of an organization, or of a user, in one query.
-
-    The roles held, the permissions granted directly and those held through a role are three
-    selects joined by ``UNION ALL``: this runs on every token request, one round trip not three.
-    """
+@functools.cache
+def _grants_query(by_org: bool, by_user: bool) -> Any:
+    """The grants query for one filter shape, built once (it runs on every token request)."""
     our, oup = t.organization_user_roles, t.organization_user_permissions
     held_roles = select(
         our.c.org_code, our.c.user_id, literal(True).label("is_role"), t.roles.c.key.label("key")
@@ -420,12 +414,24 @@ async def grants_of_members(
         .join(t.role_permissions, t.role_permissions.c.role_id == our.c.role_id)
         .join(t.permissions, t.permissions.c.id == t.role_permissions.c.permission_id)
     )
+    return union_all(
+        _member_filter(held_roles, our, by_org, by_user),
+        _member_filter(direct, oup, by_org, by_user),
+        _member_filter(through_roles, our, by_org, by_user),
+    )
+
+
+async def grants_of_members(
+    conn: AsyncConnection, *, org_code: str | None = None, user_id: str | None = None
+) -> dict[MemberKey, MemberGrants]:
+    """Grants of every membership of an organization, or of a user, in one query.
+
+    The roles held, the permissions granted directly and those held through a role are three
+    selects joined by ``UNION ALL``: this runs on every token request, one round trip not three.
+    """
     rows = await conn.execute(
-        union_all(
-            _member_filter(held_roles, our, org_code, user_id),
-            _member_filter(direct, oup, org_code, user_id),
-            _member_filter(through_roles, our, org_code, user_id),
-        )
+        _grants_query(org_code is not None, user_id is not None),
+        {k: v for k, v in (("org_code", org_code), ("user_id", user_id)) if v is not None},
     )
     roles: dict[MemberKey, set[str]] = {}
     perms: dict[MemberKey, set[str]] = {}

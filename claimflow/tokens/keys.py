@@ -9,7 +9,9 @@ retired key no longer signs but stays published until every token it signed has 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -31,6 +33,11 @@ from claimflow.store._rows import as_utc, utcnow
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
 SUPPORTED_ALGORITHMS = ("RS256", "ES256", "EdDSA")
+
+RELOAD_RETRY_SECONDS = 5.0
+"""After a failed background reload (store down), how long until a request starts another."""
+
+log = logging.getLogger("claimflow.tokens")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +89,14 @@ async def _longest_application_ttl(conn: AsyncConnection) -> int:
 
 
 class KeyManager:
-    """The deployment's signing keys, cached in memory and refreshed from the store."""
+    """The deployment's signing keys, cached in memory and refreshed from the store.
+
+    Every ``REFRESH_SECONDS`` the keys are reloaded (another worker may have rotated) by a
+    background task, never on a request's path: the request that notices the age starts the
+    reload and signs with the keys it has, which stay valid (a key retired elsewhere is still
+    published until its tokens expire). An unknown ``kid`` on verification and a rotation here
+    still reload at once.
+    """
 
     REFRESH_SECONDS = 30.0
 
@@ -94,6 +108,7 @@ class KeyManager:
         self._keys: list[SigningKey] = []
         self._loaded_at = 0.0
         self._lock = asyncio.Lock()
+        self._reload: asyncio.Task[None] | None = None
 
     async def _load(self) -> list[SigningKey]:
         async with self._db.connect() as conn:
@@ -123,11 +138,31 @@ class KeyManager:
         return keys
 
     async def _keys_now(self, force: bool = False) -> list[SigningKey]:
-        if force or not self._keys or time.monotonic() - self._loaded_at > self.REFRESH_SECONDS:
+        if force or not self._keys:
             async with self._lock:
                 self._keys = await self._load()
                 self._loaded_at = time.monotonic()
+        elif time.monotonic() - self._loaded_at > self.REFRESH_SECONDS and self._reload is None:
+            self._reload = asyncio.create_task(self._reload_in_background())
         return self._keys
+
+    async def _reload_in_background(self) -> None:
+        try:
+            async with self._lock:
+                self._keys = await self._load()
+                self._loaded_at = time.monotonic()
+        except Exception as exc:  # the keys in memory keep signing; the next request retries
+            log.warning("reloading the signing keys failed (%s); keeping the loaded ones", exc)
+            self._loaded_at = time.monotonic() - self.REFRESH_SECONDS + RELOAD_RETRY_SECONDS
+        finally:
+            self._reload = None
+
+    async def aclose(self) -> None:
+        """Stop a background reload (shutdown)."""
+        if self._reload is not None:
+            self._reload.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reload
 
     async def _insert_key(self, algorithm: str) -> SigningKey:
         kid = secrets.token_hex(8)

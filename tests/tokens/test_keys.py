@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
+import jwt
 from sqlalchemy import select
 
 from claimflow.crypto import SecretBox
@@ -58,4 +60,27 @@ async def test_token_signed_by_a_retired_key_still_verifies(db_url: str) -> None
     token = await keys.sign({"iss": "i", "iat": 1, "exp": 9_999_999_999})
     await keys.rotate()
     assert (await keys.verify(token, issuer="i"))["iss"] == "i"
+    await db.dispose()
+
+
+async def test_a_rotation_elsewhere_is_picked_up_beside_the_requests(any_db_url: str) -> None:
+    """Past ``REFRESH_SECONDS`` a worker reloads its keys in the background: the request that
+    notices signs with the key it has (still published), and the rotation shows soon after."""
+    db = Database(any_db_url)
+    here = KeyManager(db, SecretBox("k"), "ES256", max_token_ttl=3600)
+    elsewhere = KeyManager(db, SecretBox("k"), "ES256", max_token_ttl=3600)
+    old = await here.ensure_active_key()
+    new = await elsewhere.rotate()
+    here.REFRESH_SECONDS = 0.0
+    claims = {"iss": "i", "iat": 1, "exp": 9_999_999_999}
+    first = await here.sign(claims)
+    assert jwt.get_unverified_header(first)["kid"] == old.kid
+    for _ in range(200):
+        header = jwt.get_unverified_header(await here.sign(claims))
+        if header["kid"] == new.kid:
+            break
+        await asyncio.sleep(0.01)
+    assert header["kid"] == new.kid
+    assert (await elsewhere.verify(first, issuer="i"))["iss"] == "i"
+    await here.aclose()
     await db.dispose()

@@ -59,6 +59,8 @@ async def client_credentials_grant(request: TokenRequest) -> dict[str, Any]:
         ttl=ttl,
         org_code=client.org_code,
     )
+    # The m2m:token_generation workflows may take their time limit: hold no pooled connection.
+    await services.db.release()
     token = await sign_m2m_token(request, claims, audience, scopes)
     return {
         "access_token": token,

@@ -26,7 +26,7 @@ from claimflow.oidc.grants.base import TokenRequest
 from claimflow.oidc.grants.user_tokens import (
     issue,
     new_refresh_token,
-    store_refresh_token,
+    successor_token,
     token_context,
     token_response,
 )
@@ -144,20 +144,17 @@ async def refresh_token_grant(request: TokenRequest) -> dict[str, Any]:
         if services.settings.refresh_reuse_grace_seconds > 0
         else None
     )
-    async with services.db.transaction() as conn:
-        won = await oidc_refresh_tokens.spend_refresh_token(
-            conn, raw_token, family_id=stored.family_id, successor_sealed=sealed
+    # One statement on PostgreSQL (autocommit), the spend then the insert on SQLite.
+    async with services.db.single_statement() as conn:
+        won = await oidc_refresh_tokens.rotate_refresh_token(
+            conn,
+            raw_token,
+            family_id=stored.family_id,
+            successor=successor_token(
+                request, successor, ctx=ctx, granted_scope=stored.scope, tokens=tokens
+            ),
+            successor_sealed=sealed,
         )
-        if won:
-            await store_refresh_token(
-                conn,
-                request,
-                successor,
-                family_id=stored.family_id,
-                ctx=ctx,
-                granted_scope=stored.scope,
-                tokens=tokens,
-            )
     if not won:
         # A concurrent request spent it first: this one is a retry of that one.
         async with services.db.connect() as conn:

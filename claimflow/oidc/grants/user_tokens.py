@@ -18,7 +18,7 @@ from claimflow.oidc.grants.feature_flags_claim import feature_flags_claim_of
 from claimflow.oidc.resource_indicators import authorize_user_audiences
 from claimflow.oidc.workflow_events import tokens_generation_event
 from claimflow.services import Services
-from claimflow.store import oidc_refresh_tokens, organizations, users
+from claimflow.store import oidc_refresh_tokens, organizations
 from claimflow.tokens.claims import TokenContext
 from claimflow.tokens.issue import IssuedTokens, TokenSizeBudget, issue_user_tokens
 from claimflow.workflows.event import AuthOrigin
@@ -46,10 +46,9 @@ async def token_context(
     refreshes, and the token must then be refused (``invalid_target``, RFC 8707 §2).
     """
     await authorize_user_audiences(conn, client, audience, services.management_audience)
-    user = await users.find_user(conn, user_id)
+    user, memberships = await organizations.token_subject(conn, user_id)
     if user is None or user.is_suspended:
         raise OAuthError("invalid_grant", "The user can no longer sign in.")
-    memberships = await organizations.memberships_of_user(conn, user_id)
     membership = None
     if org_code is not None:
         membership = next((m for m in memberships if m.org_code == org_code), None)
@@ -101,12 +100,38 @@ async def store_refresh_token(
     )
 
 
+def successor_token(
+    request: TokenRequest,
+    refresh_token: str,
+    *,
+    ctx: TokenContext,
+    granted_scope: str,
+    tokens: IssuedTokens,
+) -> oidc_refresh_tokens.Successor:
+    """The row ``store_refresh_token`` would store, for a rotation that stores it with the spend."""
+    settings = request.services.settings
+    return oidc_refresh_tokens.Successor(
+        token=refresh_token,
+        client_id=request.client.client_id,
+        user_id=ctx.user.id,
+        org_code=ctx.org_code,
+        scope=granted_scope,
+        audience=ctx.audience,
+        auth_time=ctx.auth_time,
+        ttl_seconds=request.client.refresh_token_ttl_seconds or settings.refresh_token_ttl_seconds,
+        access_token_jti=tokens.access_token_jti,
+        access_token_expires_on=tokens.access_token_expires_on,
+    )
+
+
 async def issue(
     request: TokenRequest, ctx: TokenContext, origin: AuthOrigin, *, is_existing_session: bool
 ) -> IssuedTokens:
     """Run the workflows, then sign; workflow and budget failures become OAuth errors."""
     services, client = request.services, request.client
     settings = services.settings
+    # Workflows may take their time limit: hold no pooled connection meanwhile.
+    await services.db.release()
     event = tokens_generation_event(
         issuer=ctx.issuer,
         user_id=ctx.user.id,
