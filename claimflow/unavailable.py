@@ -16,28 +16,16 @@ from __future__ import annotations
 
 import logging
 
-import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import exc as sa_exc
 
 from claimflow.middleware import speaks_kinde_envelope
+from claimflow.store.unreachable import STORE_UNAVAILABLE
 from claimflow.throttled_log import ThrottledLog
 from claimflow.tokens import KeyManager
 
 RETRY_AFTER_SECONDS = 5
 
-STORE_UNAVAILABLE: tuple[type[Exception], ...] = (
-    ConnectionError,  # refused, reset: the server is not there
-    TimeoutError,
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,  # a pooled connection died under a query
-    sa_exc.TimeoutError,  # every pooled connection is stuck
-    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up, admin shutdown
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.InterfaceError,
-)
-"""What a request sees when the database cannot be reached (asyncpg raises some unwrapped)."""
 
 log = logging.getLogger("claimflow.unavailable")
 _failures = ThrottledLog(log)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from claimflow.store import Database
 from claimflow.store import tables as t
 from claimflow.store._rows import required_utc, utcnow
+from claimflow.store.unreachable import STORE_UNAVAILABLE
+from claimflow.throttled_log import ThrottledLog
 
 
 class RunOutcome(enum.StrEnum):
@@ -167,6 +170,10 @@ async def count_runs(conn: AsyncConnection) -> int:
     return int((await conn.execute(select(func.count()).select_from(t.workflow_runs))).scalar_one())
 
 
+_write_failures = ThrottledLog(logging.getLogger("claimflow.workflows"))
+_WRITE_FAILURES: tuple[type[Exception], ...] = (SQLAlchemyError, *STORE_UNAVAILABLE)
+
+
 class RunLog:
     """Queues run records and writes them in the background, in batches."""
 
@@ -217,9 +224,18 @@ class RunLog:
                         if time.monotonic() - self._last_prune > self.PRUNE_EVERY_SECONDS:
                             await prune_runs(conn, utcnow() - self._retention)
                             self._last_prune = time.monotonic()
-                except SQLAlchemyError:
-                    # A lost log batch must not stop issuance; the count shows it happened.
+                except _WRITE_FAILURES as exc:
+                    # A lost log batch must not stop issuance; the count shows it happened, and
+                    # an outage is one line per interval, not a traceback per batch.
                     self.write_errors += len(batch)
+                    _write_failures.log(
+                        logging.WARNING,
+                        type(exc).__name__,
+                        "workflow runs not recorded (%d lost): %s: %s",
+                        len(batch),
+                        type(exc).__name__,
+                        exc,
+                    )
             if not self._pending:
                 self._idle.set()
 
