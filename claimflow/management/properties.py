@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from claimflow.domain import Property, PropertyContext, PropertyType, PropertyValue
+from claimflow.domain.feature_flags import MAX_INTEGER
 from claimflow.errors import InvalidRequest
 from claimflow.management.auth import require_scope, services_of
 from claimflow.management.wire import (
@@ -45,6 +46,9 @@ def _text(value: str) -> str:
 
 PropertyText = Annotated[str, StringConstraints(max_length=MAX_VALUE_LENGTH), AfterValidator(_text)]
 ValueQuery = Annotated[str, Query(max_length=MAX_VALUE_LENGTH)]
+PropertyInteger = Annotated[int, Field(ge=-MAX_INTEGER, le=MAX_INTEGER)]
+"""A number value is kept as its text: bounded like a flag's integer (±2^53-1, exact in
+JavaScript), or a 4,300-digit number would pass the text's length bound."""
 
 
 def property_json(prop: Property) -> dict[str, Any]:
@@ -102,7 +106,7 @@ class PropertyValues(BaseModel):
 
     model_config = StrictModel
 
-    properties: dict[Code, PropertyText | bool | int] = Field(max_length=100)
+    properties: dict[Code, PropertyText | bool | PropertyInteger] = Field(max_length=100)
 
 
 def _texts(values: Mapping[str, str | bool | int]) -> dict[str, str]:
