@@ -1,0 +1,81 @@
+"""Attacks on the ``feature_flags`` claim's size bound: concurrent writers, overrides.
+
+Every flag write checks the largest claim any user could get against 1,024 bytes; the attack
+sends many writes at once, each within the bound alone but not together (new flags, and
+organization and user overrides that each lengthen one flag), then signs in. On SQLite and
+PostgreSQL (where the writers must take turns for the check to hold).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+import jwt
+import pytest
+
+from claimflow.app import create_app
+from claimflow.domain.feature_flags import FEATURE_FLAGS_CLAIM_MAX_BYTES
+from claimflow.services import Services
+from tests.account.conftest import user_access_token
+from tests.conftest import ISSUER
+from tests.helpers import management_client
+from tests.oidc.flow import Business, seed_business
+
+
+@pytest.fixture
+async def world(
+    any_services: Services,
+) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str], Business]]:
+    transport = httpx.ASGITransport(app=create_app(services=any_services))
+    async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as http:
+        biz = await seed_business(any_services)
+        yield http, await management_client(http, any_services), biz
+
+
+async def test_concurrent_flag_writes_overflow_the_feature_flags_claim(
+    world: tuple[httpx.AsyncClient, dict[str, str], Business],
+) -> None:
+    http, api, biz = world
+
+    def flag(i: int) -> dict[str, str]:
+        return {
+            "name": f"Flag {i}",
+            "key": f"flag_{i}",
+            "type": "str",
+            "default_value": "x",
+            "allow_override_level": "usr",
+        }
+
+    made = await asyncio.gather(
+        *(http.post("/api/v1/feature_flags", json=flag(i), headers=api) for i in range(12))
+    )
+    assert all(r.status_code == 201 for r in made), [r.text for r in made]
+    long_value = "v" * 200
+    writes = [
+        http.patch(
+            f"/api/v1/organizations/{biz.org_code}/feature_flags/flag_{i}",
+            params={"value": long_value},
+            headers=api,
+        )
+        for i in range(0, 12, 2)
+    ] + [
+        http.patch(
+            f"/api/v1/users/{biz.user_id}/feature_flags/flag_{i}",
+            params={"value": long_value},
+            headers=api,
+        )
+        for i in range(1, 12, 2)
+    ]
+    answers = await asyncio.gather(*writes)
+    for answer in answers:
+        assert answer.status_code in (200, 400), answer.text
+        if answer.status_code == 400:
+            assert answer.json()["errors"][0]["code"] == "FEATURE_FLAGS_TOO_LARGE"
+    assert any(a.status_code == 400 for a in answers), "12 x 200 bytes fit in 1,024?"
+    token = await user_access_token(http, biz, biz.org_code)
+    claim = jwt.decode(token, options={"verify_signature": False})["feature_flags"]
+    size = len(json.dumps(claim, separators=(",", ":")).encode())
+    assert size <= FEATURE_FLAGS_CLAIM_MAX_BYTES, size
