@@ -171,7 +171,7 @@ async def create_application(
         )
     async with services_of(request).db.transaction() as conn:
         if body.org_code is not None:
-            await organizations.get_organization(conn, body.org_code)
+            await organizations.lock_organization(conn, body.org_code, exclusive=False)
         app, secret = await applications.create_application(
             conn,
             name=body.name,

@@ -8,6 +8,7 @@ attacks below try to reach the same thing by the other door, on SQLite and Postg
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -67,3 +68,28 @@ async def test_patch_with_no_scopes_on_an_organization_application_is_allowed(
     assert renamed.status_code == 200, renamed.text
     got = await admin.get(f"/api/v1/applications/{app['client_id']}")
     assert got.json()["application"]["org_code"] == app["org_code"]
+
+
+async def test_organization_key_created_while_the_organization_is_deleted_survives_it(
+    admin: httpx.AsyncClient,
+) -> None:
+    """Deleting an organization deletes its API keys; a key created at the same moment must
+    not outlive it (on PostgreSQL the two transactions interleave unless they take turns on
+    the organization's row). Forty rounds: before the fix some keys survived on PostgreSQL."""
+    survivors = []
+    for i in range(40):
+        made = await admin.post("/api/v1/organization", json={"name": f"Doomed {i}"})
+        org_code = made.json()["organization"]["code"]
+        created, removed = await asyncio.gather(
+            admin.post(
+                "/api/v1/applications", json={"name": "key", "type": "m2m", "org_code": org_code}
+            ),
+            admin.delete(f"/api/v1/organization/{org_code}"),
+        )
+        assert removed.status_code == 200, removed.text
+        assert created.status_code in (201, 404), created.text
+        if created.status_code == 201:
+            client_id = created.json()["application"]["client_id"]
+            if (await admin.get(f"/api/v1/applications/{client_id}")).status_code != 404:
+                survivors.append(org_code)
+    assert survivors == [], f"API keys of deleted organizations: {survivors}"
