@@ -254,7 +254,9 @@ async def update_organization_properties(
     _: object = Depends(require_scope("update:organization_properties")),
 ) -> dict[str, str]:
     async with services_of(request).db.transaction() as conn:
-        await organizations.get_organization(conn, org_code)
+        # Shared while the organization's deletion takes it exclusive: one goes first, never
+        # a value written between (a foreign-key error, 500) on PostgreSQL.
+        await organizations.lock_organization(conn, org_code, exclusive=False)
         await properties.set_values(
             conn, PropertyContext.ORGANIZATION, org_code, _texts(body.properties)
         )
@@ -274,7 +276,7 @@ async def update_organization_property(
     _: object = Depends(require_scope("update:organization_properties")),
 ) -> dict[str, str]:
     async with services_of(request).db.transaction() as conn:
-        await organizations.get_organization(conn, org_code)
+        await organizations.lock_organization(conn, org_code, exclusive=False)
         await properties.set_values(
             conn, PropertyContext.ORGANIZATION, org_code, {property_key: _valid(value)}
         )

@@ -79,3 +79,47 @@ async def test_concurrent_flag_writes_overflow_the_feature_flags_claim(
     claim = jwt.decode(token, options={"verify_signature": False})["feature_flags"]
     size = len(json.dumps(claim, separators=(",", ":")).encode())
     assert size <= FEATURE_FLAGS_CLAIM_MAX_BYTES, size
+
+
+async def test_override_written_while_its_organization_is_deleted_is_a_5xx(
+    world: tuple[httpx.AsyncClient, dict[str, str], Business],
+) -> None:
+    """An organization's flag override and property values written at the moment the
+    organization is deleted: each answers 200 (written first, then deleted with it) or 404,
+    never a 5xx from the foreign key. Before the fix most answered 500 on PostgreSQL."""
+    http, api, _ = world
+    flag = {"name": "F", "key": "f1", "type": "str", "default_value": "a"}
+    made = await http.post(
+        "/api/v1/feature_flags", json={**flag, "allow_override_level": "org"}, headers=api
+    )
+    assert made.status_code == 201, made.text
+    prop = {"name": "P", "key": "p1", "type": "single_line_text", "context": "org"}
+    made = await http.post(
+        "/api/v1/properties",
+        json={**prop, "is_private": False, "category_id": "cat_1"},
+        headers=api,
+    )
+    assert made.status_code == 201, made.text
+    for i in range(20):
+        created = await http.post("/api/v1/organization", json={"name": f"O{i}"}, headers=api)
+        org = created.json()["organization"]["code"]
+        answers = await asyncio.gather(
+            http.patch(
+                f"/api/v1/organizations/{org}/feature_flags/f1",
+                params={"value": "b"},
+                headers=api,
+            ),
+            http.patch(
+                f"/api/v1/organizations/{org}/properties",
+                json={"properties": {"p1": "v"}},
+                headers=api,
+            ),
+            http.put(
+                f"/api/v1/organizations/{org}/properties/p1", params={"value": "w"}, headers=api
+            ),
+            http.delete(f"/api/v1/organization/{org}", headers=api),
+        )
+        for r in answers:
+            assert r.status_code in (200, 404), (r.request.url, r.status_code, r.text)
+            if r.status_code == 404:
+                assert r.json()["errors"][0]["code"] == "ORGANIZATION_INVALID"
