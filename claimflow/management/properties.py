@@ -203,7 +203,7 @@ async def update_user_properties(
     _: object = Depends(require_scope("update:user_properties")),
 ) -> dict[str, str]:
     async with services_of(request).db.transaction() as conn:
-        await users.get_user(conn, user_id)
+        await users.lock_user(conn, user_id)  # a deletion goes first or after, never between
         await properties.set_values(conn, PropertyContext.USER, user_id, _texts(body.properties))
     return OK
 
@@ -219,7 +219,7 @@ async def update_user_property(
     _: object = Depends(require_scope("update:user_properties")),
 ) -> dict[str, str]:
     async with services_of(request).db.transaction() as conn:
-        await users.get_user(conn, user_id)
+        await users.lock_user(conn, user_id)
         await properties.set_values(
             conn, PropertyContext.USER, user_id, {property_key: _valid(value)}
         )

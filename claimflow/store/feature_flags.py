@@ -23,7 +23,7 @@ from claimflow.domain.feature_flags import (
 )
 from claimflow.domain.ids import new_prefixed_id
 from claimflow.errors import Conflict, InvalidRequest, NotFound
-from claimflow.store import organizations
+from claimflow.store import organizations, users
 from claimflow.store import tables as t
 from claimflow.store._rows import IntegrityError, as_utc, dialect_insert, utcnow
 
@@ -201,6 +201,9 @@ async def set_organization_override(
 
 
 async def set_user_override(conn: AsyncConnection, user_id: str, key: str, raw: str) -> None:
+    """Upsert a user's override with the user's row locked shared, as for an organization."""
+    await _one_writer_at_a_time(conn)
+    await users.lock_user(conn, user_id)
     holder = {"user_id": user_id}
     await _set_override(conn, t.user_feature_flags, holder, key, raw, OverrideLevel.USER)
 

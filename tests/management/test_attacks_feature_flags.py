@@ -123,3 +123,43 @@ async def test_override_written_while_its_organization_is_deleted_is_a_5xx(
             assert r.status_code in (200, 404), (r.request.url, r.status_code, r.text)
             if r.status_code == 404:
                 assert r.json()["errors"][0]["code"] == "ORGANIZATION_INVALID"
+
+
+async def test_override_written_while_its_user_is_deleted_is_a_5xx(
+    world: tuple[httpx.AsyncClient, dict[str, str], Business],
+) -> None:
+    """The same race against ``DELETE /api/v1/user``: 200 or 404 ``USER_INVALID``, never 5xx."""
+    http, api, _ = world
+    flag = {"name": "F", "key": "u1", "type": "str", "default_value": "a"}
+    made = await http.post(
+        "/api/v1/feature_flags", json={**flag, "allow_override_level": "usr"}, headers=api
+    )
+    assert made.status_code == 201, made.text
+    prop = {"name": "P", "key": "up1", "type": "single_line_text", "context": "usr"}
+    made = await http.post(
+        "/api/v1/properties",
+        json={**prop, "is_private": False, "category_id": "cat_1"},
+        headers=api,
+    )
+    assert made.status_code == 201, made.text
+    for i in range(30):
+        created = await http.post(
+            "/api/v1/user", json={"profile": {"given_name": f"U{i}"}}, headers=api
+        )
+        user_id = created.json()["id"]
+        answers = await asyncio.gather(
+            http.patch(
+                f"/api/v1/users/{user_id}/feature_flags/u1", params={"value": "b"}, headers=api
+            ),
+            http.patch(
+                f"/api/v1/users/{user_id}/properties",
+                json={"properties": {"up1": "v"}},
+                headers=api,
+            ),
+            http.put(f"/api/v1/users/{user_id}/properties/up1", params={"value": "w"}, headers=api),
+            http.delete("/api/v1/user", params={"id": user_id}, headers=api),
+        )
+        for r in answers:
+            assert r.status_code in (200, 404), (r.request.url, r.status_code, r.text)
+            if r.status_code == 404:
+                assert r.json()["errors"][0]["code"] == "USER_INVALID"
