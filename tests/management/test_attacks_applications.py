@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from claimflow.app import create_app
+from claimflow.domain.management_scopes import WORKFLOWS_CLIENT_ID
 from claimflow.services import Services
 from tests.conftest import ISSUER
 from tests.helpers import m2m_token, management_client
@@ -93,3 +94,23 @@ async def test_organization_key_created_while_the_organization_is_deleted_surviv
             if (await admin.get(f"/api/v1/applications/{client_id}")).status_code != 404:
                 survivors.append(org_code)
     assert survivors == [], f"API keys of deleted organizations: {survivors}"
+
+
+async def test_workflows_client_is_altered_through_the_api(admin: httpx.AsyncClient) -> None:
+    """The workflows' in-process client names no stored application: no route may change it,
+    create URLs for it, or find it under another spelling."""
+    reserved = WORKFLOWS_CLIENT_ID
+    patched = await admin.patch(f"/api/v1/applications/{reserved}", json={"scopes": []})
+    deleted = await admin.delete(f"/api/v1/applications/{reserved}")
+    assert (patched.status_code, deleted.status_code) == (403, 403)
+    assert patched.json()["errors"][0]["code"] == "APPLICATION_RESERVED"
+    url = {"urls": ["https://evil.test/cb"]}
+    for path in ("auth_redirect_urls", "auth_logout_urls"):
+        added = await admin.post(f"/api/v1/applications/{reserved}/{path}", json=url)
+        assert added.status_code == 404, added.text
+    for variant in (reserved.upper(), reserved.title()):
+        assert (await admin.delete(f"/api/v1/applications/{variant}")).status_code == 404
+    made = await admin.post(
+        "/api/v1/applications", json={"name": reserved, "type": "m2m", "scopes": []}
+    )
+    assert made.json()["application"]["client_id"] != reserved

@@ -43,7 +43,8 @@ async def test_deleted_applications_user_token_stays_active(any_services: Servic
         callback = await sign_in_for_code(
             client, biz, org_code=biz.org_code, audience="https://orders.test"
         )
-        access = (await exchange(client, biz, callback["code"])).json()["access_token"]
+        tokens = (await exchange(client, biz, callback["code"])).json()
+        access = tokens["access_token"]
         bearer = {"Authorization": f"Bearer {access}"}
 
         async def introspected() -> object:
@@ -65,3 +66,14 @@ async def test_deleted_applications_user_token_stays_active(any_services: Servic
         for path in ("/account_api/v1/feature_flags", "/account_api/v1/permission/read:reports"):
             response = await client.get(path, headers=bearer)
             assert response.status_code == 401, (path, response.text)
+        refreshed = await client.post(
+            "/oauth2/token",
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": tokens["refresh_token"],
+                "client_id": biz.web_client_id,
+                "client_secret": biz.web_secret,
+            },
+        )
+        assert refreshed.status_code in (400, 401), refreshed.text
+        assert refreshed.json()["error"] in ("invalid_client", "invalid_grant")
