@@ -7,7 +7,10 @@ the request), as Kinde's SDKs read them with ``forceApi`` (js-utils ``hasFeature
 generated ``FeatureFlagsApi.get_feature_flags`` of kinde-python-sdk): ``{id, name, key, type,
 value}`` with ``type`` one of ``string``, ``integer``, ``boolean`` and ``value`` a JSON value of
 that type. Properties are the user's own (``context: usr``), ``{id, name, key, value}``, ``value``
-null where the user holds none. Both page like the rest of the Account API.
+null where the user holds none; a private one is left out (Kinde's ``is_private``: "whether the
+property can be included in id and access tokens", https://docs.kinde.com/properties/work-with-properties/manage-properties/),
+since the browser holding the token must not read by this door what its token may not carry.
+Both page like the rest of the Account API.
 """
 
 from __future__ import annotations
@@ -62,7 +65,11 @@ async def get_properties(
 ) -> dict[str, Any]:
     services: Services = request.app.state.services
     async with services.db.connect() as conn:
-        held = await properties.values_of(conn, PropertyContext.USER, caller.user_id)
+        held = [
+            h
+            for h in await properties.values_of(conn, PropertyContext.USER, caller.user_id)
+            if not h.property.is_private
+        ]
     page, metadata = account_page(
         held, lambda h: h.property.id, page_size=page_size, starting_after=starting_after
     )

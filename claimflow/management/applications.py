@@ -7,7 +7,8 @@ client-credentials tokens may carry, never more than the creating token holds it
 applications take ``allowed_origins``, our extension too: origins allowed to call the token
 endpoint cross-origin (``claimflow.oidc.cors``).
 
-``PATCH`` takes ``scopes`` too (the same bound as on creation), and ``DELETE`` is Kinde's. Both
+``PATCH`` takes ``scopes`` too (the same bounds as on creation: held by the caller, and none
+for an organization's application), and ``DELETE`` is Kinde's. Both
 bind tokens already issued: the Management API authorizes every request against the
 application's current scopes (docs/decisions.md, "Scopes shrink").
 """
@@ -170,7 +171,7 @@ async def create_application(
         )
     async with services_of(request).db.transaction() as conn:
         if body.org_code is not None:
-            await organizations.get_organization(conn, body.org_code)
+            await organizations.lock_organization(conn, body.org_code, exclusive=False)
         app, secret = await applications.create_application(
             conn,
             name=body.name,
@@ -209,6 +210,11 @@ async def update_application(
             )
         if changes.get("scopes") and app.type is not ApplicationType.M2M:
             raise InvalidRequest("Only m2m applications take scopes.", "SCOPES_INVALID")
+        if changes.get("scopes") and app.org_code is not None:
+            raise InvalidRequest(
+                "An organization's m2m application takes no Management API scopes.",
+                "SCOPES_INVALID",
+            )
         await applications.update_application(conn, application_id, **changes)
     return OK
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from claimflow.domain import Property, PropertyContext, PropertyType, PropertyValue
+from claimflow.domain.feature_flags import MAX_INTEGER
 from claimflow.errors import InvalidRequest
 from claimflow.management.auth import require_scope, services_of
 from claimflow.management.wire import (
@@ -45,6 +46,9 @@ def _text(value: str) -> str:
 
 PropertyText = Annotated[str, StringConstraints(max_length=MAX_VALUE_LENGTH), AfterValidator(_text)]
 ValueQuery = Annotated[str, Query(max_length=MAX_VALUE_LENGTH)]
+PropertyInteger = Annotated[int, Field(ge=-MAX_INTEGER, le=MAX_INTEGER)]
+"""A number value is kept as its text: bounded like a flag's integer (±2^53-1, exact in
+JavaScript), or a 4,300-digit number would pass the text's length bound."""
 
 
 def property_json(prop: Property) -> dict[str, Any]:
@@ -102,7 +106,7 @@ class PropertyValues(BaseModel):
 
     model_config = StrictModel
 
-    properties: dict[Code, PropertyText | bool | int] = Field(max_length=100)
+    properties: dict[Code, PropertyText | bool | PropertyInteger] = Field(max_length=100)
 
 
 def _texts(values: Mapping[str, str | bool | int]) -> dict[str, str]:
@@ -199,7 +203,7 @@ async def update_user_properties(
     _: object = Depends(require_scope("update:user_properties")),
 ) -> dict[str, str]:
     async with services_of(request).db.transaction() as conn:
-        await users.get_user(conn, user_id)
+        await users.lock_user(conn, user_id)  # a deletion goes first or after, never between
         await properties.set_values(conn, PropertyContext.USER, user_id, _texts(body.properties))
     return OK
 
@@ -215,7 +219,7 @@ async def update_user_property(
     _: object = Depends(require_scope("update:user_properties")),
 ) -> dict[str, str]:
     async with services_of(request).db.transaction() as conn:
-        await users.get_user(conn, user_id)
+        await users.lock_user(conn, user_id)
         await properties.set_values(
             conn, PropertyContext.USER, user_id, {property_key: _valid(value)}
         )
@@ -250,7 +254,9 @@ async def update_organization_properties(
     _: object = Depends(require_scope("update:organization_properties")),
 ) -> dict[str, str]:
     async with services_of(request).db.transaction() as conn:
-        await organizations.get_organization(conn, org_code)
+        # Shared while the organization's deletion takes it exclusive: one goes first, never
+        # a value written between (a foreign-key error, 500) on PostgreSQL.
+        await organizations.lock_organization(conn, org_code, exclusive=False)
         await properties.set_values(
             conn, PropertyContext.ORGANIZATION, org_code, _texts(body.properties)
         )
@@ -270,7 +276,7 @@ async def update_organization_property(
     _: object = Depends(require_scope("update:organization_properties")),
 ) -> dict[str, str]:
     async with services_of(request).db.transaction() as conn:
-        await organizations.get_organization(conn, org_code)
+        await organizations.lock_organization(conn, org_code, exclusive=False)
         await properties.set_values(
             conn, PropertyContext.ORGANIZATION, org_code, {property_key: _valid(value)}
         )

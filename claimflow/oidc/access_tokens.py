@@ -3,7 +3,8 @@
 Shared by userinfo and introspection. A token is accepted only with ``typ: at+jwt`` (so an ID
 token cannot be used as an access token, RFC 9068 §4 step 2) and a ``jti`` not on the revoked
 list (RFC 7009). A user's token also stops being accepted here the moment the user is suspended
-or deleted, so userinfo and introspection never vouch for an account that can no longer sign in.
+or deleted, or the application it was issued to is deleted, so userinfo, the Account API and
+introspection never vouch for an account that can no longer sign in through a client that is gone.
 Whether a token is a user's or a machine's is decided from what the provider stored (the M2M
 application named by the token's reserved ``sub``/``client_id``), never from a claim such as
 ``gty`` that a token-generation workflow could have written.
@@ -68,6 +69,10 @@ async def verify_access_token_holder(services: Services, token: str) -> Verified
         if machine is None:
             user = await users.find_user(conn, str(claims.get("sub", "")))
             if user is None or user.is_suspended:
+                return None
+            # The application it was issued to must still exist: a deleted application's
+            # tokens end with it, as its refresh tokens and codes do.
+            if await applications.find_application(conn, str(claims.get("client_id", ""))) is None:
                 return None
     return VerifiedAccessToken(claims=claims, machine_client=machine)
 

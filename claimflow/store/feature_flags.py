@@ -23,6 +23,7 @@ from claimflow.domain.feature_flags import (
 )
 from claimflow.domain.ids import new_prefixed_id
 from claimflow.errors import Conflict, InvalidRequest, NotFound
+from claimflow.store import organizations, users
 from claimflow.store import tables as t
 from claimflow.store._rows import IntegrityError, as_utc, dialect_insert, utcnow
 
@@ -188,6 +189,11 @@ async def _set_override(
 async def set_organization_override(
     conn: AsyncConnection, org_code: str, key: str, raw: str
 ) -> None:
+    """Upsert an organization's override while its row is locked shared (404 when it is gone):
+    a deletion of the organization at the same moment goes first or after, never in between.
+    The flag writers' lock comes first, so a deletion waiting on the row cannot close a cycle."""
+    await _one_writer_at_a_time(conn)
+    await organizations.lock_organization(conn, org_code, exclusive=False)
     holder = {"org_code": org_code}
     await _set_override(
         conn, t.organization_feature_flags, holder, key, raw, OverrideLevel.ORGANIZATION
@@ -195,6 +201,9 @@ async def set_organization_override(
 
 
 async def set_user_override(conn: AsyncConnection, user_id: str, key: str, raw: str) -> None:
+    """Upsert a user's override with the user's row locked shared, as for an organization."""
+    await _one_writer_at_a_time(conn)
+    await users.lock_user(conn, user_id)
     holder = {"user_id": user_id}
     await _set_override(conn, t.user_feature_flags, holder, key, raw, OverrideLevel.USER)
 

@@ -116,8 +116,26 @@ async def update_organization(conn: AsyncConnection, code: str, **changes: Any) 
     return await get_organization(conn, code)
 
 
+async def lock_organization(conn: AsyncConnection, code: str, *, exclusive: bool) -> None:
+    """Lock the organization's row for the transaction (404 when it is gone).
+
+    Creating an organization's M2M application takes it shared, deleting the organization
+    exclusive, so on PostgreSQL (``FOR SHARE`` / ``FOR UPDATE``) they take turns and the deletion
+    finds every application created before it; SQLite serialises writers anyway.
+    """
+    row = (
+        await conn.execute(
+            select(t.organizations.c.code)
+            .where(t.organizations.c.code == code)
+            .with_for_update(read=not exclusive)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("No organization with this code.", "ORGANIZATION_INVALID")
+
+
 async def delete_organization(conn: AsyncConnection, code: str) -> None:
-    await get_organization(conn, code)
+    await lock_organization(conn, code, exclusive=True)
     await delete_customer_of(conn, org_code=code)
     await conn.execute(delete(t.memberships).where(t.memberships.c.org_code == code))
     # An organization's M2M applications go with it: their tokens would name a missing org.

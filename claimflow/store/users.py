@@ -79,6 +79,22 @@ async def get_user(conn: AsyncConnection, user_id: str) -> User:
     return user
 
 
+async def lock_user(conn: AsyncConnection, user_id: str) -> None:
+    """Lock the user's row shared for the transaction (404 when it is gone).
+
+    A write of the user's flag overrides or property values takes it, so on PostgreSQL a
+    deletion of the user at the same moment (its ``DELETE`` conflicts with ``FOR SHARE``) goes
+    first or after and never in between, where the insert would fail its foreign key (500).
+    """
+    row = (
+        await conn.execute(
+            select(t.users.c.id).where(t.users.c.id == user_id).with_for_update(read=True)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("No user with this id.", "USER_INVALID")
+
+
 async def find_user(conn: AsyncConnection, user_id: str) -> User | None:
     row = (await conn.execute(select(t.users).where(t.users.c.id == user_id))).first()
     return None if row is None else _user(row)
