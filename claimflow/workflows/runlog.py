@@ -181,6 +181,7 @@ class RunLog:
     LINGER_SECONDS = 0.25
     """How long the writer gathers runs before a write: one insert per burst, not per sign-in."""
     PRUNE_EVERY_SECONDS = 3600.0
+    CLOSE_SECONDS = 10.0
 
     def __init__(self, db: Database, retention_days: int) -> None:
         self._db = db
@@ -249,7 +250,20 @@ class RunLog:
         await self._idle.wait()
 
     async def aclose(self) -> None:
-        await self.flush()
+        """Write what is queued, for at most ``CLOSE_SECONDS``: a shutdown never hangs on a
+        writer that cannot get the database (what is still queued then is counted lost)."""
+        try:
+            async with asyncio.timeout(self.CLOSE_SECONDS):
+                await self.flush()
+        except TimeoutError:
+            self.write_errors += len(self._pending)
+            _write_failures.log(
+                logging.WARNING,
+                "close",
+                "workflow runs not recorded at shutdown: the run log's writer did not finish "
+                "within %.0f s",
+                self.CLOSE_SECONDS,
+            )
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
