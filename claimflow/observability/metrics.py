@@ -48,6 +48,11 @@ WORKFLOW_RUN_SECONDS = Histogram(
     ["workflow"],
     buckets=LATENCY_BUCKETS,
 )
+WORKFLOW_SKIPS = Counter(
+    "claimflow_workflow_skips",
+    "Workflows not run because their precondition did not hold for the event (no run record).",
+    ["workflow"],
+)
 BILLING_CACHE_EVENTS = Counter(
     "claimflow_billing_cache",
     "Billing cache events: hit, miss, load, stale_serve, invalidation.",
@@ -76,6 +81,10 @@ def record_token_request(grant: str, outcome: str, seconds: float) -> None:
 def record_workflow_run(workflow: str, outcome: str, seconds: float) -> None:
     WORKFLOW_RUNS.labels(workflow=workflow, outcome=outcome).inc()
     WORKFLOW_RUN_SECONDS.labels(workflow=workflow).observe(seconds)
+
+
+def record_workflow_skip(workflow: str) -> None:
+    WORKFLOW_SKIPS.labels(workflow=workflow).inc()
 
 
 def record_billing_cache(event: BillingCacheEvent, count: int = 1) -> None:
