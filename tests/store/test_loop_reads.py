@@ -14,11 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import bindparam, column, select, table
 
 from claimflow.services import Services
 from claimflow.store import applications
-from claimflow.store.loop_reads import LoopReadUnavailable, SqliteLoopReader
+from claimflow.store.loop_reads import LoopReadUnavailable, PreparedRead, SqliteLoopReader
 from tests.helpers import create_m2m_app
 
 TOKEN = "/oauth2/token"
@@ -58,7 +58,9 @@ def test_a_read_that_would_wait_for_a_lock_gives_up_at_once(tmp_path: Path) -> N
     setup.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT)")
     setup.execute("INSERT INTO t VALUES ('a', 'b')")
     reader = SqliteLoopReader(path)
-    statement = text("SELECT v FROM t WHERE k = :k")
+    statement = PreparedRead(
+        select(column("v")).select_from(table("t")).where(column("k") == bindparam("k"))
+    )
     try:
         row = reader.first(statement, {"k": "a"})
         assert row is not None and row.v == "b"
