@@ -11,7 +11,7 @@ any worker sees the whole server.
 from __future__ import annotations
 
 import os
-from typing import Literal
+from typing import Any, Literal
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -78,9 +78,21 @@ def record_token_request(grant: str, outcome: str, seconds: float) -> None:
     TOKEN_REQUEST_SECONDS.labels(grant=grant).observe(seconds)
 
 
+_workflow_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+"""The labelled children of the two workflow metrics, looked up once per (workflow, outcome):
+``labels()`` takes a lock and builds its key on every call, and a warm token records a run."""
+
+
 def record_workflow_run(workflow: str, outcome: str, seconds: float) -> None:
-    WORKFLOW_RUNS.labels(workflow=workflow, outcome=outcome).inc()
-    WORKFLOW_RUN_SECONDS.labels(workflow=workflow).observe(seconds)
+    children = _workflow_children.get((workflow, outcome))
+    if children is None:
+        children = _workflow_children[(workflow, outcome)] = (
+            WORKFLOW_RUNS.labels(workflow=workflow, outcome=outcome),
+            WORKFLOW_RUN_SECONDS.labels(workflow=workflow),
+        )
+    runs, run_seconds = children
+    runs.inc()
+    run_seconds.observe(seconds)
 
 
 def record_workflow_skip(workflow: str) -> None:
