@@ -11,7 +11,7 @@ any worker sees the whole server.
 from __future__ import annotations
 
 import os
-from typing import Literal
+from typing import Any, Literal
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -48,6 +48,11 @@ WORKFLOW_RUN_SECONDS = Histogram(
     ["workflow"],
     buckets=LATENCY_BUCKETS,
 )
+WORKFLOW_SKIPS = Counter(
+    "claimflow_workflow_skips",
+    "Workflows not run because their precondition did not hold for the event (no run record).",
+    ["workflow"],
+)
 BILLING_CACHE_EVENTS = Counter(
     "claimflow_billing_cache",
     "Billing cache events: hit, miss, load, stale_serve, invalidation.",
@@ -73,9 +78,25 @@ def record_token_request(grant: str, outcome: str, seconds: float) -> None:
     TOKEN_REQUEST_SECONDS.labels(grant=grant).observe(seconds)
 
 
+_workflow_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+"""The labelled children of the two workflow metrics, looked up once per (workflow, outcome):
+``labels()`` takes a lock and builds its key on every call, and a warm token records a run."""
+
+
 def record_workflow_run(workflow: str, outcome: str, seconds: float) -> None:
-    WORKFLOW_RUNS.labels(workflow=workflow, outcome=outcome).inc()
-    WORKFLOW_RUN_SECONDS.labels(workflow=workflow).observe(seconds)
+    children = _workflow_children.get((workflow, outcome))
+    if children is None:
+        children = _workflow_children[(workflow, outcome)] = (
+            WORKFLOW_RUNS.labels(workflow=workflow, outcome=outcome),
+            WORKFLOW_RUN_SECONDS.labels(workflow=workflow),
+        )
+    runs, run_seconds = children
+    runs.inc()
+    run_seconds.observe(seconds)
+
+
+def record_workflow_skip(workflow: str) -> None:
+    WORKFLOW_SKIPS.labels(workflow=workflow).inc()
 
 
 def record_billing_cache(event: BillingCacheEvent, count: int = 1) -> None:

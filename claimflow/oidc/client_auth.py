@@ -16,6 +16,7 @@ from fastapi import Request
 from claimflow.domain import Application
 from claimflow.errors import OAuthError
 from claimflow.store import Database, applications
+from claimflow.store.loop_reads import LoopReadUnavailable
 
 
 def _basic_credentials(request: Request) -> tuple[str, str] | None:
@@ -51,6 +52,15 @@ async def authenticate_client(
         client_id, secret = params.get("client_id", ""), params.get("client_secret", "")
     if not client_id:
         raise OAuthError("invalid_client", "Client authentication is required.", 401)
+    if secret and db.loop_reader is not None:
+        try:
+            app = applications.authenticate_client_on_loop(db.loop_reader, client_id, secret)
+        except LoopReadUnavailable:
+            pass
+        else:
+            if app is None:
+                raise OAuthError("invalid_client", "Client authentication failed.", 401)
+            return app
     async with db.connect() as conn:
         if secret:
             app = await applications.authenticate_client(conn, client_id, secret)

@@ -16,6 +16,7 @@ from claimflow.errors import NotFound
 from claimflow.store import billing_versions
 from claimflow.store import tables as t
 from claimflow.store._rows import utcnow
+from claimflow.store.loop_reads import PreparedRead, SqliteLoopReader
 
 
 def application_from_row(row: Any) -> Application:
@@ -100,6 +101,7 @@ _AUTHENTICATE = select(t.applications, _ORG_BILLING_VERSION).where(
     t.applications.c.client_id == bindparam("client_id")
 )
 """Built once, as ``_BY_CLIENT_ID``: the client-credentials grant runs it on every token."""
+_AUTHENTICATE_ON_LOOP = PreparedRead(_AUTHENTICATE)
 
 
 async def authenticate_client(
@@ -112,6 +114,21 @@ async def authenticate_client(
     round trip of its own.
     """
     row = (await conn.execute(_AUTHENTICATE, {"client_id": client_id})).first()
+    return _authenticated(row, client_secret)
+
+
+def authenticate_client_on_loop(
+    reader: SqliteLoopReader, client_id: str, client_secret: str
+) -> Application | None:
+    """``authenticate_client`` through the SQLite file's event-loop reader (``store.loop_reads``):
+    the same statement and checks without aiosqlite's thread hops. Raises
+    ``LoopReadUnavailable`` when the read would wait for a lock; the caller then reads through
+    a connection."""
+    row = reader.first(_AUTHENTICATE_ON_LOOP, {"client_id": client_id})
+    return _authenticated(row, client_secret)
+
+
+def _authenticated(row: Any, client_secret: str) -> Application | None:
     if row is None or row.client_secret_hash is None:
         return None
     if not secret_matches(client_secret, row.client_secret_hash):

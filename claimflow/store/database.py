@@ -43,6 +43,8 @@ from alembic.config import Config
 from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from claimflow.store.loop_reads import SqliteLoopReader
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -122,6 +124,9 @@ class Database:
         self.url = url
         self.engine = create_engine(url)
         self.is_sqlite = url.startswith("sqlite")
+        file = sqlite_file(url)
+        self.loop_reader = None if file is None else SqliteLoopReader(file)
+        """Hot reads on the event loop (a SQLite file only; see ``store.loop_reads``)."""
         self._writer = asyncio.Lock()
         # PostgreSQL: request scopes read in autocommit (see the module's docstring).
         self._scope_engine = (
@@ -259,6 +264,8 @@ class Database:
         return str(level or "READ COMMITTED")
 
     async def dispose(self) -> None:
+        if self.loop_reader is not None:
+            self.loop_reader.close()
         await self.engine.dispose()
         if self._scope_engine is not self.engine:
             await self._scope_engine.dispose()

@@ -105,6 +105,9 @@ class WorkflowSettings:
 WorkflowEntry = Callable[[Any, "Bindings"], Awaitable[None]]
 """``run(event, bindings)``: the event is the ``WorkflowEvent`` of the workflow's trigger."""
 
+WorkflowPrecondition = Callable[[Any], bool]
+"""``applies(event)``: whether a run on this event could do anything at all."""
+
 
 @dataclass(frozen=True, slots=True)
 class Workflow:
@@ -118,6 +121,11 @@ class Workflow:
     """Trusted workflows run in the server's event loop; the others in runner processes
     (design §8). The built-ins are trusted, and any workflow a deployment names in
     ``settings.workflows_trusted``."""
+    applies: WorkflowPrecondition | None = None
+    """A trusted module's optional ``applies(event)``: ``False`` means the run would add nothing
+    (``org_billing_m2m`` for an application without an organization), so the engine starts no
+    run and records none (``claimflow_workflow_skips`` counts it). Read from the module only
+    when it runs in the server; an isolated workflow always runs."""
 
     @property
     def id(self) -> str:

@@ -125,7 +125,7 @@ class WorkflowEngine:
 
     async def run(self, trigger: Trigger, event: WorkflowEvent) -> TokenCustomClaims:
         """Run every enabled workflow of ``trigger`` on ``event`` and merge their claims."""
-        workflows = self.enabled(trigger)
+        workflows = _applicable(self.enabled(trigger), event)
         if not workflows:
             return TokenCustomClaims()
         reports = await self.run_workflows(workflows, event)
@@ -360,6 +360,24 @@ class WorkflowEngine:
             await self.management.aclose()
         if self.billing_cache is not None:
             await self.billing_cache.aclose()
+
+
+def _applicable(workflows: list[Workflow], event: WorkflowEvent) -> list[Workflow]:
+    """The workflows whose precondition holds for ``event`` (``Workflow.applies``).
+
+    A trusted workflow that says it would do nothing on this event (``org_billing_m2m`` for an
+    application without an organization, ``user_billing`` on an organization's sign-in) is not
+    run: no task, no bindings, no run record, only a count in ``claimflow_workflow_skips``.
+    An untrusted workflow's code never runs in the server, so it always runs."""
+    if not any(w.applies is not None for w in workflows):
+        return workflows
+    chosen = []
+    for workflow in workflows:
+        if workflow.applies is None or not workflow.trusted or workflow.applies(event):
+            chosen.append(workflow)
+        else:
+            metrics.record_workflow_skip(workflow.id)
+    return chosen
 
 
 CANCEL_GRACE_SECONDS = 0.05

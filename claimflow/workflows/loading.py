@@ -24,7 +24,10 @@ def workflow_from_module(module: ModuleType, source: str) -> Workflow:
         raise WorkflowConfigError(f"{source}: no 'workflow_settings' of type WorkflowSettings")
     if entry is None or not inspect.iscoroutinefunction(entry):
         raise WorkflowConfigError(f"{source}: no 'async def run(event, bindings)'")
-    return Workflow(settings=settings, entry=entry, source=source)
+    applies = getattr(module, "applies", None)
+    if applies is not None and (not callable(applies) or inspect.iscoroutinefunction(applies)):
+        raise WorkflowConfigError(f"{source}: 'applies' must be a plain 'def applies(event)'")
+    return Workflow(settings=settings, entry=entry, source=source, applies=applies)
 
 
 def load_file(path: Path, text: str | None = None) -> Workflow:

@@ -72,6 +72,24 @@ async def test_workflow_runs_are_counted_by_workflow_and_outcome_with_duration(
         value(after, name, workflow="org_billing") - value(before, name, workflow="org_billing")
         == 2
     )
+    # user_billing does not apply to an organization's sign-in: counted as skipped, not run
+    for name in ("claimflow_workflow_runs_total", "claimflow_workflow_run_seconds_count"):
+        runs = [
+            v
+            for (n, labels), v in after.items()
+            if n == name and ("workflow", "user_billing") in labels
+        ]
+        before_runs = [
+            v
+            for (n, labels), v in before.items()
+            if n == name and ("workflow", "user_billing") in labels
+        ]
+        assert sum(runs) == sum(before_runs)
+    skips = "claimflow_workflow_skips_total"
+    skipped = value(after, skips, workflow="user_billing") - value(
+        before, skips, workflow="user_billing"
+    )
+    assert skipped == 2
 
 
 async def test_billing_cache_hits_misses_loads_and_stale_serves_are_counted(

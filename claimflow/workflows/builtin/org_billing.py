@@ -54,6 +54,11 @@ async def load_org_billing(bindings: Bindings, org_code: str) -> dict[str, Any] 
     return org_billing_claim(customer_id, entitlements, agreements)
 
 
+def applies(event: TokensGenerationEvent) -> bool:
+    """A personal sign-in carries no organization's billing: the engine does not run it then."""
+    return event.context.organization is not None
+
+
 async def run(event: TokensGenerationEvent, bindings: Bindings) -> None:
     organization = event.context.organization
     if organization is None:

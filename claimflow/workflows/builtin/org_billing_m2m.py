@@ -31,6 +31,12 @@ workflow_settings = WorkflowSettings(
 )
 
 
+def applies(event: M2MTokenGenerationEvent) -> bool:
+    """Only an organization's application gets the claim: the engine runs nothing for the others
+    (every other client-credentials token, the Management API's included)."""
+    return event.context.organization is not None
+
+
 async def run(event: M2MTokenGenerationEvent, bindings: Bindings) -> None:
     organization = event.context.organization
     if organization is None:

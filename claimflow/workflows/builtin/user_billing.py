@@ -4,7 +4,8 @@ Kinde's ``addBillingDetailsToTokensB2C`` (design §1): ``GET user?id=..&expand=b
 ``billing.customer_id``; entitlements and agreements are fetched in parallel and completely; the
 claim is ``{customer_id, user_billing, entitlements, agreements}`` where ``user_billing`` is the
 user's ``billing`` object as the Management API returns it. An organization sign-in never
-carries personal billing, so this workflow skips when the event names an organization.
+carries personal billing, so the engine does not run this workflow when the event names an
+organization (``applies``).
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ async def load_user_billing(bindings: Bindings, user_id: str) -> dict[str, Any] 
         return None
     entitlements, agreements = await fetch_customer_billing(api, customer_id)
     return billing_details_claim(customer_id, billing, entitlements, agreements)
+
+
+def applies(event: TokensGenerationEvent) -> bool:
+    """Personal sign-ins only: an organization's sign-in starts no run of this workflow."""
+    return event.context.organization is None
 
 
 async def run(event: TokensGenerationEvent, bindings: Bindings) -> None:
