@@ -20,20 +20,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import secrets
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from stores import on_both_stores
 from workflows_bench import seed
 
 from claimflow.app import create_app
@@ -44,7 +41,6 @@ from claimflow.settings import Settings
 from claimflow.store import applications, migrate
 from claimflow.workflows.engine import WorkflowEngine
 
-PG_SERVER = os.environ.get("CLAIMFLOW_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 ISSUER = "http://bench"
 ROUNDS = 20
 
@@ -134,27 +130,8 @@ async def measure(url: str, iterations: int) -> dict[str, float]:
         await services.close()
 
 
-async def admin(sql: str) -> None:
-    conn = await asyncpg.connect(f"{PG_SERVER}/postgres")
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 async def main(iterations: int) -> None:
-    rows = []
-    with tempfile.TemporaryDirectory() as scratch:
-        rows.append(
-            ("SQLite", await measure(f"sqlite+aiosqlite:///{Path(scratch) / 'b.db'}", iterations))
-        )
-    name = f"claimflow_bench_{secrets.token_hex(4)}"
-    await admin(f'CREATE DATABASE "{name}"')
-    try:
-        url = f"postgresql+asyncpg://{PG_SERVER.split('://', 1)[1]}/{name}"
-        rows.append(("PostgreSQL", await measure(url, iterations)))
-    finally:
-        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    rows = await on_both_stores(measure, iterations)
     print(
         f"{'store':<11} {'no workflows':>13} {'unchecked':>10} {'workflows':>10} {'ratio':>6}"
         f" {'cpu none':>9} {'cpu wf':>8} {'cpu ratio':>9}"

@@ -19,21 +19,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import secrets
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from stores import on_both_stores
 
 from claimflow.app import create_app
 from claimflow.domain import ApplicationType
@@ -42,7 +41,6 @@ from claimflow.services import build_services
 from claimflow.settings import Settings
 from claimflow.store import applications, management_grants, migrate, oidc_revocations
 
-PG_SERVER = os.environ.get("CLAIMFLOW_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 ISSUER = "http://bench.test"
 ROUNDS = 20
 NOW = management_grants.current_grant
@@ -138,27 +136,8 @@ async def measure(url: str, iterations: int) -> dict[str, float]:
     }
 
 
-async def admin(sql: str) -> None:
-    conn = await asyncpg.connect(f"{PG_SERVER}/postgres")
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 async def main(iterations: int) -> None:
-    rows = []
-    with tempfile.TemporaryDirectory() as scratch:
-        rows.append(
-            ("SQLite", await measure(f"sqlite+aiosqlite:///{Path(scratch) / 'b.db'}", iterations))
-        )
-    name = f"claimflow_bench_{secrets.token_hex(4)}"
-    await admin(f'CREATE DATABASE "{name}"')
-    try:
-        url = f"postgresql+asyncpg://{PG_SERVER.split('://', 1)[1]}/{name}"
-        rows.append(("PostgreSQL", await measure(url, iterations)))
-    finally:
-        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    rows = await on_both_stores(measure, iterations)
     print(
         f"{'store':<11} {'GET before':>11} {'GET now':>9} {'ratio':>6} "
         f"{'query before':>13} {'query now':>10} {'ratio':>6}"
