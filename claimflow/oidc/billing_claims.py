@@ -30,7 +30,7 @@ from claimflow.errors import WorkflowError
 from claimflow.oidc.access_tokens import bearer_token, verify_access_token
 from claimflow.oidc.workflow_events import m2m_token_generation_event, tokens_generation_event
 from claimflow.services import Services
-from claimflow.store import applications, users
+from claimflow.store import applications, organizations, users
 from claimflow.workflows.event import AuthOrigin, Trigger, WorkflowEvent
 
 router = APIRouter(tags=["Billing claims"])
@@ -65,9 +65,10 @@ async def _event_for(
     the store no longer backs the token's subject.
 
     Billing is a user's (or their organization's): the subject must be an active user as the
-    store says, whatever claims (``gty``) the token carries — or, for a client-credentials
-    token with ``org_code``, an M2M application that still belongs to that organization (its
-    ``org_billing`` comes from ``m2m:token_generation``).
+    store says, still a member of the token's organization, whatever claims (``gty``) the
+    token carries — or, for a client-credentials token with ``org_code``, an M2M application
+    that still belongs to that organization (its ``org_billing`` comes from
+    ``m2m:token_generation``).
     """
     subject = str(claims.get("sub", ""))
     org_code = claims.get("org_code")
@@ -75,6 +76,13 @@ async def _event_for(
     async with services.db.connect() as conn:
         user = await users.find_user(conn, subject)
         app = None if user is not None else await applications.find_application(conn, subject)
+        member = (
+            user is not None
+            and org_code is not None
+            and await organizations.find_membership(conn, org_code, subject) is not None
+        )
+    if user is not None and org_code is not None and not member:
+        return None  # removed from the organization since: its billing is no longer theirs
     if user is not None and not user.is_suspended:
         event: WorkflowEvent = tokens_generation_event(
             issuer=services.issuer,

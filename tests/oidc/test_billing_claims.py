@@ -12,6 +12,7 @@ from sqlalchemy import update
 from claimflow.app import create_app
 from claimflow.claims import claim_schema
 from claimflow.services import build_services
+from claimflow.store import billing, organizations
 from claimflow.store import tables as t
 from tests.conftest import ISSUER, make_settings
 from tests.oidc.flow import exchange, seed_business, sign_in_for_code
@@ -83,3 +84,45 @@ async def test_a_suspended_users_token_claiming_to_be_a_machine_token_gets_no_bi
         await services.close()
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_token"
+
+
+async def test_a_member_removed_from_the_organization_gets_no_billing_with_an_old_token(
+    db_url: str,
+) -> None:
+    """The token still says ``org_code``, but the store says the user left: the organization's
+    full billing is no longer theirs to read."""
+    services = build_services(make_settings(db_url))
+    try:
+        biz = await seed_business(services)
+        async with services.db.transaction() as conn:
+            customer = await billing.create_customer(conn, org_code=biz.org_code)
+            await billing.create_plan(conn, code="team", name="Team")
+            await billing.create_agreement(conn, customer_id=customer.id, plan_code="team")
+        now = int(time.time())
+        token = await services.keys.sign(
+            {
+                "iss": ISSUER,
+                "sub": biz.user_id,
+                "client_id": biz.web_client_id,
+                "aud": [],
+                "iat": now,
+                "exp": now + 300,
+                "jti": secrets.token_hex(16),
+                "org_code": biz.org_code,
+            },
+            typ="at+jwt",
+        )
+        headers = {"Authorization": f"Bearer {token}"}
+        transport = httpx.ASGITransport(app=create_app(services=services))
+        async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as client:
+            url = f"/oauth2/billing/{customer.id}"
+            while_member = await client.get(url, headers=headers)
+            async with services.db.transaction() as conn:
+                await organizations.remove_member(conn, biz.org_code, biz.user_id)
+            after_leaving = await client.get(url, headers=headers)
+    finally:
+        await services.close()
+    assert while_member.status_code == 200, while_member.text
+    assert while_member.json()["customer_id"] == customer.id
+    assert after_leaving.status_code == 401
+    assert after_leaving.json()["error"] == "invalid_token"
