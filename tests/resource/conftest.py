@@ -21,7 +21,7 @@ from claimflow.seed import (
     load_business_file,
 )
 from claimflow.services import Services
-from claimflow.store import users
+from claimflow.store import organizations, users
 from tests.conftest import ISSUER
 from tests.helpers import management_client
 
@@ -45,10 +45,13 @@ def demo_data() -> BusinessData:
 @pytest.fixture
 async def demo_services(services: Services, demo_data: BusinessData) -> Services:
     """The app's services with the demo business imported, and the user ``kp_demo`` whose tokens
-    the factory signs (token checks at the issuer refuse a token of an unknown user)."""
+    the factory signs, a member of every demo organization (token checks at the issuer refuse
+    a token of an unknown user, and an organization's billing to a non-member)."""
     await import_business_data(services.db, demo_data)
     async with services.db.transaction() as conn:
         await users.create_user(conn, email="token-subject@example.test", user_id="kp_demo")
+        for code in (o.code for o in demo_data.organizations if o.code is not None):
+            await organizations.add_member(conn, code, "kp_demo")
     return services
 
 
