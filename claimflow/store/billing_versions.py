@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 from collections.abc import Iterable
 from contextvars import ContextVar
 
@@ -28,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from claimflow.store import tables as t
 from claimflow.store._rows import dialect_insert
 from claimflow.store.database import Database, create_engine
+from claimflow.store.loop_reads import LoopReadUnavailable, PreparedRead
 
 
 def organization_subject(org_code: str) -> str:
@@ -93,11 +93,15 @@ async def bump_customers(conn: AsyncConnection, customer_ids: Iterable[str]) -> 
     )
 
 
+_VERSION = select(t.billing_versions.c.version).where(
+    t.billing_versions.c.subject == bindparam("subject")
+)
+_VERSION_ON_LOOP = PreparedRead(_VERSION)
+
+
 async def version_of(conn: AsyncConnection, subject: str) -> int:
     """The subject's current version; 0 for a subject whose billing never changed."""
-    found = await conn.execute(
-        select(t.billing_versions.c.version).where(t.billing_versions.c.subject == subject)
-    )
+    found = await conn.execute(_VERSION, {"subject": subject})
     return int(found.scalar_one_or_none() or 0)
 
 
@@ -108,35 +112,30 @@ class StoreBillingVersions:
     fresh WAL snapshot on SQLite). It is on every warm token of a billing workflow, so it skips
     SQLAlchemy's async engine — whose checkout, execute and return cost about 300 µs of CPU on
     SQLite, four times the query (``bench/m2m_workflows_bench.py``) — and reads through the
-    driver: one read-only autocommit ``sqlite3`` connection of its own on SQLite (read on the
-    event loop, see ``_read_sqlite``), a small ``asyncpg`` pool on PostgreSQL (its statement
-    cache prepares the query once). A connection that died with a
+    driver: the database's loop reader on a SQLite file (``store.loop_reads``: read on the
+    event loop, never waiting for a lock), a small ``asyncpg`` pool on PostgreSQL (its
+    statement cache prepares the query once). A connection that died with a
     database restart is detected by the read itself, which is retried once on a new one. Other
     URLs (none today) read through an autocommit engine.
     """
 
-    SQL_SQLITE = "SELECT version FROM billing_versions WHERE subject = ?"
     SQL_POSTGRES = "SELECT version FROM billing_versions WHERE subject = $1"
 
     def __init__(self, db: Database) -> None:
         self._url = make_url(db.url)
+        self._db = db
         self._opening = asyncio.Lock()
-        self._sqlite: sqlite3.Connection | None = None
         self._pool: asyncpg.Pool | None = None
         self._engine: AsyncEngine | None = None
-        backend = self._url.get_backend_name()
-        if backend == "sqlite" and self._url.database not in (None, "", ":memory:"):
-            self._read = self._read_sqlite
-            # The read that waits for a lock off the event loop (see ``_read_sqlite``).
-            self._engine = create_engine(db.url, isolation_level="AUTOCOMMIT", pre_ping=False)
-        elif backend == "postgresql" and self._url.get_driver_name() == "asyncpg":
+        if (
+            self._url.get_backend_name() == "postgresql"
+            and self._url.get_driver_name() == "asyncpg"
+        ):
             self._read = self._read_postgres
         else:
+            # A SQLite file reads on the loop and falls back to this engine when it would wait.
             self._engine = create_engine(db.url, isolation_level="AUTOCOMMIT", pre_ping=False)
-            self._read = self._read_engine
-        self._query = select(t.billing_versions.c.version).where(
-            t.billing_versions.c.subject == bindparam("subject")
-        )
+            self._read = self._read_sqlite if db.loop_reader is not None else self._read_engine
 
     async def current(self, subject: str) -> int:
         known = _read_with_request.get()
@@ -144,7 +143,7 @@ class StoreBillingVersions:
             return known[1]
         try:
             return await self._read(subject)
-        except (OSError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             if isinstance(exc, asyncpg.PostgresError) and not isinstance(
                 exc, asyncpg.PostgresConnectionError
             ):
@@ -157,24 +156,14 @@ class StoreBillingVersions:
             return await self._read(subject)
 
     async def _read_sqlite(self, subject: str) -> int:
-        """A primary-key read of a local file in WAL mode, where readers never wait for the
-        writer: a few microseconds, done on the event loop (a thread hop would cost ten times
-        more). ``query_only`` keeps this connection from ever writing. With ``busy_timeout`` 0,
-        a read that would have to wait for a lock (a database not in WAL mode yet, WAL recovery)
-        fails at once and is made through aiosqlite's thread instead: the loop never blocks."""
-        connection = self._sqlite
-        if connection is None:
-            connection = sqlite3.connect(
-                str(self._url.database), timeout=0, isolation_level=None, check_same_thread=False
-            )
-            connection.execute("PRAGMA query_only = ON")
-            connection.execute("PRAGMA busy_timeout = 0")
-            self._sqlite = connection
+        """On the event loop (a thread hop would cost ten times the read); a read that would
+        wait for a lock goes through aiosqlite's thread instead, so the loop never blocks."""
+        assert self._db.loop_reader is not None
         try:
-            row = connection.execute(self.SQL_SQLITE, (subject,)).fetchone()
-        except sqlite3.OperationalError:
+            row = self._db.loop_reader.first(_VERSION_ON_LOOP, {"subject": subject})
+        except LoopReadUnavailable:
             return await self._read_engine(subject)
-        return int(row[0]) if row and row[0] is not None else 0
+        return int(row.version) if row is not None and row.version is not None else 0
 
     async def _read_postgres(self, subject: str) -> int:
         pool = self._pool
@@ -192,23 +181,17 @@ class StoreBillingVersions:
     async def _read_engine(self, subject: str) -> int:
         assert self._engine is not None
         async with self._engine.connect() as conn:
-            found = await conn.execute(self._query, {"subject": subject})
+            found = await conn.execute(_VERSION, {"subject": subject})
             return int(found.scalar_one_or_none() or 0)
 
     async def _drop(self) -> None:
-        """Forget a broken connection (pool): the retry opens a new one."""
-        sqlite_connection, pool = self._sqlite, self._pool
-        self._sqlite, self._pool = None, None
-        with contextlib.suppress(Exception):
-            if sqlite_connection is not None:
-                sqlite_connection.close()
-            if pool is not None:
+        """Forget a broken pool: the retry opens a new one."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            with contextlib.suppress(Exception):
                 pool.terminate()
 
     async def aclose(self) -> None:
-        if self._sqlite is not None:
-            self._sqlite.close()
-            self._sqlite = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
