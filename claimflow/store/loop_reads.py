@@ -3,8 +3,8 @@
 Through aiosqlite, one read inside a request costs about ten thread hops (checkout, execute,
 fetch, the rollback on return), several times the read itself. A SQLite file in WAL mode lets a
 reader proceed while another connection writes, so a short read by primary key can run on the
-event loop's own thread instead, as ``StoreBillingVersions`` already does for the billing
-version: on ``sqlite3`` directly, with the statement compiled by SQLAlchemy's SQLite dialect and
+event loop's own thread instead (client authentication and the billing version read here):
+on ``sqlite3`` directly, with the statement compiled by SQLAlchemy's SQLite dialect and
 the rows decoded by the columns' types (``PreparedRead``), exactly as on the engine.
 
 The connection is read-only (``PRAGMA query_only``) and in autocommit: every statement takes a
