@@ -112,9 +112,11 @@ class _Scope:
 _scope: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar(
     "claimflow_request_scope", default=None
 )
-_writing: contextvars.ContextVar[Database | None] = contextvars.ContextVar(
-    "claimflow_sqlite_writer", default=None
+_writing: contextvars.ContextVar[tuple[Database, asyncio.Task[Any] | None] | None] = (
+    contextvars.ContextVar("claimflow_sqlite_writer", default=None)
 )
+"""The database whose write turn the current task holds, and that task: a task created inside
+the turn inherits the context variable but not the turn, so it must not skip the queue."""
 
 
 class Database:
@@ -183,11 +185,11 @@ class Database:
     @asynccontextmanager
     async def _write_turn(self) -> AsyncIterator[None]:
         """On SQLite, wait for this process's previous writer to commit (arrival order)."""
-        if not self.is_sqlite or _writing.get() is self:
+        if not self.is_sqlite or _writing.get() == (self, asyncio.current_task()):
             yield
             return
         async with self._writer:
-            token = _writing.set(self)
+            token = _writing.set((self, asyncio.current_task()))
             try:
                 yield
             finally:

@@ -81,3 +81,33 @@ async def test_a_nested_transaction_in_a_scope_is_its_own(pg_url: str) -> None:
         codes = (await conn.execute(select(t.organizations.c.code))).scalars().all()
     assert codes == ["org_inner"]
     await db.dispose()
+
+
+async def test_a_task_spawned_in_a_write_waits_its_own_turn_later(db_url: str) -> None:
+    """A task created inside a SQLite write transaction inherits its context, but not its turn:
+    when it writes after that transaction committed, it queues behind the current writer."""
+    db = Database(db_url)
+    holder_in = asyncio.Event()
+    order: list[str] = []
+
+    async def spawned() -> None:
+        await holder_in.wait()
+        async with db.transaction() as conn:
+            order.append("spawned writes")
+            await organizations.create_organization(conn, name="later", code="org_later")
+
+    async with db.transaction() as conn:
+        await organizations.create_organization(conn, name="first", code="org_first")
+        task = asyncio.create_task(spawned())
+
+    async def holder() -> None:
+        async with db.transaction() as conn:
+            await organizations.create_organization(conn, name="held", code="org_held")
+            holder_in.set()
+            await asyncio.sleep(0.2)
+            order.append("holder commits")
+
+    await asyncio.gather(holder(), task)
+    assert order == ["holder commits", "spawned writes"]
+    assert await _count(db) == 3
+    await db.dispose()
