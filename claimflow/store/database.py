@@ -44,6 +44,7 @@ from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from claimflow.store.loop_reads import SqliteLoopReader
+from claimflow.store.pg_direct import DirectPool, uses_driver
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -127,6 +128,8 @@ class Database:
         file = sqlite_file(url)
         self.loop_reader = None if file is None else SqliteLoopReader(file)
         """Hot reads on the event loop (a SQLite file only; see ``store.loop_reads``)."""
+        self.direct = DirectPool(url) if uses_driver(url) else None
+        """Hot statements on the driver (PostgreSQL through asyncpg; see ``store.pg_direct``)."""
         self._writer = asyncio.Lock()
         # PostgreSQL: request scopes read in autocommit (see the module's docstring).
         self._scope_engine = (
@@ -266,6 +269,8 @@ class Database:
     async def dispose(self) -> None:
         if self.loop_reader is not None:
             self.loop_reader.close()
+        if self.direct is not None:
+            await self.direct.aclose()
         await self.engine.dispose()
         if self._scope_engine is not self.engine:
             await self._scope_engine.dispose()
