@@ -19,6 +19,11 @@ READ COMMITTED a transaction of reads sees nothing a series of single reads woul
 its duration, so writes stay atomic. That engine has its own pool (10 + 20 overflow), so a
 worker may hold up to 30 more connections than before.
 
+**Hot statements on the driver (PostgreSQL).** The token endpoint's hot statements (client
+authentication, the refresh grant's read and rotation, billing versions) do not use the engine
+at all: they run on ``Database.direct``, a small asyncpg pool (``store.pg_direct``), so a warm
+refresh checks out nothing here.
+
 **SQLite writers.** SQLite lets one writer in at a time and makes the others poll with growing
 sleeps (``busy_timeout``), which turns a queue of eight writers into a p99 of a second. Write
 transactions of one process therefore take an ``asyncio.Lock`` first, so they wait in arrival
