@@ -86,7 +86,8 @@ class PgStatement:
 
 class Row(asyncpg.Record):  # type: ignore[misc]
     """A record whose columns read as attributes too (``row.client_id``), as SQLAlchemy's rows
-    do, so the store's row mappers serve both."""
+    do, so the store's row mappers serve both. A column named like a method of ``Record``
+    (``get``, ``keys``, ``values``, ``items``) reads by subscript only: alias it."""
 
     def __getattr__(self, name: str) -> Any:
         try:
