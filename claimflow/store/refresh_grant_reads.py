@@ -139,8 +139,12 @@ async def read_refresh_grant(pool: DirectPool, token: str) -> RefreshGrantRead |
         else billing_versions.user_subject(stored.user_id),
         int(row.billing_version or 0),
     )
+    flags = [
+        feature_flags.resolved_flag(_Flag(*columns))
+        for columns in zip(*_flag_columns(row), strict=True)
+    ]
     if row.u_id is None:
-        return RefreshGrantRead(stored, None, [], [])
+        return RefreshGrantRead(stored, None, [], flags)
     user = user_from_row(
         _User(
             row.u_id,
@@ -167,10 +171,6 @@ async def read_refresh_grant(pool: DirectPool, token: str) -> RefreshGrantRead |
         )
         joined = list(zip(row.m_org_codes, row.m_joined_ons, strict=True))
         memberships = organizations.memberships_of(user.id, joined, grants)
-    flags = [
-        feature_flags.resolved_flag(_Flag(*columns))
-        for columns in zip(*_flag_columns(row), strict=True)
-    ]
     return RefreshGrantRead(stored, user, memberships, flags)
 
 
