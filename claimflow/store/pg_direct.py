@@ -10,7 +10,8 @@ instead, on a small ``asyncpg`` pool of the same database:
   connection's first use a statement is one ``Bind``/``Execute`` exchange.
 - **No pre-ping and no reset round trip**: asyncpg's pool sees a connection the server closed
   (a restart, an idle timeout) when it is acquired and opens a new one, without a round trip; a
-  read that meets a connection dying under it is retried once on a fresh one. The reset on
+  connection found dead by its statement is closed and the statement runs once more on a fresh
+  one, if it never left (``_NOT_SENT``) or is a read. The reset on
   release sends nothing unless a transaction was left open (never here: every statement runs
   in autocommit, atomic on its own).
 - **The same SQL and values as the engine**: a SQLAlchemy statement is compiled once by the
@@ -41,13 +42,17 @@ from claimflow.store.unreachable import StoreUnreachable
 _DIALECT = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
 _T = TypeVar("_T")
 
-_DEAD_CONNECTION: tuple[type[Exception], ...] = (
+_NOT_SENT: tuple[type[Exception], ...] = (asyncpg.InternalClientError, asyncpg.InterfaceError)
+"""The connection refused the statement before sending it: closed, or in a state left by the
+server's ``FATAL`` (a restart, ``pg_terminate_backend``) that asyncpg has read but not yet acted
+on. Safe to retry, writes included."""
+
+_DIED: tuple[type[Exception], ...] = (
     asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
     ConnectionResetError,
 )
-"""A pooled connection that died under a statement (the server restarted meanwhile)."""
+"""The connection died under a statement that may have reached the server."""
 
 
 def uses_driver(url: str) -> bool:
@@ -97,11 +102,19 @@ class Row(asyncpg.Record):  # type: ignore[misc]
 
 
 async def _json_codecs(connection: asyncpg.Connection) -> None:
-    """Decode ``json`` as SQLAlchemy's asyncpg dialect does on its connections."""
+    """Decode ``json`` and ``jsonb`` as SQLAlchemy's asyncpg dialect does on its connections
+    (``setup_asyncpg_json_codec``): binary format, ``jsonb`` behind its version byte."""
     await connection.set_type_codec(
         "json",
         encoder=str.encode,
         decoder=lambda raw: json.loads(raw.decode()),
+        schema="pg_catalog",
+        format="binary",
+    )
+    await connection.set_type_codec(
+        "jsonb",
+        encoder=lambda text: b"\x01" + text.encode(),
+        decoder=lambda raw: json.loads(raw[1:].decode()),
         schema="pg_catalog",
         format="binary",
     )
@@ -138,37 +151,50 @@ class DirectPool:
                 pool = self._pool
         return pool
 
-    async def _run(self, use: Callable[[asyncpg.Connection], Awaitable[_T]]) -> _T:
-        try:
-            pool = await self._opened()
-            async with pool.acquire() as connection:
-                return await use(connection)
-        except OSError as exc:
-            if isinstance(exc, ConnectionError):
-                raise
-            raise StoreUnreachable(str(exc)) from exc
+    async def _run(
+        self, use: Callable[[asyncpg.Connection], Awaitable[_T]], *, may_repeat: bool
+    ) -> _T:
+        """``use`` on a pooled connection; once more on a fresh one if the first was dead.
 
-    async def _read(self, use: Callable[[asyncpg.Connection], Awaitable[_T]]) -> _T:
-        """A read, retried once on a fresh connection if its connection died under it."""
-        try:
-            return await self._run(use)
-        except _DEAD_CONNECTION:
-            return await self._run(use)
+        A dead connection is closed before it goes back, so the pool replaces it. A statement
+        that may have reached the server is repeated only if ``may_repeat`` (a read).
+        """
+        for attempt in (1, 2):
+            try:
+                pool = await self._opened()
+                async with pool.acquire() as connection:
+                    try:
+                        return await use(connection)
+                    except _NOT_SENT + _DIED:
+                        connection.terminate()
+                        raise
+            except _NOT_SENT:
+                if attempt == 2:
+                    raise
+            except _DIED:
+                if attempt == 2 or not may_repeat:
+                    raise
+            except OSError as exc:
+                if isinstance(exc, ConnectionError):
+                    raise
+                raise StoreUnreachable(str(exc)) from exc
+        raise AssertionError("unreachable")
 
     async def fetchrow(self, statement: PgStatement | str, params: Any) -> Any:
         """The first row of a read (a record, columns by name) or None."""
         sql, args = _sql(statement, params)
-        return await self._read(lambda c: c.fetchrow(sql, *args))
+        return await self._run(lambda c: c.fetchrow(sql, *args), may_repeat=True)
 
     async def fetchval(self, statement: PgStatement | str, params: Any) -> Any:
         sql, args = _sql(statement, params)
-        return await self._read(lambda c: c.fetchval(sql, *args))
+        return await self._run(lambda c: c.fetchval(sql, *args), may_repeat=True)
 
     async def write_fetchrow(self, statement: PgStatement | str, params: Any) -> Any:
-        """A write in one statement (atomic on its own, autocommit): never retried, since a
-        connection that died under it leaves unknown whether it committed."""
+        """A write in one statement (atomic on its own, autocommit): repeated only if the dead
+        connection never sent it, since one that died under it leaves unknown whether it
+        committed (the client's retry then meets the refresh token's reuse grace)."""
         sql, args = _sql(statement, params)
-        return await self._run(lambda c: c.fetchrow(sql, *args))
+        return await self._run(lambda c: c.fetchrow(sql, *args), may_repeat=False)
 
     async def aclose(self) -> None:
         pool, self._pool = self._pool, None

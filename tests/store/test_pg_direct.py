@@ -22,16 +22,24 @@ async def test_a_connection_killed_by_the_server_is_replaced_without_a_failed_re
             conn, name="Web", type=ApplicationType.REGULAR
         )
     assert secret is not None
-    pid = await db.direct.fetchval("SELECT pg_backend_pid()", ())
+    await _kill_the_pooled_connection(db.direct, pg_url)
+    found = await applications.authenticate_client_direct(db.direct, app.client_id, secret)
+    assert found == app
+    assert await applications.authenticate_client_direct(db.direct, app.client_id, "wrong") is None
+    # A write that the dead connection refused before sending it is sent on a fresh one.
+    await _kill_the_pooled_connection(db.direct, pg_url)
+    assert await db.direct.write_fetchrow("SELECT 1 AS one", ()) == (1,)
+    await db.dispose()
+
+
+async def _kill_the_pooled_connection(pool: DirectPool, pg_url: str) -> None:
+    """What a restart of the server does to an idle pooled connection."""
+    pid = await pool.fetchval("SELECT pg_backend_pid()", ())
     admin = await asyncpg.connect(pg_url.replace("postgresql+asyncpg", "postgresql"))
     try:
         assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
     finally:
         await admin.close()
-    found = await applications.authenticate_client_direct(db.direct, app.client_id, secret)
-    assert found == app
-    assert await applications.authenticate_client_direct(db.direct, app.client_id, "wrong") is None
-    await db.dispose()
 
 
 async def test_an_unreachable_server_is_a_connection_error() -> None:
@@ -39,3 +47,15 @@ async def test_an_unreachable_server_is_a_connection_error() -> None:
     with pytest.raises(ConnectionError):
         await pool.fetchval("SELECT 1", ())
     await pool.aclose()
+
+
+async def test_json_and_jsonb_read_as_through_the_engine(pg_url: str) -> None:
+    db = Database(pg_url)
+    assert db.direct is not None
+    for kind in ("json", "jsonb"):
+        sql = f'SELECT CAST(\'{{"a": [1, "b"]}}\' AS {kind})'
+        direct = await db.direct.fetchval(sql, ())
+        async with db.connect() as conn:
+            through_engine = (await conn.exec_driver_sql(sql)).scalar()
+        assert direct == through_engine == {"a": [1, "b"]}
+    await db.dispose()
