@@ -61,6 +61,17 @@ async def authenticate_client(
             if app is None:
                 raise OAuthError("invalid_client", "Client authentication failed.", 401)
             return app
+    if db.direct is not None:
+        # PostgreSQL: on the driver (``store.pg_direct``), a read per request as before, so a
+        # deleted application or a rotated secret is refused at once on every worker.
+        if secret:
+            app = await applications.authenticate_client_direct(db.direct, client_id, secret)
+        else:
+            found = await applications.find_application_direct(db.direct, client_id)
+            app = found if found is not None and found.is_public else None
+        if app is None:
+            raise OAuthError("invalid_client", "Client authentication failed.", 401)
+        return app
     async with db.connect() as conn:
         if secret:
             app = await applications.authenticate_client(conn, client_id, secret)

@@ -17,6 +17,7 @@ from claimflow.store import billing_versions
 from claimflow.store import tables as t
 from claimflow.store._rows import utcnow
 from claimflow.store.loop_reads import PreparedRead, SqliteLoopReader
+from claimflow.store.pg_direct import DirectPool, PgStatement
 
 
 def application_from_row(row: Any) -> Application:
@@ -102,6 +103,8 @@ _AUTHENTICATE = select(t.applications, _ORG_BILLING_VERSION).where(
 )
 """Built once, as ``_BY_CLIENT_ID``: the client-credentials grant runs it on every token."""
 _AUTHENTICATE_ON_LOOP = PreparedRead(_AUTHENTICATE)
+_AUTHENTICATE_DIRECT = PgStatement(_AUTHENTICATE)
+_BY_CLIENT_ID_DIRECT = PgStatement(_BY_CLIENT_ID)
 
 
 async def authenticate_client(
@@ -126,6 +129,21 @@ def authenticate_client_on_loop(
     a connection."""
     row = reader.first(_AUTHENTICATE_ON_LOOP, {"client_id": client_id})
     return _authenticated(row, client_secret)
+
+
+async def authenticate_client_direct(
+    pool: DirectPool, client_id: str, client_secret: str
+) -> Application | None:
+    """``authenticate_client`` on PostgreSQL's driver directly (``store.pg_direct``): the same
+    statement and checks, one round trip, no checkout of the engine's pool."""
+    row = await pool.fetchrow(_AUTHENTICATE_DIRECT, {"client_id": client_id})
+    return _authenticated(row, client_secret)
+
+
+async def find_application_direct(pool: DirectPool, client_id: str) -> Application | None:
+    """``find_application`` on PostgreSQL's driver directly (a public client's identification)."""
+    row = await pool.fetchrow(_BY_CLIENT_ID_DIRECT, {"client_id": client_id})
+    return None if row is None else application_from_row(row)
 
 
 def _authenticated(row: Any, client_secret: str) -> Application | None:

@@ -14,13 +14,10 @@ load (a sign-in knows its organization, not yet its customer) and so that a chan
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Iterable
 from contextvars import ContextVar
 
-import asyncpg
-from sqlalchemy import bindparam, make_url, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -113,24 +110,17 @@ class StoreBillingVersions:
     SQLAlchemy's async engine — whose checkout, execute and return cost about 300 µs of CPU on
     SQLite, four times the query (``bench/m2m_workflows_bench.py``) — and reads through the
     driver: the database's loop reader on a SQLite file (``store.loop_reads``: read on the
-    event loop, never waiting for a lock), a small ``asyncpg`` pool on PostgreSQL (its
-    statement cache prepares the query once). A connection that died with a
-    database restart is detected by the read itself, which is retried once on a new one. Other
+    event loop, never waiting for a lock), the database's ``asyncpg`` pool on PostgreSQL
+    (``store.pg_direct``: prepared once per connection, a dead connection retried once). Other
     URLs (none today) read through an autocommit engine.
     """
 
     SQL_POSTGRES = "SELECT version FROM billing_versions WHERE subject = $1"
 
     def __init__(self, db: Database) -> None:
-        self._url = make_url(db.url)
         self._db = db
-        self._opening = asyncio.Lock()
-        self._pool: asyncpg.Pool | None = None
         self._engine: AsyncEngine | None = None
-        if (
-            self._url.get_backend_name() == "postgresql"
-            and self._url.get_driver_name() == "asyncpg"
-        ):
+        if db.direct is not None:
             self._read = self._read_postgres
         else:
             # A SQLite file reads on the loop and falls back to this engine when it would wait.
@@ -142,13 +132,6 @@ class StoreBillingVersions:
         if known is not None and known[0] == subject:
             return known[1]
         try:
-            return await self._read(subject)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            if isinstance(exc, asyncpg.PostgresError) and not isinstance(
-                exc, asyncpg.PostgresConnectionError
-            ):
-                raise
-            await self._drop()
             return await self._read(subject)
         except DBAPIError as exc:
             if not exc.connection_invalidated:
@@ -166,16 +149,8 @@ class StoreBillingVersions:
         return int(row.version) if row is not None and row.version is not None else 0
 
     async def _read_postgres(self, subject: str) -> int:
-        pool = self._pool
-        if pool is None:
-            async with self._opening:
-                if self._pool is None:
-                    dsn = self._url.set(drivername="postgresql").render_as_string(
-                        hide_password=False
-                    )
-                    self._pool = await asyncpg.create_pool(dsn, min_size=1, max_size=10)
-                pool = self._pool
-        found = await pool.fetchval(self.SQL_POSTGRES, subject)
+        assert self._db.direct is not None
+        found = await self._db.direct.fetchval(self.SQL_POSTGRES, (subject,))
         return int(found or 0)
 
     async def _read_engine(self, subject: str) -> int:
@@ -184,16 +159,7 @@ class StoreBillingVersions:
             found = await conn.execute(_VERSION, {"subject": subject})
             return int(found.scalar_one_or_none() or 0)
 
-    async def _drop(self) -> None:
-        """Forget a broken pool: the retry opens a new one."""
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            with contextlib.suppress(Exception):
-                pool.terminate()
-
     async def aclose(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        """The database's pool is the database's to close; only the fallback engine is ours."""
         if self._engine is not None:
             await self._engine.dispose()

@@ -19,6 +19,11 @@ READ COMMITTED a transaction of reads sees nothing a series of single reads woul
 its duration, so writes stay atomic. That engine has its own pool (10 + 20 overflow), so a
 worker may hold up to 30 more connections than before.
 
+**Hot statements on the driver (PostgreSQL).** The token endpoint's hot statements (client
+authentication, the refresh grant's read and rotation, billing versions) do not use the engine
+at all: they run on ``Database.direct``, a small asyncpg pool (``store.pg_direct``), so a warm
+refresh checks out nothing here.
+
 **SQLite writers.** SQLite lets one writer in at a time and makes the others poll with growing
 sleeps (``busy_timeout``), which turns a queue of eight writers into a p99 of a second. Write
 transactions of one process therefore take an ``asyncio.Lock`` first, so they wait in arrival
@@ -44,6 +49,7 @@ from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from claimflow.store.loop_reads import SqliteLoopReader
+from claimflow.store.pg_direct import DirectPool, uses_driver
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -129,6 +135,8 @@ class Database:
         file = sqlite_file(url)
         self.loop_reader = None if file is None else SqliteLoopReader(file)
         """Hot reads on the event loop (a SQLite file only; see ``store.loop_reads``)."""
+        self.direct = DirectPool(url) if uses_driver(url) else None
+        """Hot statements on the driver (PostgreSQL through asyncpg; see ``store.pg_direct``)."""
         self._writer = asyncio.Lock()
         # PostgreSQL: request scopes read in autocommit (see the module's docstring).
         self._scope_engine = (
@@ -268,6 +276,8 @@ class Database:
     async def dispose(self) -> None:
         if self.loop_reader is not None:
             self.loop_reader.close()
+        if self.direct is not None:
+            await self.direct.aclose()
         await self.engine.dispose()
         if self._scope_engine is not self.engine:
             await self._scope_engine.dispose()

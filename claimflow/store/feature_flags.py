@@ -239,13 +239,16 @@ async def resolved_flags(
         )
         .order_by(t.feature_flags.c.key)
     )
-    resolved = []
-    for row in await conn.execute(query):
-        flag = _flag(row)
-        org_value = None if row.org_value is None else parse_value(flag.type, row.org_value)
-        user_value = None if row.user_value is None else parse_value(flag.type, row.user_value)
-        resolved.append(resolve(flag, org_value, user_value))
-    return resolved
+    return [resolved_flag(row) for row in await conn.execute(query)]
+
+
+def resolved_flag(row: Any) -> ResolvedFlag:
+    """A ``feature_flags`` row with its ``org_value`` and ``user_value`` overrides (or None),
+    resolved (``domain.feature_flags.resolve``)."""
+    flag = _flag(row)
+    org_value = None if row.org_value is None else parse_value(flag.type, row.org_value)
+    user_value = None if row.user_value is None else parse_value(flag.type, row.user_value)
+    return resolve(flag, org_value, user_value)
 
 
 async def check_claim_size(conn: AsyncConnection) -> None:

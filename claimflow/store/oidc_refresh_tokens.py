@@ -32,6 +32,7 @@ from claimflow.crypto import digest_secret
 from claimflow.store import tables as t
 from claimflow.store._rows import as_utc, required_utc, utcnow
 from claimflow.store.oidc_revocations import revoke_jti
+from claimflow.store.pg_direct import DirectPool, PgStatement
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,7 @@ class RefreshToken:
     revoked_on: datetime | None
 
 
-def _token(row: Any) -> RefreshToken:
+def refresh_token_from_row(row: Any) -> RefreshToken:
     return RefreshToken(
         family_id=row.family_id,
         client_id=row.client_id,
@@ -108,7 +109,7 @@ _BY_HASH = select(t.refresh_tokens).where(t.refresh_tokens.c.token_hash == bindp
 
 async def find_refresh_token(conn: AsyncConnection, token: str) -> RefreshToken | None:
     row = (await conn.execute(_BY_HASH, {"digest": digest_secret(token)})).first()
-    return None if row is None else _token(row)
+    return None if row is None else refresh_token_from_row(row)
 
 
 def _spend_statement() -> Any:
@@ -257,15 +258,38 @@ async def rotate_refresh_token(
         if won:
             await conn.execute(_INSERT, successor.row(family_id))
         return won
-    digest = digest_secret(token)
+    params = _rotate_params(token, family_id, successor, successor_sealed)
+    return (await conn.execute(_ROTATE, params)).first() is not None
+
+
+def _rotate_params(
+    token: str, family_id: str, successor: Successor, successor_sealed: bytes | None
+) -> dict[str, Any]:
     params: dict[str, Any] = {
-        "digest": digest,
+        "digest": digest_secret(token),
         "b_family_id": family_id,
         "now": utcnow(),
         "sealed": successor_sealed,
     }
     params.update({f"n_{name}": value for name, value in successor.row(family_id).items()})
-    return (await conn.execute(_ROTATE, params)).first() is not None
+    return params
+
+
+_ROTATE_DIRECT = PgStatement(_ROTATE)
+
+
+async def rotate_refresh_token_direct(
+    pool: DirectPool,
+    token: str,
+    *,
+    family_id: str,
+    successor: Successor,
+    successor_sealed: bytes | None = None,
+) -> bool:
+    """``rotate_refresh_token``'s PostgreSQL statement on the driver directly
+    (``store.pg_direct``): the same single statement, atomic on its own in autocommit."""
+    params = _rotate_params(token, family_id, successor, successor_sealed)
+    return await pool.write_fetchrow(_ROTATE_DIRECT, params) is not None
 
 
 async def claim_successor(conn: AsyncConnection, token: str, used_after: datetime) -> bytes | None:

@@ -240,19 +240,28 @@ async def token_subject(
     if user.is_suspended or not joined:
         return user, []
     grants = await roles_store.grants_of_members(conn, user_id=user_id)
+    return user, memberships_of(user_id, [(row.org_code, row.joined_on) for row in joined], grants)
+
+
+def memberships_of(
+    user_id: str,
+    joined: Sequence[tuple[str, Any]],
+    grants: dict[roles_store.MemberKey, roles_store.MemberGrants],
+) -> list[Membership]:
+    """The user's memberships from ``(org_code, joined_on)`` pairs and their grants."""
     memberships = []
-    for row in joined:
-        held = grants.get((row.org_code, user_id), roles_store.MemberGrants())
+    for org_code, joined_on in joined:
+        held = grants.get((org_code, user_id), roles_store.MemberGrants())
         memberships.append(
             Membership(
-                org_code=row.org_code,
+                org_code=org_code,
                 user_id=user_id,
                 roles=held.role_keys,
                 permissions=held.permission_keys,
-                joined_on=as_utc(row.joined_on),
+                joined_on=as_utc(joined_on),
             )
         )
-    return user, memberships
+    return memberships
 
 
 async def count_organizations(conn: AsyncConnection) -> int:

@@ -433,11 +433,17 @@ async def grants_of_members(
         _grants_query(org_code is not None, user_id is not None),
         {k: v for k, v in (("org_code", org_code), ("user_id", user_id)) if v is not None},
     )
+    return fold_grants((row.org_code, row.user_id, row.is_role, row.key) for row in rows)
+
+
+def fold_grants(rows: Iterable[tuple[str, str, bool, str]]) -> dict[MemberKey, MemberGrants]:
+    """``(org_code, user_id, is_role, key)`` rows of the grants query, per membership: role keys
+    and permission keys (direct or through a role) each sorted and without duplicates."""
     roles: dict[MemberKey, set[str]] = {}
     perms: dict[MemberKey, set[str]] = {}
-    for row in rows:
-        kind = roles if row.is_role else perms
-        kind.setdefault((row.org_code, row.user_id), set()).add(row.key)
+    for org_code, user_id, is_role, key in rows:
+        kind = roles if is_role else perms
+        kind.setdefault((org_code, user_id), set()).add(key)
     return {
         member: MemberGrants(
             tuple(sorted(roles.get(member, ()))), tuple(sorted(perms.get(member, ())))

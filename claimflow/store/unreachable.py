@@ -10,6 +10,12 @@ from __future__ import annotations
 import asyncpg
 from sqlalchemy import exc as sa_exc
 
+
+class StoreUnreachable(ConnectionError):
+    """The database could not be reached by a driver-level statement (``store.pg_direct``),
+    whatever ``OSError`` the connection attempt raised (several addresses refused, no route)."""
+
+
 STORE_UNAVAILABLE: tuple[type[Exception], ...] = (
     ConnectionError,  # refused, reset: the server is not there
     TimeoutError,
@@ -17,7 +23,7 @@ STORE_UNAVAILABLE: tuple[type[Exception], ...] = (
     sa_exc.InterfaceError,  # a pooled connection died under a query
     sa_exc.TimeoutError,  # every pooled connection is stuck
     asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up, admin shutdown
-    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.PostgresConnectionError,  # class 08: the connection broke
     asyncpg.exceptions.InterfaceError,
 )
 """What a request sees when the database cannot be reached (asyncpg raises some unwrapped)."""

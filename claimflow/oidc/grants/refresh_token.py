@@ -26,15 +26,17 @@ from claimflow.oidc.grants.base import TokenRequest
 from claimflow.oidc.grants.user_tokens import (
     issue,
     new_refresh_token,
+    refresh_context,
     successor_token,
     token_context,
     token_response,
 )
 from claimflow.oidc.params import require
-from claimflow.store import oidc_refresh_tokens
+from claimflow.store import oidc_refresh_tokens, refresh_grant_reads
 from claimflow.store._rows import utcnow
-from claimflow.store.oidc_refresh_tokens import RefreshToken
+from claimflow.store.oidc_refresh_tokens import RefreshToken, Successor
 from claimflow.store.oidc_revocations import revoke_jti
+from claimflow.store.refresh_grant_reads import RefreshGrantRead
 from claimflow.tokens.claims import TokenContext
 from claimflow.tokens.issue import IssuedTokens
 from claimflow.workflows.event import AuthOrigin
@@ -69,23 +71,64 @@ async def _reused(request: TokenRequest, stored: RefreshToken) -> OAuthError:
 
 
 async def _fresh_tokens(
-    request: TokenRequest, stored: RefreshToken
+    request: TokenRequest, stored: RefreshToken, read: RefreshGrantRead | None = None
 ) -> tuple[TokenContext, IssuedTokens]:
     services = request.services
     scope = _narrowed_scope(request.params.get("scope"), stored.scope)
-    async with services.db.connect() as conn:
-        ctx = await token_context(
-            conn,
-            services,
-            request.client,
-            user_id=stored.user_id,
-            org_code=stored.org_code,
-            scope=scope,
-            audience=stored.audience,
-            auth_time=stored.auth_time,
-        )
+    if read is not None:
+        ctx = await refresh_context(services, request.client, read, scope=scope)
+    else:
+        async with services.db.connect() as conn:
+            ctx = await token_context(
+                conn,
+                services,
+                request.client,
+                user_id=stored.user_id,
+                org_code=stored.org_code,
+                scope=scope,
+                audience=stored.audience,
+                auth_time=stored.auth_time,
+            )
     tokens = await issue(request, ctx, AuthOrigin.REFRESH_TOKEN_REQUEST, is_existing_session=True)
     return ctx, tokens
+
+
+async def _presented(
+    request: TokenRequest, raw_token: str
+) -> tuple[RefreshToken | None, RefreshGrantRead | None]:
+    """The presented token; on PostgreSQL with its user, memberships, flags and billing version,
+    read in the same statement (``store.refresh_grant_reads``)."""
+    db = request.services.db
+    if db.direct is not None:
+        read = await refresh_grant_reads.read_refresh_grant(db.direct, raw_token)
+        return (None, None) if read is None else (read.token, read)
+    async with db.connect() as conn:
+        return await oidc_refresh_tokens.find_refresh_token(conn, raw_token), None
+
+
+async def _rotate(
+    request: TokenRequest, raw_token: str, *, family_id: str, successor: Successor
+) -> bool:
+    """Spend the presented token and store its successor: one statement on PostgreSQL (on the
+    driver directly, in autocommit), the spend then the insert in a transaction on SQLite."""
+    services = request.services
+    sealed = (
+        services.box.encrypt(successor.token.encode())
+        if services.settings.refresh_reuse_grace_seconds > 0
+        else None
+    )
+    if services.db.direct is not None:
+        return await oidc_refresh_tokens.rotate_refresh_token_direct(
+            services.db.direct,
+            raw_token,
+            family_id=family_id,
+            successor=successor,
+            successor_sealed=sealed,
+        )
+    async with services.db.single_statement() as conn:
+        return await oidc_refresh_tokens.rotate_refresh_token(
+            conn, raw_token, family_id=family_id, successor=successor, successor_sealed=sealed
+        )
 
 
 async def _retry_within_grace(
@@ -128,33 +171,24 @@ async def _retry_within_grace(
 async def refresh_token_grant(request: TokenRequest) -> dict[str, Any]:
     raw_token = require(request.params, "refresh_token")
     services, client = request.services, request.client
-    async with services.db.connect() as conn:
-        stored = await oidc_refresh_tokens.find_refresh_token(conn, raw_token)
+    stored, read = await _presented(request, raw_token)
     if stored is None or stored.client_id != client.client_id:
         raise OAuthError("invalid_grant", "The refresh token is invalid.")
     if stored.used_on is not None or stored.revoked_on is not None:
         return await _retry_within_grace(request, raw_token, stored)
     if stored.expires_on <= utcnow():
         raise OAuthError("invalid_grant", "The refresh token has expired.")
-    ctx, tokens = await _fresh_tokens(request, stored)
+    ctx, tokens = await _fresh_tokens(request, stored, read)
 
     successor = new_refresh_token()
-    sealed = (
-        services.box.encrypt(successor.encode())
-        if services.settings.refresh_reuse_grace_seconds > 0
-        else None
+    won = await _rotate(
+        request,
+        raw_token,
+        family_id=stored.family_id,
+        successor=successor_token(
+            request, successor, ctx=ctx, granted_scope=stored.scope, tokens=tokens
+        ),
     )
-    # One statement on PostgreSQL (autocommit), the spend then the insert on SQLite.
-    async with services.db.single_statement() as conn:
-        won = await oidc_refresh_tokens.rotate_refresh_token(
-            conn,
-            raw_token,
-            family_id=stored.family_id,
-            successor=successor_token(
-                request, successor, ctx=ctx, granted_scope=stored.scope, tokens=tokens
-            ),
-            successor_sealed=sealed,
-        )
     if not won:
         # A concurrent request spent it first: this one is a retry of that one.
         async with services.db.connect() as conn:

@@ -10,7 +10,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from claimflow.domain import Application
+from claimflow.domain import Application, Membership, User
+from claimflow.domain.feature_flags import feature_flags_claim
 from claimflow.errors import OAuthError, TokenTooLarge, WorkflowError
 from claimflow.oidc.errors import from_issuance_error
 from claimflow.oidc.grants.base import TokenRequest
@@ -19,6 +20,7 @@ from claimflow.oidc.resource_indicators import authorize_user_audiences
 from claimflow.oidc.workflow_events import tokens_generation_event
 from claimflow.services import Services
 from claimflow.store import oidc_refresh_tokens, organizations
+from claimflow.store.refresh_grant_reads import RefreshGrantRead
 from claimflow.tokens.claims import TokenContext
 from claimflow.tokens.issue import IssuedTokens, TokenSizeBudget, issue_user_tokens
 from claimflow.workflows.event import AuthOrigin
@@ -47,13 +49,76 @@ async def token_context(
     """
     await authorize_user_audiences(conn, client, audience, services.management_audience)
     user, memberships = await organizations.token_subject(conn, user_id)
+    user, membership = _signed_in(user, memberships, org_code)
+    return _context(
+        services,
+        client,
+        user,
+        memberships,
+        membership,
+        scope=scope,
+        audience=audience,
+        auth_time=auth_time,
+        nonce=nonce,
+        feature_flags=await feature_flags_claim_of(conn, user_id=user_id, org_code=org_code),
+    )
+
+
+async def refresh_context(
+    services: Services, client: Application, read: RefreshGrantRead, *, scope: str
+) -> TokenContext:
+    """``token_context`` of a refresh whose user, memberships and flags came with its token in
+    one statement (``store.refresh_grant_reads``, PostgreSQL): the same checks, in the same
+    order, on the same values; a connection only for an audience that must be looked up."""
+    stored = read.token
+    if any(a != client.client_id for a in stored.audience):
+        async with services.db.connect() as conn:
+            await authorize_user_audiences(
+                conn, client, stored.audience, services.management_audience
+            )
+    user, membership = _signed_in(read.user, read.memberships, stored.org_code)
+    return _context(
+        services,
+        client,
+        user,
+        read.memberships,
+        membership,
+        scope=scope,
+        audience=stored.audience,
+        auth_time=stored.auth_time,
+        nonce=None,
+        feature_flags=feature_flags_claim(read.flags),
+    )
+
+
+def _signed_in(
+    user: User | None, memberships: list[Membership], org_code: str | None
+) -> tuple[User, Membership | None]:
+    """The user and the membership the token signs in with (None for a personal sign-in);
+    ``invalid_grant`` when the user is gone or suspended, or no longer a member of ``org_code``."""
     if user is None or user.is_suspended:
         raise OAuthError("invalid_grant", "The user can no longer sign in.")
-    membership = None
-    if org_code is not None:
-        membership = next((m for m in memberships if m.org_code == org_code), None)
-        if membership is None:
-            raise OAuthError("invalid_grant", "The user is no longer a member of the organization.")
+    if org_code is None:
+        return user, None
+    membership = next((m for m in memberships if m.org_code == org_code), None)
+    if membership is None:
+        raise OAuthError("invalid_grant", "The user is no longer a member of the organization.")
+    return user, membership
+
+
+def _context(
+    services: Services,
+    client: Application,
+    user: User,
+    memberships: list[Membership],
+    membership: Membership | None,
+    *,
+    scope: str,
+    audience: tuple[str, ...],
+    auth_time: datetime,
+    nonce: str | None,
+    feature_flags: dict[str, Any],
+) -> TokenContext:
     return TokenContext(
         issuer=services.issuer,
         user=user,
@@ -64,7 +129,7 @@ async def token_context(
         membership=membership,
         org_codes=tuple(m.org_code for m in memberships),
         nonce=nonce,
-        feature_flags=await feature_flags_claim_of(conn, user_id=user_id, org_code=org_code),
+        feature_flags=feature_flags,
     )
 
 
