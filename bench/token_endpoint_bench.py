@@ -1,7 +1,7 @@
 """Token endpoint speed against a peer, measured in one run: one table of ratios.
 
     .venv/bin/python bench/token_endpoint_bench.py [--seconds 10] [--rounds 3] [--chains 8]
-        [--only refresh-sqlite,refresh-postgresql,client-credentials]
+        [--only refresh-sqlite,refresh-postgresql,client-credentials] [--baseline SOURCE_TREE]
 
 Three servers run side by side on loopback, each a real process:
 - **claimflow** (`claimflow serve`, one worker), seeded through its own Management API: a plan
@@ -17,6 +17,10 @@ the refresh token the previous answer rotated to), `client_credentials` on N con
 run A-B-B-A so slow drift in the machine's load hits both sides alike. Server CPU per request is
 read from `/proc` (the server's process tree, plus the PostgreSQL backends of claimflow's
 database). The table gives medians over rounds with their spread (min-max).
+
+``--baseline DIR`` adds, to the client_credentials scenario, a second `claimflow serve` run from
+another source tree (``DIR`` on ``PYTHONPATH``, e.g. a ``git archive`` export of the base
+commit) in the same rounds, so a change is measured against its base in one run.
 """
 
 from __future__ import annotations
@@ -333,11 +337,19 @@ def postgres_database() -> Iterator[str]:
 
 
 def start_claimflow(
-    workdir: Path, database_url: str, chains: int, database: str | None, features: int = FEATURES
+    workdir: Path,
+    database_url: str,
+    chains: int,
+    database: str | None,
+    features: int = FEATURES,
+    source: Path | None = None,
+    name: str = "claimflow",
 ) -> Server:
+    """``claimflow serve`` seeded for the bench; ``source`` runs another tree's code."""
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
-    env = os.environ | {
+    env = os.environ | ({"PYTHONPATH": str(source)} if source is not None else {})
+    env = env | {
         "CLAIMFLOW_DATABASE_URL": database_url,
         "CLAIMFLOW_ISSUER": issuer,
         "CLAIMFLOW_SECRET_KEY": secrets.token_urlsafe(32),
@@ -361,7 +373,7 @@ def start_claimflow(
     wait_for(issuer + "/.well-known/openid-configuration")
     seeded = asyncio.run(seed_claimflow(issuer, admin, chains, features))
     return Server(
-        "claimflow",
+        name,
         process,
         issuer + "/oauth2/token",
         seeded["web"],
@@ -419,9 +431,16 @@ def rounds(
     a: Server, b: Server, mode: str, concurrency: int, seconds: float, count: int
 ) -> dict[str, list[Round]]:
     """``count`` rounds, A-B then B-A alternately."""
-    measured: dict[str, list[Round]] = {a.name: [], b.name: []}
+    return rounds_of([a, b], mode, concurrency, seconds, count)
+
+
+def rounds_of(
+    servers: list[Server], mode: str, concurrency: int, seconds: float, count: int
+) -> dict[str, list[Round]]:
+    """``count`` rounds over ``servers``, in order then in reverse order alternately."""
+    measured: dict[str, list[Round]] = {server.name: [] for server in servers}
     for i in range(count):
-        for server in (a, b) if i % 2 == 0 else (b, a):
+        for server in servers if i % 2 == 0 else servers[::-1]:
             measured[server.name].append(measure(server, mode, concurrency, seconds))
     return measured
 
@@ -448,12 +467,62 @@ def row(scenario: str, ours: list[Round], theirs: list[Round], peer: str) -> str
     )
 
 
+def client_credentials(workdir: Path, peer: Server, args: argparse.Namespace) -> list[str]:
+    """The client_credentials rows: claimflow (and the baseline's) vs the floor, vs the peer."""
+    servers = [
+        start_claimflow(workdir, f"sqlite+aiosqlite:///{workdir / 'cc.db'}", args.chains, None)
+    ]
+    if args.baseline is not None:
+        url = f"sqlite+aiosqlite:///{workdir / 'cc_baseline.db'}"
+        name = f"claimflow ({args.baseline})"
+        servers.append(
+            start_claimflow(workdir, url, args.chains, None, source=args.baseline, name=name)
+        )
+    floor = start_floor()
+    try:
+        measured = rounds_of(
+            [*servers, floor], "client_credentials", args.chains, args.seconds, args.rounds
+        )
+        versus_peer = rounds_of(
+            [*servers, peer], "client_credentials", args.chains, args.seconds, args.rounds
+        )
+    finally:
+        for server in [*servers, floor]:
+            server.stop()
+    lines = []
+    for server in servers:
+        scenario = f"client_credentials, SQLite, {args.chains} connections: {server.name}"
+        lines.append(row(scenario, measured[server.name], measured[floor.name], "floor"))
+        print(lines[-1], flush=True)
+        lines.append(
+            row(scenario, versus_peer[server.name], versus_peer[peer.name], "oidc-provider")
+        )
+        print(lines[-1], flush=True)
+    if len(servers) == 2:
+        ours, base = servers
+        lines.append(
+            row(
+                f"client_credentials, SQLite, {args.chains} connections: this tree vs the baseline",
+                measured[ours.name],
+                measured[base.name],
+                "baseline",
+            )
+        )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--chains", type=int, default=8)
     parser.add_argument("--only", default="refresh-sqlite,refresh-postgresql,client-credentials")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="another source tree whose claimflow joins the client_credentials rounds",
+    )
     args = parser.parse_args()
     if shutil.which("node") is None:
         raise SystemExit("the peer and the load client need Node.js (node) on PATH")
@@ -505,32 +574,7 @@ def main() -> None:
                 )
                 print(lines[-1], flush=True)
             if "client-credentials" in wanted:
-                cc = start_claimflow(
-                    workdir, f"sqlite+aiosqlite:///{workdir / 'cc.db'}", args.chains, None
-                )
-                floor = start_floor()
-                try:
-                    measured = rounds(
-                        cc, floor, "client_credentials", args.chains, args.seconds, args.rounds
-                    )
-                    versus_peer = rounds(
-                        cc, peer, "client_credentials", args.chains, args.seconds, args.rounds
-                    )
-                finally:
-                    cc.stop()
-                    floor.stop()
-                scenario = f"client_credentials, SQLite, {args.chains} connections"
-                lines.append(
-                    row(scenario, measured["claimflow"], measured["minimal FastAPI"], "floor")
-                )
-                lines.append(
-                    row(
-                        scenario,
-                        versus_peer["claimflow"],
-                        versus_peer["oidc-provider"],
-                        "oidc-provider",
-                    )
-                )
+                lines.extend(client_credentials(workdir, peer, args))
     finally:
         peer.stop()
     print()

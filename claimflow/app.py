@@ -16,10 +16,11 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from claimflow import account, management, observability, oidc, openapi_errors, unavailable
 from claimflow.events.runner import start_webhook_delivery
 from claimflow.management import errors as management_errors
-from claimflow.middleware import BodyLimit, Cors, DefaultResponseHeaders, HostCheck
+from claimflow.middleware import BodyLimit, Cors, DefaultResponseHeaders, DirectRoutes, HostCheck
 from claimflow.observability import tracing
 from claimflow.oidc import cors as oidc_cors
 from claimflow.oidc import errors as oauth_errors
+from claimflow.oidc import token as token_endpoint
 from claimflow.services import Services, build_services
 from claimflow.settings import Settings
 from claimflow.store.housekeeping import prune_expired
@@ -62,6 +63,8 @@ def _layers(services: Services) -> list[Middleware]:
         Middleware(
             Cors, paths=oidc_cors.CORS_PATHS, allowed_origins=oidc_cors.allowed_origins(services)
         ),
+        # Innermost: the token endpoint past FastAPI's router (``middleware/direct_routes.py``).
+        Middleware(DirectRoutes, routes={("POST", "/oauth2/token"): token_endpoint.token_endpoint}),
     ]
 
 

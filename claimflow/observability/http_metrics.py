@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from urllib.parse import parse_qs
+from urllib.parse import unquote_plus
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,11 +29,16 @@ every distinct label value is a new time series held in memory until the process
 client sending random grant types or methods would otherwise grow the server without bound."""
 
 
-def _grant_type(body: bytes) -> str:
-    values = parse_qs(body.decode("latin-1")).get("grant_type")
-    if not values:
-        return "none"
-    return values[0] if values[0] in KNOWN_GRANTS else "other"
+def grant_label(body: bytes) -> str:
+    """The first non-empty ``grant_type`` as ``parse_qs`` reads it (a field without ``=`` or
+    with an empty value skipped, names and values percent- and ``+``-decoded), decoding only
+    the names up to it and its value rather than the whole form."""
+    for field in body.decode("latin-1").split("&"):
+        name, sep, value = field.partition("=")
+        if sep and value and unquote_plus(name) == "grant_type":
+            grant = unquote_plus(value)
+            return grant if grant in KNOWN_GRANTS else "other"
+    return "none"
 
 
 def _outcome(status: int, body: bytes) -> str:
@@ -107,7 +112,7 @@ class HTTPMetricsMiddleware:
             await self.app(scope, receive_and_copy, send_and_copy)
         finally:
             record_token_request(
-                _grant_type(bytes(request_body)),
+                grant_label(bytes(request_body)),
                 _outcome(status, bytes(response_body)),
                 time.perf_counter() - started,
             )

@@ -73,9 +73,21 @@ SIGN_IN_LOCKED = Counter(
 BillingCacheEvent = Literal["hit", "miss", "load", "stale_serve", "invalidation"]
 
 
+_token_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+"""The labelled children of the two token metrics per (grant, outcome), as for workflows below:
+one token request records both, and ``labels()`` costs more than the increment itself."""
+
+
 def record_token_request(grant: str, outcome: str, seconds: float) -> None:
-    TOKEN_REQUESTS.labels(grant=grant, outcome=outcome).inc()
-    TOKEN_REQUEST_SECONDS.labels(grant=grant).observe(seconds)
+    children = _token_children.get((grant, outcome))
+    if children is None:
+        children = _token_children[(grant, outcome)] = (
+            TOKEN_REQUESTS.labels(grant=grant, outcome=outcome),
+            TOKEN_REQUEST_SECONDS.labels(grant=grant),
+        )
+    requests, request_seconds = children
+    requests.inc()
+    request_seconds.observe(seconds)
 
 
 _workflow_children: dict[tuple[str, str], tuple[Any, Any]] = {}

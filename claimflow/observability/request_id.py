@@ -16,6 +16,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID_HEADER_BYTES = REQUEST_ID_HEADER.encode()
 _ACCEPTED = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 current_request_id: ContextVar[str | None] = ContextVar("claimflow_request_id", default=None)
@@ -23,7 +24,7 @@ current_request_id: ContextVar[str | None] = ContextVar("claimflow_request_id", 
 
 def _incoming(scope: Scope) -> str | None:
     for name, value in scope.get("headers", ()):
-        if name == REQUEST_ID_HEADER.encode():
+        if name == _REQUEST_ID_HEADER_BYTES:
             text = value.decode("latin-1")
             return text if _ACCEPTED.fullmatch(text) else None
     return None

@@ -6,11 +6,16 @@ the difference, through the ``/metrics`` text a Prometheus server would scrape.
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs
+
 import httpx
 from fastapi import FastAPI
+from hypothesis import example, given
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from claimflow.cache import InProcessBillingCache, Loaded
+from claimflow.observability.http_metrics import KNOWN_GRANTS, grant_label
 from claimflow.services import Services
 from tests.helpers import create_m2m_app, m2m_token, management_client
 from tests.oidc.flow import PASSWORD, exchange, seed_business, sign_in_for_code, submit_login
@@ -195,3 +200,17 @@ async def test_client_chosen_labels_cannot_grow_the_metrics_without_bound(
         )
         >= 5
     )
+
+
+_FORM_TEXT = st.text(alphabet="grant_ype=&+%2F5a0client_credentials;é ", max_size=60)
+
+
+@given(st.one_of(_FORM_TEXT, st.binary(max_size=60)))
+@example("grant%5Ftype=refresh%5Ftoken")
+@example("grant_type=&grant_type=authorization_code")
+@example("grant+type=client_credentials&grant_type=x")
+def test_the_grant_label_is_the_grant_type_parse_qs_reads(body: str | bytes) -> None:
+    raw = body.encode("utf-8") if isinstance(body, str) else body
+    values = parse_qs(raw.decode("latin-1")).get("grant_type")
+    expected = "none" if not values else values[0] if values[0] in KNOWN_GRANTS else "other"
+    assert grant_label(raw) == expected
