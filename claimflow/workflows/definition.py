@@ -108,6 +108,10 @@ WorkflowEntry = Callable[[Any, "Bindings"], Awaitable[None]]
 WorkflowPrecondition = Callable[[Any], bool]
 """``applies(event)``: whether a run on this event could do anything at all."""
 
+WorkflowShortcut = Callable[[Any, "Bindings"], bool]
+"""``run_now(event, bindings)``: ``run`` done synchronously from what is already in memory
+(a current billing cache entry); ``False`` (having set nothing) when that is not possible."""
+
 
 @dataclass(frozen=True, slots=True)
 class Workflow:
@@ -126,6 +130,12 @@ class Workflow:
     (``org_billing_m2m`` for an application without an organization), so the engine starts no
     run and records none (``claimflow_workflow_skips`` counts it). Read from the module only
     when it runs in the server; an isolated workflow always runs."""
+    run_now: WorkflowShortcut | None = None
+    """A trusted module's optional ``run_now(event, bindings)``: the run, done without awaiting
+    anything when it can be (a warm, current cache entry). The engine calls it first, with the
+    run's bindings; ``True`` ends the run there (no task: nothing can overrun a deadline that
+    never waits), ``False`` means ``run`` runs as usual, in its task under its deadline. The run
+    is recorded either way. Read, like ``applies``, only for a workflow that runs in the server."""
 
     @property
     def id(self) -> str:

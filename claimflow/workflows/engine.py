@@ -221,6 +221,8 @@ class WorkflowEngine:
         """Run the workflow in-process (trusted) or in a runner; raises on failure."""
         if workflow.trusted:
             bindings = capabilities.trusted_bindings(access, id_token, auth, plan)
+            if workflow.run_now is not None and workflow.run_now(event, bindings):
+                return  # done from memory without waiting: no task, no deadline to watch
             await _within_deadline(workflow, workflow.entry(event, bindings), limit)
             return
         logger = capabilities.logger

@@ -27,7 +27,14 @@ def workflow_from_module(module: ModuleType, source: str) -> Workflow:
     applies = getattr(module, "applies", None)
     if applies is not None and (not callable(applies) or inspect.iscoroutinefunction(applies)):
         raise WorkflowConfigError(f"{source}: 'applies' must be a plain 'def applies(event)'")
-    return Workflow(settings=settings, entry=entry, source=source, applies=applies)
+    run_now = getattr(module, "run_now", None)
+    if run_now is not None and (not callable(run_now) or inspect.iscoroutinefunction(run_now)):
+        raise WorkflowConfigError(
+            f"{source}: 'run_now' must be a plain 'def run_now(event, bindings)'"
+        )
+    return Workflow(
+        settings=settings, entry=entry, source=source, applies=applies, run_now=run_now
+    )
 
 
 def load_file(path: Path, text: str | None = None) -> Workflow:

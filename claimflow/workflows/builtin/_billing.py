@@ -89,6 +89,16 @@ def set_on_both_tokens(bindings: Bindings, claim: str, forms: EncodedClaimForms)
     )
 
 
+def cached_now(bindings: Bindings, key: str) -> EncodedClaimForms | None:
+    """The claim forms for ``key`` if the billing cache holds them current and fresh *now*
+    (``BillingCache.hit_now``: no I/O, the version already read with the request), else
+    ``None``: then ``cached`` decides, after its reads, exactly as this would have."""
+    if not bindings.has(Binding.BILLING_CACHE):
+        return None
+    forms: EncodedClaimForms | None = bindings.billing_cache.hit_now(key)
+    return forms
+
+
 async def cached(
     bindings: Bindings, key: str, load: Callable[[], Awaitable[dict[str, Any] | None]]
 ) -> EncodedClaimForms | None:

@@ -16,6 +16,7 @@ from claimflow.workflows.bindings import Bindings
 from claimflow.workflows.builtin._billing import (
     BILLING_BINDINGS,
     cached,
+    cached_now,
     fetch_customer_billing,
     set_on_both_tokens,
 )
@@ -57,6 +58,18 @@ async def load_org_billing(bindings: Bindings, org_code: str) -> dict[str, Any] 
 def applies(event: TokensGenerationEvent) -> bool:
     """A personal sign-in carries no organization's billing: the engine does not run it then."""
     return event.context.organization is not None
+
+
+def run_now(event: TokensGenerationEvent, bindings: Bindings) -> bool:
+    """``run`` on a warm cache, without awaiting anything (``Workflow.run_now``)."""
+    organization = event.context.organization
+    if organization is None:
+        return False
+    forms = cached_now(bindings, f"org:{organization.code}")
+    if forms is None:
+        return False
+    set_on_both_tokens(bindings, CLAIM, forms)
+    return True
 
 
 async def run(event: TokensGenerationEvent, bindings: Bindings) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from claimflow.claims import ORG_BILLING
 from claimflow.workflows.bindings import Bindings
-from claimflow.workflows.builtin._billing import cached
+from claimflow.workflows.builtin._billing import EncodedClaimForms, cached, cached_now
 from claimflow.workflows.builtin.org_billing import load_org_billing
 from claimflow.workflows.builtin.org_billing import workflow_settings as user_settings
 from claimflow.workflows.definition import Binding, FailurePolicy, WorkflowSettings
@@ -37,6 +37,19 @@ def applies(event: M2MTokenGenerationEvent) -> bool:
     return event.context.organization is not None
 
 
+def run_now(event: M2MTokenGenerationEvent, bindings: Bindings) -> bool:
+    """``run`` on a warm cache, without awaiting anything (``Workflow.run_now``): the same
+    entry, current for the version read with the client's authentication (design §9)."""
+    organization = event.context.organization
+    if organization is None:
+        return False
+    forms = cached_now(bindings, f"org:{organization.code}")
+    if forms is None:
+        return False
+    _set(bindings, forms)
+    return True
+
+
 async def run(event: M2MTokenGenerationEvent, bindings: Bindings) -> None:
     organization = event.context.organization
     if organization is None:
@@ -46,5 +59,9 @@ async def run(event: M2MTokenGenerationEvent, bindings: Bindings) -> None:
     )
     if forms is None:
         return
+    _set(bindings, forms)
+
+
+def _set(bindings: Bindings, forms: EncodedClaimForms) -> None:
     full, *fallbacks = forms
     bindings.m2m_token.set_custom_claim(ORG_BILLING, full, fallbacks)

@@ -18,6 +18,7 @@ from claimflow.workflows.bindings import Bindings
 from claimflow.workflows.builtin._billing import (
     BILLING_BINDINGS,
     cached,
+    cached_now,
     fetch_customer_billing,
     set_on_both_tokens,
 )
@@ -58,6 +59,17 @@ async def load_user_billing(bindings: Bindings, user_id: str) -> dict[str, Any] 
 def applies(event: TokensGenerationEvent) -> bool:
     """Personal sign-ins only: an organization's sign-in starts no run of this workflow."""
     return event.context.organization is None
+
+
+def run_now(event: TokensGenerationEvent, bindings: Bindings) -> bool:
+    """``run`` on a warm cache, without awaiting anything (``Workflow.run_now``)."""
+    if event.context.organization is not None:
+        return False
+    forms = cached_now(bindings, f"user:{event.context.user.id}")
+    if forms is None:
+        return False
+    set_on_both_tokens(bindings, CLAIM, forms)
+    return True
 
 
 async def run(event: TokensGenerationEvent, bindings: Bindings) -> None:
