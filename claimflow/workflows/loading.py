@@ -32,9 +32,7 @@ def workflow_from_module(module: ModuleType, source: str) -> Workflow:
         raise WorkflowConfigError(
             f"{source}: 'run_now' must be a plain 'def run_now(event, bindings)'"
         )
-    return Workflow(
-        settings=settings, entry=entry, source=source, applies=applies, run_now=run_now
-    )
+    return Workflow(settings=settings, entry=entry, source=source, applies=applies, run_now=run_now)
 
 
 def load_file(path: Path, text: str | None = None) -> Workflow:

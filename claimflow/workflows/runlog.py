@@ -130,9 +130,7 @@ class _PreparedInsert:
         for run in runs:
             values = _values(run)
             rows.append(
-                tuple(
-                    values[i] if process is None else process(values[i]) for i, process in plan
-                )
+                tuple(values[i] if process is None else process(values[i]) for i, process in plan)
             )
         return rows
 
