@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from claimflow.cache import BillingCache
 from claimflow.claims import ORG_BILLING, org_billing_claim
 from claimflow.errors import ManagementAPINotFound
 from claimflow.workflows.bindings import Bindings
 from claimflow.workflows.builtin._billing import (
     BILLING_BINDINGS,
+    PreparedForms,
     cached,
     cached_now,
     fetch_customer_billing,
@@ -60,16 +62,17 @@ def applies(event: TokensGenerationEvent) -> bool:
     return event.context.organization is not None
 
 
-def run_now(event: TokensGenerationEvent, bindings: Bindings) -> bool:
-    """``run`` on a warm cache, without awaiting anything (``Workflow.run_now``)."""
+def warm(event: TokensGenerationEvent, billing_cache: BillingCache | None) -> PreparedForms | None:
+    """The organization's entry if it is current in memory now (``Workflow.warm``)."""
     organization = event.context.organization
     if organization is None:
-        return False
-    forms = cached_now(bindings, f"org:{organization.code}")
-    if forms is None:
-        return False
-    set_on_both_tokens(bindings, CLAIM, forms)
-    return True
+        return None
+    return cached_now(billing_cache, f"org:{organization.code}")
+
+
+def run_now(_event: TokensGenerationEvent, bindings: Bindings, memo: PreparedForms) -> None:
+    """``run`` on the entry ``warm`` found, without awaiting anything."""
+    set_on_both_tokens(bindings, CLAIM, memo.forms)
 
 
 async def run(event: TokensGenerationEvent, bindings: Bindings) -> None:

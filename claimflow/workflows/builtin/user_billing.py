@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from claimflow.cache import BillingCache
 from claimflow.claims import BILLING_DETAILS, billing_details_claim
 from claimflow.errors import ManagementAPINotFound
 from claimflow.workflows.bindings import Bindings
 from claimflow.workflows.builtin._billing import (
     BILLING_BINDINGS,
+    PreparedForms,
     cached,
     cached_now,
     fetch_customer_billing,
@@ -61,15 +63,16 @@ def applies(event: TokensGenerationEvent) -> bool:
     return event.context.organization is None
 
 
-def run_now(event: TokensGenerationEvent, bindings: Bindings) -> bool:
-    """``run`` on a warm cache, without awaiting anything (``Workflow.run_now``)."""
+def warm(event: TokensGenerationEvent, billing_cache: BillingCache | None) -> PreparedForms | None:
+    """The user's entry if it is current in memory now (``Workflow.warm``)."""
     if event.context.organization is not None:
-        return False
-    forms = cached_now(bindings, f"user:{event.context.user.id}")
-    if forms is None:
-        return False
-    set_on_both_tokens(bindings, CLAIM, forms)
-    return True
+        return None
+    return cached_now(billing_cache, f"user:{event.context.user.id}")
+
+
+def run_now(_event: TokensGenerationEvent, bindings: Bindings, memo: PreparedForms) -> None:
+    """``run`` on the entry ``warm`` found, without awaiting anything."""
+    set_on_both_tokens(bindings, CLAIM, memo.forms)
 
 
 async def run(event: TokensGenerationEvent, bindings: Bindings) -> None:
