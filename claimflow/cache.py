@@ -15,6 +15,10 @@ Semantics every implementation keeps:
   (the billing workflows: claim forms with their JSON encoding). The in-process cache prepares a
   value once per load and hands the prepared value to every hit, which keeps a warm sign-in free
   of per-request work; Redis holds JSON, so it prepares each value it reads.
+- **Hit without waiting** (``hit_now``): the in-process cache can tell a current, fresh entry
+  synchronously when the request already read the key's version (``BillingVersionSource.known``),
+  so a warm built-in run needs no task and no deadline (``Workflow.run_now``). It decides
+  exactly as ``get_or_load`` does; anything it cannot tell without I/O is left to that.
 
 ``InProcessBillingCache`` is the embedded default. ``RedisBillingCache`` (``CLAIMFLOW_REDIS_URL``)
 keeps values and per-customer invalidation generations in Redis, so every worker sees an
@@ -106,6 +110,11 @@ class BillingVersionSource(Protocol):
 
     async def current(self, subject: str) -> int: ...
 
+    def known(self, subject: str) -> int | None:
+        """The subject's version if it is known without I/O (read with this request), else
+        ``None``: what lets a warm lookup finish without waiting for anything (``hit_now``)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -119,6 +128,8 @@ class BillingCache(Protocol):
         logger: WorkflowLogger | None = None,
         prepare: Prepare | None = None,
     ) -> Any: ...
+
+    def hit_now(self, key: str) -> Any: ...
 
     async def invalidate(self, customer_ids: Iterable[str]) -> None: ...
 
@@ -145,6 +156,10 @@ class _SingleFlightCache:
     async def _lookup(self, key: str, prepare: Prepare) -> _Entry | None:
         """The entry of ``key`` with its value prepared, fresh or not."""
         raise NotImplementedError
+
+    def _lookup_now(self, key: str) -> _Entry | None:
+        """``_lookup`` when the storage answers without I/O; ``None`` when it cannot."""
+        return None
 
     async def _epoch(self) -> int:
         raise NotImplementedError
@@ -173,6 +188,22 @@ class _SingleFlightCache:
         prepared = prepare(loaded.value)
         await self._store(key, loaded, prepared, epoch, version)
         return prepared
+
+    def hit_now(self, key: str) -> Any:
+        """The prepared value of ``key`` if this can be told without waiting for anything: the
+        entry is in this process, fresh, and current for a version already known (``known``).
+        ``None`` otherwise, and the caller then calls ``get_or_load``, which decides the same
+        way after its reads (so a value served here is one ``get_or_load`` would serve)."""
+        version = None
+        if self.versions is not None:
+            version = self.versions.known(key)
+            if version is None:
+                return None
+        entry = self._lookup_now(key)
+        if entry is None or not entry.fresh or not entry.is_current(version):
+            return None
+        metrics.record_billing_cache("hit")
+        return entry.value
 
     async def get_or_load(
         self,
@@ -256,6 +287,9 @@ class InProcessBillingCache(_SingleFlightCache):
         return self._epoch_counter
 
     async def _lookup(self, key: str, prepare: Prepare) -> _Entry | None:
+        return self._lookup_now(key)
+
+    def _lookup_now(self, key: str) -> _Entry | None:
         stored = self._entries.get(key)
         if stored is None:
             return None

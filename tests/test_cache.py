@@ -25,7 +25,8 @@ from claimflow.cache import (
 )
 from claimflow.services import build_services
 from claimflow.settings import Settings
-from claimflow.store import billing_versions
+from claimflow.store import Database, billing, billing_versions, organizations
+from claimflow.store.billing_versions import StoreBillingVersions, version_of
 from claimflow.workflows.bindings import WorkflowLogger
 from tests.conftest import ISSUER, make_settings
 from tests.helpers import management_client
@@ -382,3 +383,57 @@ async def test_a_billing_write_answers_2xx_when_redis_is_down(
             assert await billing_versions.version_of(conn, f"org:{org_code}") == 3
     finally:
         await services.close()
+
+
+async def test_hit_now_serves_only_what_get_or_load_would_serve_without_waiting(
+    any_db_url: str,
+) -> None:
+    """``hit_now`` answers from memory only for a version the request already read (design §9):
+    a billing change that answered 2xx makes the next request's lookup miss and reload."""
+    db = Database(any_db_url)
+    versions = StoreBillingVersions(db)
+    cache = InProcessBillingCache(60.0, versions=versions)
+    source = Source()
+    try:
+        async with db.transaction() as conn:
+            await billing.create_plan(conn, code="free", name="Free")
+            org = await organizations.create_organization(conn, name="Acme")
+            customer = await billing.create_customer(conn, org_code=org.code)
+        key = f"org:{org.code}"
+
+        async def request() -> tuple[object, object]:
+            """One token request: its authentication read the version, then the lookup."""
+            async with db.connect() as conn:
+                billing_versions.read_with_request(key, await version_of(conn, key))
+            now = cache.hit_now(key)
+            return now, await cache.get_or_load(key, source.load)
+
+        # Each request runs in a task of its own, as the server runs each request.
+        assert await asyncio.create_task(request()) == (None, {"plan": "v1"})  # cold
+        assert await asyncio.create_task(request()) == ({"plan": "v1"}, {"plan": "v1"})
+        assert cache.hit_now(key) is None  # no version read here: it cannot tell without I/O
+
+        async with db.transaction() as conn:
+            await billing.create_agreement(conn, customer_id=customer.id, plan_code="free")
+        source.value = "v2"
+        assert await asyncio.create_task(request()) == (None, {"plan": "v2"})
+        assert await asyncio.create_task(request()) == ({"plan": "v2"}, {"plan": "v2"})
+        assert source.calls == 2
+    finally:
+        await cache.aclose()
+        await db.dispose()
+
+
+async def test_hit_now_never_answers_from_redis() -> None:
+    prefix = f"test:{secrets.token_hex(6)}"
+    cache = RedisBillingCache.from_url(REDIS_URL, ttl_seconds=60.0, prefix=prefix)
+    source = Source()
+    try:
+        await cache.get_or_load("org:a", source.load)
+        assert await cache.get_or_load("org:a", source.load) == {"plan": "v1"}
+        assert cache.hit_now("org:a") is None  # Redis is I/O: ``get_or_load`` decides
+    finally:
+        redis = Redis.from_url(REDIS_URL)
+        await redis.delete(*[k async for k in redis.scan_iter(f"{prefix}:*")])
+        await redis.aclose()
+        await cache.aclose()

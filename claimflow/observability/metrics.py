@@ -111,8 +111,15 @@ def record_workflow_skip(workflow: str) -> None:
     WORKFLOW_SKIPS.labels(workflow=workflow).inc()
 
 
+_billing_cache_children: dict[str, Any] = {}
+"""The billing cache counter's children, looked up once per event (a warm token records a hit)."""
+
+
 def record_billing_cache(event: BillingCacheEvent, count: int = 1) -> None:
-    BILLING_CACHE_EVENTS.labels(event=event).inc(count)
+    child = _billing_cache_children.get(event)
+    if child is None:
+        child = _billing_cache_children[event] = BILLING_CACHE_EVENTS.labels(event=event)
+    child.inc(count)
 
 
 def record_management_api_request(method: str, route: str, status: int) -> None:

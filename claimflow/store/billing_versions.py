@@ -127,10 +127,15 @@ class StoreBillingVersions:
             self._engine = create_engine(db.url, isolation_level="AUTOCOMMIT", pre_ping=False)
             self._read = self._read_sqlite if db.loop_reader is not None else self._read_engine
 
-    async def current(self, subject: str) -> int:
+    def known(self, subject: str) -> int | None:
+        """The subject's version if this request already read it (``read_with_request``)."""
         known = _read_with_request.get()
-        if known is not None and known[0] == subject:
-            return known[1]
+        return known[1] if known is not None and known[0] == subject else None
+
+    async def current(self, subject: str) -> int:
+        known = self.known(subject)
+        if known is not None:
+            return known
         try:
             return await self._read(subject)
         except DBAPIError as exc:

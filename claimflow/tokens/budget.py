@@ -16,6 +16,7 @@ would give, so the size is a sum of lengths and the signer needs no second seria
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -61,8 +62,21 @@ def encoded_size(header: Mapping[str, Any], claims: Mapping[str, Any], algorithm
 
 def _jws_overhead(header: Mapping[str, Any], algorithm: str) -> int:
     """Everything of the compact JWS but the payload: header, two dots, signature."""
+    return _overhead_of(tuple(header.items()), algorithm)
+
+
+@functools.lru_cache(maxsize=64)
+def _overhead_of(header: tuple[tuple[str, Any], ...], algorithm: str) -> int:
+    """``_jws_overhead`` of a header given as items: one per signing key and ``typ``, so it
+    is computed once per key rather than on every token."""
     header_len = _b64_len(len(_json_bytes(dict(header))))
     return header_len + 2 + _b64_len(SIGNATURE_BYTES[algorithm])
+
+
+@functools.lru_cache(maxsize=1024)
+def _member_name(name: str) -> bytes:
+    """``"name":`` as the payload's JSON writes it (a workflow sets the same names each time)."""
+    return json.dumps(name).encode("utf-8") + b":"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +111,7 @@ def fit_payload(
             continue
         known = (encoded or {}).get(name)
         texts = list(known) if known is not None else [_json_bytes(f) for f in forms]
-        parts[name] = (json.dumps(name).encode("utf-8") + b":", texts)
+        parts[name] = (_member_name(name), texts)
     level = dict.fromkeys(parts, 0)
     fixed = len(base_json) + sum(len(key) + 1 for key, _ in parts.values())
     if parts and len(base_json) == 2:

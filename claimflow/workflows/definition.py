@@ -11,11 +11,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from claimflow.workflows.event import Trigger
 
 if TYPE_CHECKING:
+    from claimflow.cache import BillingCache
     from claimflow.workflows.bindings import Bindings
 
 
@@ -109,6 +110,27 @@ WorkflowPrecondition = Callable[[Any], bool]
 """``applies(event)``: whether a run on this event could do anything at all."""
 
 
+class RunMemo(Protocol):
+    """What a warm run reads, held in memory: a billing cache entry's prepared value.
+
+    ``settled`` keeps, per workflow id, the outcome of the first run made from it (the
+    engine's ``SettledRun``); it lives and dies with the entry, so a billing change that makes
+    the entry stale leaves the memo behind with it."""
+
+    @property
+    def settled(self) -> dict[str, Any]: ...
+
+
+WorkflowMemory = Callable[[Any, "BillingCache | None"], RunMemo | None]
+"""``warm(event, billing_cache)``: the entry ``run`` would read, if it is in memory, fresh and
+current *now* (``BillingCache.hit_now``), else ``None``. ``billing_cache`` is ``None`` unless the
+workflow declares it and the server has one."""
+
+WorkflowShortcut = Callable[[Any, "Bindings", Any], None]
+"""``run_now(event, bindings, memo)``: what ``run`` does, from the ``memo`` ``warm`` returned,
+synchronously (the same bindings, so the same checks)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Workflow:
     """A loaded workflow: its settings, its entry point and where it came from."""
@@ -126,6 +148,14 @@ class Workflow:
     (``org_billing_m2m`` for an application without an organization), so the engine starts no
     run and records none (``claimflow_workflow_skips`` counts it). Read from the module only
     when it runs in the server; an isolated workflow always runs."""
+    warm: WorkflowMemory | None = None
+    """A trusted module's optional ``warm(event, billing_cache)``, with ``run_now``: when
+    ``warm`` finds the entry ``run`` would read current in memory, the engine runs ``run_now``
+    on it instead of ``run`` (no task: nothing waits, so no deadline can be overrun), once per
+    entry and workflow, and answers later runs on that entry from the outcome it kept
+    (``RunMemo.settled``). Every run is recorded all the same. Read, like ``applies``, only for
+    a workflow that runs in the server."""
+    run_now: WorkflowShortcut | None = None
 
     @property
     def id(self) -> str:

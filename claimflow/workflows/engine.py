@@ -32,7 +32,7 @@ from claimflow.store._rows import utcnow
 from claimflow.tokens.reserved import ACCESS_TOKEN_RESERVED, ID_TOKEN_RESERVED
 from claimflow.workflows.bindings import Auth, Plan, TokenClaims, WorkflowLogger
 from claimflow.workflows.capabilities import RunCapabilities, VariableSource
-from claimflow.workflows.definition import Binding, FailurePolicy, Workflow
+from claimflow.workflows.definition import Binding, FailurePolicy, RunMemo, Workflow
 from claimflow.workflows.event import TokensGenerationEvent, Trigger, WorkflowEvent, event_to_wire
 from claimflow.workflows.fetch import pinned_fetch_client
 from claimflow.workflows.management_client import InProcessTransport, ManagementTransport
@@ -82,6 +82,21 @@ class RunReport:
     @property
     def ok(self) -> bool:
         return self.run.outcome is RunOutcome.SUCCEEDED
+
+
+@dataclass(frozen=True, slots=True)
+class SettledRun:
+    """The outcome of a run made from an in-memory entry (``Workflow.run_now``), kept on that
+    entry (``RunMemo.settled``) so later runs on it repeat it without redoing it: the claims
+    with their encodings, the claim sizes and the log lines (level, message). Shared by those
+    runs' reports and records, so nothing may change it."""
+
+    access_token: dict[str, ClaimForms]
+    id_token: dict[str, ClaimForms]
+    access_token_encoded: dict[str, tuple[bytes, ...]]
+    id_token_encoded: dict[str, tuple[bytes, ...]]
+    claim_sizes: dict[str, Any]
+    log_lines: tuple[tuple[str, str], ...]
 
 
 def _sizes(encoded: dict[str, tuple[bytes, ...]]) -> dict[str, list[int]]:
@@ -217,10 +232,14 @@ class WorkflowEngine:
         auth: Auth,
         plan: Plan,
         limit: float,
+        memo: RunMemo | None,
     ) -> None:
         """Run the workflow in-process (trusted) or in a runner; raises on failure."""
         if workflow.trusted:
             bindings = capabilities.trusted_bindings(access, id_token, auth, plan)
+            if memo is not None and workflow.run_now is not None:
+                workflow.run_now(event, bindings, memo)
+                return  # done from memory without waiting: no task, no deadline to watch
             await _within_deadline(workflow, workflow.entry(event, bindings), limit)
             return
         logger = capabilities.logger
@@ -254,7 +273,56 @@ class WorkflowEngine:
             plan.reasons.extend(str(r) for r in plan_denied.get("reasons") or ())
             plan.suggestions.extend(str(s) for s in plan_denied.get("suggestions") or ())
 
+    def _memo(self, workflow: Workflow, event: WorkflowEvent) -> RunMemo | None:
+        """The in-memory entry a trusted workflow's run would read, if current now (``warm``).
+
+        Not for a run whose event carries secrets: its log lines are redacted per run."""
+        if workflow.warm is None or not workflow.trusted or event.secrets:
+            return None
+        cache = self.billing_cache if Binding.BILLING_CACHE in workflow.settings.bindings else None
+        return workflow.warm(event, cache)
+
+    def _settled_report(
+        self, workflow: Workflow, event: WorkflowEvent, settled: SettledRun, started: float
+    ) -> RunReport:
+        """The report of a run answered from the outcome kept on its entry (``RunMemo``): the
+        claims, encodings, claim sizes and log lines of the run that settled it, recorded as
+        a run of its own (new id, start, duration, log line times)."""
+        started_on = utcnow()
+        logger = WorkflowLogger()
+        for level, message in settled.log_lines:
+            logger.line(level, message)
+        duration_ms = (time.perf_counter() - started) * 1000
+        metrics.record_workflow_run(workflow.id, RunOutcome.SUCCEEDED.value, duration_ms / 1000)
+        user_id, org_code = event.subject
+        run = WorkflowRun(
+            id=new_prefixed_id("run"),
+            workflow_id=workflow.id,
+            trigger=workflow.settings.trigger.value,
+            user_id=user_id,
+            org_code=org_code,
+            started_on=started_on,
+            duration_ms=duration_ms,
+            outcome=RunOutcome.SUCCEEDED,
+            log_lines=logger.lines,
+            claim_sizes=settled.claim_sizes,
+        )
+        return RunReport(
+            workflow=workflow,
+            run=run,
+            access_token=dict(settled.access_token),
+            id_token=dict(settled.id_token),
+            access_token_encoded=dict(settled.access_token_encoded),
+            id_token_encoded=dict(settled.id_token_encoded),
+        )
+
     async def _run(self, workflow: Workflow, event: WorkflowEvent) -> RunReport:
+        started = time.perf_counter()
+        memo = self._memo(workflow, event)
+        if memo is not None:
+            settled = memo.settled.get(workflow.id)
+            if isinstance(settled, SettledRun):
+                return self._settled_report(workflow, event, settled, started)
         settings = workflow.settings
         logger = WorkflowLogger()
         for secret in event.secrets:
@@ -281,12 +349,13 @@ class WorkflowEngine:
             ),
         )
         started_on = utcnow()
-        started = time.perf_counter()
         outcome, error = RunOutcome.SUCCEEDED, None
         try:
             await tracing.traced(
                 f"workflow {workflow.id}",
-                self._execute(workflow, event, capabilities, access, id_token, auth, plan, limit),
+                self._execute(
+                    workflow, event, capabilities, access, id_token, auth, plan, limit, memo
+                ),
                 {"claimflow.workflow.id": workflow.id},
             )
             _check_declared(workflow, access, id_token)
@@ -310,6 +379,18 @@ class WorkflowEngine:
         ok = outcome is RunOutcome.SUCCEEDED
         access_encoded = access.encoded if ok else {}
         id_encoded = id_token.encoded if ok else {}
+        claim_sizes = (
+            {"access_token": _sizes(access_encoded), "id_token": _sizes(id_encoded)} if ok else {}
+        )
+        if ok and memo is not None:
+            memo.settled[workflow.id] = SettledRun(
+                access.forms,
+                id_token.forms,
+                access_encoded,
+                id_encoded,
+                claim_sizes,
+                tuple((line["level"], line["message"]) for line in logger.lines),
+            )
         user_id, org_code = event.subject
         run = WorkflowRun(
             id=new_prefixed_id("run"),
@@ -321,11 +402,7 @@ class WorkflowEngine:
             duration_ms=duration_ms,
             outcome=outcome,
             log_lines=logger.lines,
-            claim_sizes=(
-                {"access_token": _sizes(access_encoded), "id_token": _sizes(id_encoded)}
-                if ok
-                else {}
-            ),
+            claim_sizes=claim_sizes,
             error=error,
         )
         return RunReport(

@@ -27,7 +27,21 @@ def workflow_from_module(module: ModuleType, source: str) -> Workflow:
     applies = getattr(module, "applies", None)
     if applies is not None and (not callable(applies) or inspect.iscoroutinefunction(applies)):
         raise WorkflowConfigError(f"{source}: 'applies' must be a plain 'def applies(event)'")
-    return Workflow(settings=settings, entry=entry, source=source, applies=applies)
+    warm = getattr(module, "warm", None)
+    run_now = getattr(module, "run_now", None)
+    for name, hook in (("warm", warm), ("run_now", run_now)):
+        if hook is not None and (not callable(hook) or inspect.iscoroutinefunction(hook)):
+            raise WorkflowConfigError(f"{source}: '{name}' must be a plain function")
+    if (warm is None) != (run_now is None):
+        raise WorkflowConfigError(f"{source}: 'warm' and 'run_now' go together")
+    return Workflow(
+        settings=settings,
+        entry=entry,
+        source=source,
+        applies=applies,
+        warm=warm,
+        run_now=run_now,
+    )
 
 
 def load_file(path: Path, text: str | None = None) -> Workflow:

@@ -13,12 +13,14 @@ import contextlib
 import enum
 import logging
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -82,27 +84,67 @@ def _run(row: Any) -> WorkflowRun:
     )
 
 
-async def insert_runs(conn: AsyncConnection, runs: Sequence[WorkflowRun]) -> None:
-    if runs:
-        await conn.execute(
-            insert(t.workflow_runs),
-            [
-                {
-                    "id": r.id,
-                    "workflow_id": r.workflow_id,
-                    "trigger": r.trigger,
-                    "user_id": r.user_id,
-                    "org_code": r.org_code,
-                    "started_on": r.started_on,
-                    "duration_ms": r.duration_ms,
-                    "outcome": r.outcome.value,
-                    "log_lines": r.log_lines,
-                    "claim_sizes": r.claim_sizes,
-                    "error": r.error,
-                }
-                for r in runs
-            ],
+def _values(run: WorkflowRun) -> tuple[Any, ...]:
+    """A run's column values, in the order of ``t.workflow_runs``'s columns."""
+    return (
+        run.id,
+        run.workflow_id,
+        run.trigger,
+        run.user_id,
+        run.org_code,
+        run.started_on,
+        run.duration_ms,
+        run.outcome.value,
+        run.log_lines,
+        run.claim_sizes,
+        run.error,
+    )
+
+
+_COLUMNS = tuple(column.name for column in t.workflow_runs.columns)
+
+
+class _PreparedInsert:
+    """The INSERT of runs, compiled once for a dialect, with each column's bind processor.
+
+    Every token of a workflow writes a run, so the writer skips what ``conn.execute(insert(..),
+    [dicts])`` redoes per row (a parameter dict, the compiled statement's parameter assembly):
+    it hands the driver tuples made by the same bind processors SQLAlchemy would apply
+    (``TypeEngine.bind_processor`` of the dialect's type: JSON text, SQLite's datetime text),
+    so the stored values are the same."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        compiled = insert(t.workflow_runs).compile(dialect=dialect)
+        assert compiled.positiontup is not None
+        where = {name: index for index, name in enumerate(_COLUMNS)}
+        self.sql = compiled.string
+        self.order = tuple(where[name] for name in compiled.positiontup)
+        self.processors = tuple(
+            dialect.type_descriptor(t.workflow_runs.c[name].type).bind_processor(dialect)
+            for name in compiled.positiontup
         )
+
+    def rows(self, runs: Sequence[WorkflowRun]) -> list[tuple[Any, ...]]:
+        plan = tuple(zip(self.order, self.processors, strict=True))
+        rows = []
+        for run in runs:
+            values = _values(run)
+            rows.append(
+                tuple(values[i] if process is None else process(values[i]) for i, process in plan)
+            )
+        return rows
+
+
+_prepared: weakref.WeakKeyDictionary[Dialect, _PreparedInsert] = weakref.WeakKeyDictionary()
+
+
+async def insert_runs(conn: AsyncConnection, runs: Sequence[WorkflowRun]) -> None:
+    if not runs:
+        return
+    prepared = _prepared.get(conn.dialect)
+    if prepared is None:
+        prepared = _prepared[conn.dialect] = _PreparedInsert(conn.dialect)
+    await conn.exec_driver_sql(prepared.sql, prepared.rows(runs))
 
 
 @dataclass(frozen=True, slots=True)

@@ -237,3 +237,37 @@ async def test_wrong_m2m_secret_is_a_clear_failure(services: Services, kinde: Fa
     with pytest.raises(WorkflowError, match=r"oauth2/token \(401\)"):
         await engine.run_tokens_generation(make_event("kp_1", "org_1"))
     await engine.aclose()
+
+
+async def test_a_warm_run_is_recorded_like_the_run_that_loaded(
+    services: Services, make_engine: object, kinde: FakeKinde
+) -> None:
+    engine = make_engine()  # type: ignore[operator]
+    loaded = await engine.run_tokens_generation(make_event("kp_1", "org_1"))
+    first = await last_run(services, engine)
+    warm = await engine.run_tokens_generation(make_event("kp_1", "org_1"))
+    second = await last_run(services, engine)
+    assert warm.access_token == loaded.access_token and warm.id_token == loaded.id_token
+    assert kinde.received("/api/v1/billing/entitlements") != []
+    assert second.id != first.id and second.outcome is RunOutcome.SUCCEEDED
+    assert (second.org_code, second.user_id, second.claim_sizes) == (
+        first.org_code,
+        first.user_id,
+        first.claim_sizes,
+    )
+    assert [line["message"] for line in second.log_lines] == [
+        line["message"] for line in first.log_lines if "set for customer" in line["message"]
+    ]
+
+
+async def test_an_invalidated_entry_reloads_under_the_time_limit(
+    services: Services, make_engine: object, kinde: FakeKinde
+) -> None:
+    engine = make_engine("continue", limit=0.3)  # type: ignore[operator]
+    assert (await engine.run_tokens_generation(make_event("kp_1", "org_1"))).access_token
+    assert engine.billing_cache is not None
+    await engine.billing_cache.invalidate([kinde.customer_id("org_1")])
+    kinde.delay_seconds = 1.5
+    claims = await engine.run_tokens_generation(make_event("kp_1", "org_1"))
+    assert claims.access_token == {}  # not the warm value: the entry is no longer current
+    assert (await last_run(services, engine)).outcome is RunOutcome.TIMED_OUT

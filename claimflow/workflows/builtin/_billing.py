@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from claimflow.cache import Loaded
+from claimflow.cache import BillingCache, Loaded
 from claimflow.claims import BillingClaimForms, InvalidBillingClaim, billing_claim_forms
 from claimflow.errors import ManagementAPICallFailed
 from claimflow.tokens.budget import EncodedJSON
@@ -60,10 +60,27 @@ EncodedClaimForms = tuple[EncodedJSON, EncodedJSON, EncodedJSON]
 """The forms with their JSON encoding, made once per cache load (see ``tokens.budget``)."""
 
 
-def encode_forms(value: Any) -> EncodedClaimForms:
+class PreparedForms:
+    """A billing cache entry's claim forms, encoded, and what warm runs settled from them.
+
+    The in-process cache prepares one instance per load and hands it to every hit, so the
+    engine keeps the first warm run's outcome here (``settled``, per workflow: a
+    ``RunMemo``): it is derived once per (subject, load) and is gone with the entry, so it
+    follows the cache's invalidation exactly (design §9). Redis prepares each read anew, so
+    nothing is reused there.
+    """
+
+    __slots__ = ("forms", "settled")
+
+    def __init__(self, forms: EncodedClaimForms) -> None:
+        self.forms = forms
+        self.settled: dict[str, Any] = {}
+
+
+def encode_forms(value: Any) -> PreparedForms:
     """The cache's ``prepare``: the stored ``[full, compact, reference]``, encoded."""
     full, compact, reference = value
-    return EncodedJSON(full), EncodedJSON(compact), EncodedJSON(reference)
+    return PreparedForms((EncodedJSON(full), EncodedJSON(compact), EncodedJSON(reference)))
 
 
 async def _checked(
@@ -89,6 +106,16 @@ def set_on_both_tokens(bindings: Bindings, claim: str, forms: EncodedClaimForms)
     )
 
 
+def cached_now(cache: BillingCache | None, key: str) -> PreparedForms | None:
+    """The entry of ``key`` if the billing cache holds it current and fresh *now*
+    (``BillingCache.hit_now``: no I/O, the version already read with the request), else
+    ``None``: then ``cached`` decides, after its reads, exactly as this would have."""
+    if cache is None:
+        return None
+    prepared = cache.hit_now(key)
+    return prepared if isinstance(prepared, PreparedForms) else None
+
+
 async def cached(
     bindings: Bindings, key: str, load: Callable[[], Awaitable[dict[str, Any] | None]]
 ) -> EncodedClaimForms | None:
@@ -105,9 +132,9 @@ async def cached(
 
     if not bindings.has(Binding.BILLING_CACHE):
         forms = await _checked(load)
-        return None if forms is None else encode_forms(forms)
+        return None if forms is None else encode_forms(forms).forms
     cache = bindings.billing_cache
-    encoded: EncodedClaimForms | None = await cache.get_or_load(
+    prepared: PreparedForms | None = await cache.get_or_load(
         key, loader, bindings.logger, encode_forms
     )
-    return encoded
+    return None if prepared is None else prepared.forms

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from claimflow.cache import BillingCache
 from claimflow.claims import ORG_BILLING, org_billing_claim
 from claimflow.errors import ManagementAPINotFound
 from claimflow.workflows.bindings import Bindings
 from claimflow.workflows.builtin._billing import (
     BILLING_BINDINGS,
+    PreparedForms,
     cached,
+    cached_now,
     fetch_customer_billing,
     set_on_both_tokens,
 )
@@ -57,6 +60,19 @@ async def load_org_billing(bindings: Bindings, org_code: str) -> dict[str, Any] 
 def applies(event: TokensGenerationEvent) -> bool:
     """A personal sign-in carries no organization's billing: the engine does not run it then."""
     return event.context.organization is not None
+
+
+def warm(event: TokensGenerationEvent, billing_cache: BillingCache | None) -> PreparedForms | None:
+    """The organization's entry if it is current in memory now (``Workflow.warm``)."""
+    organization = event.context.organization
+    if organization is None:
+        return None
+    return cached_now(billing_cache, f"org:{organization.code}")
+
+
+def run_now(_event: TokensGenerationEvent, bindings: Bindings, memo: PreparedForms) -> None:
+    """``run`` on the entry ``warm`` found, without awaiting anything."""
+    set_on_both_tokens(bindings, CLAIM, memo.forms)
 
 
 async def run(event: TokensGenerationEvent, bindings: Bindings) -> None:

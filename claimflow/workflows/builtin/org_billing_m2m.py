@@ -12,9 +12,15 @@ organization gets nothing. It runs on ``m2m:token_generation`` and sets ``m2m_to
 
 from __future__ import annotations
 
+from claimflow.cache import BillingCache
 from claimflow.claims import ORG_BILLING
 from claimflow.workflows.bindings import Bindings
-from claimflow.workflows.builtin._billing import cached
+from claimflow.workflows.builtin._billing import (
+    EncodedClaimForms,
+    PreparedForms,
+    cached,
+    cached_now,
+)
 from claimflow.workflows.builtin.org_billing import load_org_billing
 from claimflow.workflows.builtin.org_billing import workflow_settings as user_settings
 from claimflow.workflows.definition import Binding, FailurePolicy, WorkflowSettings
@@ -37,6 +43,22 @@ def applies(event: M2MTokenGenerationEvent) -> bool:
     return event.context.organization is not None
 
 
+def warm(
+    event: M2MTokenGenerationEvent, billing_cache: BillingCache | None
+) -> PreparedForms | None:
+    """The organization's entry if it is current in memory now (``Workflow.warm``): for the
+    version read with the client's authentication (design §9)."""
+    organization = event.context.organization
+    if organization is None:
+        return None
+    return cached_now(billing_cache, f"org:{organization.code}")
+
+
+def run_now(_event: M2MTokenGenerationEvent, bindings: Bindings, memo: PreparedForms) -> None:
+    """``run`` on the entry ``warm`` found, without awaiting anything."""
+    _set(bindings, memo.forms)
+
+
 async def run(event: M2MTokenGenerationEvent, bindings: Bindings) -> None:
     organization = event.context.organization
     if organization is None:
@@ -46,5 +68,9 @@ async def run(event: M2MTokenGenerationEvent, bindings: Bindings) -> None:
     )
     if forms is None:
         return
+    _set(bindings, forms)
+
+
+def _set(bindings: Bindings, forms: EncodedClaimForms) -> None:
     full, *fallbacks = forms
     bindings.m2m_token.set_custom_claim(ORG_BILLING, full, fallbacks)

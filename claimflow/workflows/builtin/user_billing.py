@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from claimflow.cache import BillingCache
 from claimflow.claims import BILLING_DETAILS, billing_details_claim
 from claimflow.errors import ManagementAPINotFound
 from claimflow.workflows.bindings import Bindings
 from claimflow.workflows.builtin._billing import (
     BILLING_BINDINGS,
+    PreparedForms,
     cached,
+    cached_now,
     fetch_customer_billing,
     set_on_both_tokens,
 )
@@ -58,6 +61,18 @@ async def load_user_billing(bindings: Bindings, user_id: str) -> dict[str, Any] 
 def applies(event: TokensGenerationEvent) -> bool:
     """Personal sign-ins only: an organization's sign-in starts no run of this workflow."""
     return event.context.organization is None
+
+
+def warm(event: TokensGenerationEvent, billing_cache: BillingCache | None) -> PreparedForms | None:
+    """The user's entry if it is current in memory now (``Workflow.warm``)."""
+    if event.context.organization is not None:
+        return None
+    return cached_now(billing_cache, f"user:{event.context.user.id}")
+
+
+def run_now(_event: TokensGenerationEvent, bindings: Bindings, memo: PreparedForms) -> None:
+    """``run`` on the entry ``warm`` found, without awaiting anything."""
+    set_on_both_tokens(bindings, CLAIM, memo.forms)
 
 
 async def run(event: TokensGenerationEvent, bindings: Bindings) -> None:
