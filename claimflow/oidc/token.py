@@ -11,6 +11,7 @@ from claimflow.oidc.errors import NO_STORE
 from claimflow.oidc.grants import GRANT_HANDLERS, TokenRequest
 from claimflow.oidc.params import form_params, require
 from claimflow.services import Services
+from claimflow.store import billing_versions
 
 router = APIRouter()
 
@@ -24,9 +25,10 @@ async def token_endpoint(request: Request) -> JSONResponse:
     if handler is None:
         raise OAuthError("unsupported_grant_type", f"Grant type '{grant_type}' is not supported.")
     # One pooled connection for the request's reads and its write (``Database.request_scope``).
-    async with services.db.request_scope():
-        client = await authenticate_client(request, params, services.db)
-        body = await handler(
-            TokenRequest(client=client, params=params, services=services, http=request)
-        )
+    with billing_versions.request_reads():
+        async with services.db.request_scope():
+            client = await authenticate_client(request, params, services.db)
+            body = await handler(
+                TokenRequest(client=client, params=params, services=services, http=request)
+            )
     return JSONResponse(body, headers=NO_STORE)

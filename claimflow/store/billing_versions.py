@@ -14,7 +14,8 @@ load (a sign-in knows its organization, not yet its customer) and so that a chan
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 
 from sqlalchemy import bindparam, select
@@ -49,6 +50,22 @@ def read_with_request(subject: str, version: int) -> None:
     read at lookup time is.
     """
     _read_with_request.set((subject, version))
+
+
+@contextmanager
+def request_reads() -> Iterator[None]:
+    """Bound what ``read_with_request`` hands over to one request.
+
+    A server runs each request in a context of its own, but an in-process ASGI call (httpx's
+    ``ASGITransport``, the workflows' Management API transport) runs in its caller's context: a
+    version handed over by one request would otherwise still be "known" to the next, which may
+    come after a billing change, and design §9 would not hold.
+    """
+    token = _read_with_request.set(None)
+    try:
+        yield
+    finally:
+        _read_with_request.reset(token)
 
 
 def user_subject(user_id: str) -> str:

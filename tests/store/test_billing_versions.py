@@ -13,7 +13,12 @@ from claimflow.domain import FeatureKind
 from claimflow.errors import NotFound
 from claimflow.store import Database, billing, migrate, organizations, users
 from claimflow.store.billing import PriceInput
-from claimflow.store.billing_versions import StoreBillingVersions, version_of
+from claimflow.store.billing_versions import (
+    StoreBillingVersions,
+    read_with_request,
+    request_reads,
+    version_of,
+)
 
 
 async def test_each_kind_of_billing_change_bumps_its_subjects(any_db_url: str) -> None:
@@ -106,3 +111,15 @@ async def test_sqlite_version_read_never_waits_for_a_lock_on_the_event_loop(tmp_
         writer.close()
         await versions.aclose()
         await db.dispose()
+
+
+async def test_a_version_handed_over_by_one_request_is_not_known_to_the_next(db_url: str) -> None:
+    """In-process ASGI calls share their caller's context; the hand-over ends with the request."""
+    db = Database(db_url)
+    versions = StoreBillingVersions(db)
+    with request_reads():
+        read_with_request("org:org_a", 3)
+        assert versions.known("org:org_a") == 3
+    assert versions.known("org:org_a") is None
+    await versions.aclose()
+    await db.dispose()
