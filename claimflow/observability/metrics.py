@@ -78,16 +78,31 @@ _token_children: dict[tuple[str, str], tuple[Any, Any]] = {}
 one token request records both, and ``labels()`` costs more than the increment itself."""
 
 
-def record_token_request(grant: str, outcome: str, seconds: float) -> None:
-    children = _token_children.get((grant, outcome))
-    if children is None:
-        children = _token_children[(grant, outcome)] = (
-            TOKEN_REQUESTS.labels(grant=grant, outcome=outcome),
-            TOKEN_REQUEST_SECONDS.labels(grant=grant),
+def _count_and_time(
+    children: dict[tuple[str, str], tuple[Any, Any]],
+    counter: Counter,
+    histogram: Histogram,
+    label: str,
+    name: str,
+    outcome: str,
+    seconds: float,
+) -> None:
+    """Count one event by (name, outcome) and time it by name, through cached children."""
+    pair = children.get((name, outcome))
+    if pair is None:
+        pair = children[(name, outcome)] = (
+            counter.labels(**{label: name, "outcome": outcome}),
+            histogram.labels(**{label: name}),
         )
-    requests, request_seconds = children
-    requests.inc()
-    request_seconds.observe(seconds)
+    count, timing = pair
+    count.inc()
+    timing.observe(seconds)
+
+
+def record_token_request(grant: str, outcome: str, seconds: float) -> None:
+    _count_and_time(
+        _token_children, TOKEN_REQUESTS, TOKEN_REQUEST_SECONDS, "grant", grant, outcome, seconds
+    )
 
 
 _workflow_children: dict[tuple[str, str], tuple[Any, Any]] = {}
@@ -96,15 +111,15 @@ _workflow_children: dict[tuple[str, str], tuple[Any, Any]] = {}
 
 
 def record_workflow_run(workflow: str, outcome: str, seconds: float) -> None:
-    children = _workflow_children.get((workflow, outcome))
-    if children is None:
-        children = _workflow_children[(workflow, outcome)] = (
-            WORKFLOW_RUNS.labels(workflow=workflow, outcome=outcome),
-            WORKFLOW_RUN_SECONDS.labels(workflow=workflow),
-        )
-    runs, run_seconds = children
-    runs.inc()
-    run_seconds.observe(seconds)
+    _count_and_time(
+        _workflow_children,
+        WORKFLOW_RUNS,
+        WORKFLOW_RUN_SECONDS,
+        "workflow",
+        workflow,
+        outcome,
+        seconds,
+    )
 
 
 def record_workflow_skip(workflow: str) -> None:
