@@ -146,3 +146,15 @@ async def exchange(
         "client_secret": biz.web_secret,
     } | extra
     return await client.post("/oauth2/token", data=data)
+
+
+async def refresh(
+    client: httpx.AsyncClient, biz: Business, refresh_token: str, **extra: str
+) -> httpx.Response:
+    data = {
+        "grant_type": "refresh_token",
+        "refresh_token": refresh_token,
+        "client_id": biz.web_client_id,
+        "client_secret": biz.web_secret,
+    } | extra
+    return await client.post("/oauth2/token", data=data)

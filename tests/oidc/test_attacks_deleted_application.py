@@ -19,7 +19,7 @@ from claimflow.services import Services, build_services
 from claimflow.store import apis
 from tests.conftest import ISSUER, make_settings
 from tests.helpers import create_m2m_app, management_client
-from tests.oidc.flow import exchange, seed_business, sign_in_for_code
+from tests.oidc.flow import exchange, refresh, seed_business, sign_in_for_code
 
 
 @pytest.fixture
@@ -66,14 +66,6 @@ async def test_deleted_applications_user_token_stays_active(any_services: Servic
         for path in ("/account_api/v1/feature_flags", "/account_api/v1/permission/read:reports"):
             response = await client.get(path, headers=bearer)
             assert response.status_code == 401, (path, response.text)
-        refreshed = await client.post(
-            "/oauth2/token",
-            data={
-                "grant_type": "refresh_token",
-                "refresh_token": tokens["refresh_token"],
-                "client_id": biz.web_client_id,
-                "client_secret": biz.web_secret,
-            },
-        )
+        refreshed = await refresh(client, biz, tokens["refresh_token"])
         assert refreshed.status_code in (400, 401), refreshed.text
         assert refreshed.json()["error"] in ("invalid_client", "invalid_grant")

@@ -16,7 +16,15 @@ from claimflow.store import apis
 from tests.conftest import ISSUER, make_settings
 from tests.helpers import create_m2m_app
 from tests.oidc.conftest import Deployment
-from tests.oidc.flow import CALLBACK, Business, exchange, pkce_pair, seed_business, sign_in_for_code
+from tests.oidc.flow import (
+    CALLBACK,
+    Business,
+    exchange,
+    pkce_pair,
+    refresh,
+    seed_business,
+    sign_in_for_code,
+)
 
 ORDERS = "https://orders.example.test"
 
@@ -109,15 +117,7 @@ async def test_deauthorized_application_cannot_exchange_its_code_or_refresh(
         await apis.deauthorize(conn, api_id, biz.web_client_id)
     response = await exchange(client, biz, second["code"])
     assert response.status_code == 400 and response.json()["error"] == "invalid_target"
-    refreshed = await client.post(
-        "/oauth2/token",
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": tokens["refresh_token"],
-            "client_id": biz.web_client_id,
-            "client_secret": biz.web_secret,
-        },
-    )
+    refreshed = await refresh(client, biz, tokens["refresh_token"])
     assert refreshed.status_code == 400 and refreshed.json()["error"] == "invalid_target"
 
 
@@ -153,14 +153,6 @@ async def test_refresh_of_a_default_audience_token_keeps_the_client_as_audience(
 ) -> None:
     callback = await sign_in_for_code(client, biz)
     tokens = (await exchange(client, biz, callback["code"])).json()
-    refreshed = await client.post(
-        "/oauth2/token",
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": tokens["refresh_token"],
-            "client_id": biz.web_client_id,
-            "client_secret": biz.web_secret,
-        },
-    )
+    refreshed = await refresh(client, biz, tokens["refresh_token"])
     assert refreshed.status_code == 200, refreshed.text
     assert audience_of(refreshed.json()["access_token"]) == [biz.web_client_id]

@@ -19,6 +19,7 @@ from claimflow.services import Services
 from tests.helpers import management_client
 from tests.management.catalogue import make_plan
 from tests.oidc.flow import Business, exchange, seed_business, sign_in_for_code
+from tests.oidc.flow import refresh as refresh_grant
 from tests.workflows.test_billing_workflows import expected_billing
 
 
@@ -38,15 +39,7 @@ async def verified(client: httpx.AsyncClient, token: str, issuer: str) -> dict[s
 
 
 async def refresh(client: httpx.AsyncClient, biz: Business, refresh_token: str) -> dict[str, Any]:
-    response = await client.post(
-        "/oauth2/token",
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": refresh_token,
-            "client_id": biz.web_client_id,
-            "client_secret": biz.web_secret,
-        },
-    )
+    response = await refresh_grant(client, biz, refresh_token)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
