@@ -26,8 +26,12 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# Two processes, one test file each at a time (a file's fixtures stay in one process): most
+# tests wait on servers, browsers and sub-processes, so two halve the run on a 2-core machine.
+TEST_PROCESSES ?= 2
+
 unit: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_PROCESSES) --dist loadfile
 
 test: lint typecheck unit
 
