@@ -287,11 +287,20 @@ class WorkflowEngine:
     ) -> RunReport:
         """The report of a run answered from the outcome kept on its entry (``RunMemo``): the
         claims, encodings, claim sizes and log lines of the run that settled it, recorded as
-        a run of its own (new id, start, duration, log line times)."""
+        a run of its own (new id, start, duration, log line times).
+
+        This is every warm token's path, so it builds only what the record needs: the log lines
+        directly (a settled run's lines were redacted when it ran, and its event carried no
+        secrets, ``_memo``), and the claims as the settled run's own dictionaries, which nothing
+        downstream changes (``_merge`` and the size budget read them; ``SettledRun``)."""
         started_on = utcnow()
-        logger = WorkflowLogger()
-        for level, message in settled.log_lines:
-            logger.line(level, message)
+        lines: list[dict[str, str]] = []
+        if settled.log_lines:
+            at = started_on.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            lines = [
+                {"at": at, "level": level, "message": message}
+                for level, message in settled.log_lines
+            ]
         duration_ms = (time.perf_counter() - started) * 1000
         metrics.record_workflow_run(workflow.id, RunOutcome.SUCCEEDED.value, duration_ms / 1000)
         user_id, org_code = event.subject
@@ -304,16 +313,16 @@ class WorkflowEngine:
             started_on=started_on,
             duration_ms=duration_ms,
             outcome=RunOutcome.SUCCEEDED,
-            log_lines=logger.lines,
+            log_lines=lines,
             claim_sizes=settled.claim_sizes,
         )
         return RunReport(
             workflow=workflow,
             run=run,
-            access_token=dict(settled.access_token),
-            id_token=dict(settled.id_token),
-            access_token_encoded=dict(settled.access_token_encoded),
-            id_token_encoded=dict(settled.id_token_encoded),
+            access_token=settled.access_token,
+            id_token=settled.id_token,
+            access_token_encoded=settled.access_token_encoded,
+            id_token_encoded=settled.id_token_encoded,
         )
 
     async def _run(self, workflow: Workflow, event: WorkflowEvent) -> RunReport:

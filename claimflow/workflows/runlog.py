@@ -125,13 +125,28 @@ class _PreparedInsert:
         )
 
     def rows(self, runs: Sequence[WorkflowRun]) -> list[tuple[Any, ...]]:
+        """The driver's rows. A value object shared by several runs of the batch (the claim
+        sizes of runs answered from one cache entry, ``SettledRun``; an empty log) is processed
+        once: a bind processor is a pure function of the value, and the batch keeps every
+        value alive while ``seen`` is keyed by identity."""
         plan = tuple(zip(self.order, self.processors, strict=True))
+        seen: dict[tuple[int, object], Any] = {}
         rows = []
         for run in runs:
             values = _values(run)
-            rows.append(
-                tuple(values[i] if process is None else process(values[i]) for i, process in plan)
-            )
+            row = []
+            for i, process in plan:
+                value = values[i]
+                if process is None or value is None:
+                    row.append(value if process is None else process(value))
+                elif isinstance(value, dict | list):
+                    key = (i, id(value) if value else type(value))
+                    if key not in seen:
+                        seen[key] = process(value)
+                    row.append(seen[key])
+                else:
+                    row.append(process(value))
+            rows.append(tuple(row))
         return rows
 
 

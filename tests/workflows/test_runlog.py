@@ -63,3 +63,36 @@ async def test_written_runs_are_stored_as_sqlalchemys_insert_stores_them(any_db_
         assert read == mine
     finally:
         await db.dispose()
+
+
+async def test_a_batch_sharing_values_stores_each_run_as_written_alone(any_db_url: str) -> None:
+    """Runs answered from one cache entry share their claim sizes (``SettledRun``); the writer
+    encodes a shared value once per batch. Each run must still be stored with its own values:
+    shared, distinct, empty and missing ones, in any order."""
+    shared_sizes = {"access_token": {"org_billing": [3012, 800, 64]}, "id_token": {}}
+    base = _run("run_base")
+    runs = [
+        WorkflowRun(
+            id=f"run_{i}",
+            workflow_id=base.workflow_id,
+            trigger=base.trigger,
+            user_id=None if i % 2 else f"kp_{i}",
+            org_code=base.org_code,
+            started_on=base.started_on,
+            duration_ms=float(i),
+            outcome=RunOutcome.SUCCEEDED,
+            log_lines=[] if i % 3 else [{"at": "z", "level": "info", "message": f"line {i}"}],
+            claim_sizes=shared_sizes if i % 4 else {"access_token": {"x": [i]}},
+            error=None,
+        )
+        for i in range(8)
+    ]
+    db = Database(any_db_url)
+    try:
+        async with db.transaction() as conn:
+            await insert_runs(conn, runs)
+        async with db.connect() as conn:
+            stored = [await get_run(conn, run.id) for run in runs]
+        assert stored == runs
+    finally:
+        await db.dispose()
