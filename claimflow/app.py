@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -44,6 +45,23 @@ async def _housekeeping(services: Services) -> None:
         log.info("housekeeping: pruned %d expired rows", pruned.total)
 
 
+def _freeze_startup_objects() -> None:
+    """Move every object alive after start-up out of the garbage collector's sight, once.
+
+    The modules, routes, compiled statements and schemas a server holds (about 200,000
+    objects) live as long as the process, yet each full collection walks them all: about
+    120 ms on a 2-core machine, every few thousand requests, a stall for every request in
+    flight (``bench/README.md``). ``gc.freeze()`` puts them in the permanent generation, as
+    Python's documentation suggests for long-lived servers
+    (https://docs.python.org/3/library/gc.html#gc.freeze); what requests allocate is
+    collected as before. Once per process: later calls would also freeze what earlier
+    apps of the same process (tests, the CLI) left behind.
+    """
+    if gc.get_freeze_count() == 0:
+        gc.collect()
+        gc.freeze()
+
+
 def _layers(services: Services) -> list[Middleware]:
     """The ASGI layers around the routes, outermost first."""
     settings = services.settings
@@ -76,6 +94,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await unavailable.prepare_signing_key(services.keys)
         await services.workflows.warm_up()  # runner processes for untrusted workflows
+        _freeze_startup_objects()
         housekeeping = asyncio.create_task(_housekeeping(services))
         delivery = start_webhook_delivery(
             services.settings, services.db, services.keys, services.issuer

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -59,3 +61,34 @@ async def test_docs_pages_are_served_when_the_setting_asks(db_url: str) -> None:
         assert (await http.get("/docs")).status_code == 200
         assert (await http.get("/redoc")).status_code == 200
     await services.close()
+
+
+def test_a_started_server_freezes_its_start_up_objects_once(db_url: str) -> None:
+    """Full garbage collections must not walk the start-up objects (modules, routes, schemas)
+    on every pass: a fresh process that starts the app has them in the permanent generation,
+    and a second app in the same process freezes nothing more."""
+    script = f"""
+import asyncio, gc
+from claimflow.app import create_app
+from claimflow.services import build_services
+from tests.conftest import make_settings
+
+async def start_twice():
+    counts = []
+    for _ in range(2):
+        app = create_app(services=build_services(make_settings({db_url!r})))
+        async with app.router.lifespan_context(app):
+            counts.append(gc.get_freeze_count())
+    return counts
+
+before = gc.get_freeze_count()
+first, second = asyncio.run(start_twice())
+print(before, first, second)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    before, first, second = map(int, done.stdout.split())
+    assert before == 0
+    assert first > 10_000  # the imported modules alone are tens of thousands of objects
+    assert second <= first  # frozen objects may still be freed; nothing new is frozen
