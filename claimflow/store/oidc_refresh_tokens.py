@@ -104,11 +104,13 @@ async def create_refresh_token(
     )
 
 
-_BY_HASH = select(t.refresh_tokens).where(t.refresh_tokens.c.token_hash == bindparam("digest"))
+BY_HASH = select(t.refresh_tokens).where(t.refresh_tokens.c.token_hash == bindparam("digest"))
+"""The token by the ``digest`` of its value (``find_refresh_token``; on the event loop in
+``store.refresh_grant_reads``)."""
 
 
 async def find_refresh_token(conn: AsyncConnection, token: str) -> RefreshToken | None:
-    row = (await conn.execute(_BY_HASH, {"digest": digest_secret(token)})).first()
+    row = (await conn.execute(BY_HASH, {"digest": digest_secret(token)})).first()
     return None if row is None else refresh_token_from_row(row)
 
 
