@@ -120,7 +120,8 @@ async def _rotate(
     request: TokenRequest, raw_token: str, *, family_id: str, successor: Successor
 ) -> bool:
     """Spend the presented token and store its successor: one statement on PostgreSQL (on the
-    driver directly, in autocommit), the spend then the insert in a transaction on SQLite."""
+    driver directly, in autocommit), the spend then the insert in a transaction on SQLite (a
+    file's in one thread hop, ``Database.sqlite_transaction``)."""
     services = request.services
     sealed = (
         services.box.encrypt(successor.token.encode())
@@ -134,6 +135,12 @@ async def _rotate(
             family_id=family_id,
             successor=successor,
             successor_sealed=sealed,
+        )
+    if services.db.writer is not None:
+        return await services.db.sqlite_transaction(
+            oidc_refresh_tokens.rotation_on_sqlite(
+                raw_token, family_id=family_id, successor=successor, successor_sealed=sealed
+            )
         )
     async with services.db.single_statement() as conn:
         return await oidc_refresh_tokens.rotate_refresh_token(
