@@ -110,7 +110,8 @@ async def bump_customers(conn: AsyncConnection, customer_ids: Iterable[str]) -> 
 _VERSION = select(t.billing_versions.c.version).where(
     t.billing_versions.c.subject == bindparam("subject")
 )
-_VERSION_ON_LOOP = PreparedRead(_VERSION)
+VERSION_ON_LOOP = PreparedRead(_VERSION)
+"""The subject's version read on a SQLite file's event-loop reader (``store.loop_reads``)."""
 
 
 async def version_of(conn: AsyncConnection, subject: str) -> int:
@@ -165,7 +166,7 @@ class StoreBillingVersions:
         wait for a lock goes through aiosqlite's thread instead, so the loop never blocks."""
         assert self._db.loop_reader is not None
         try:
-            row = self._db.loop_reader.first(_VERSION_ON_LOOP, {"subject": subject})
+            row = self._db.loop_reader.first(VERSION_ON_LOOP, {"subject": subject})
         except LoopReadUnavailable:
             return await self._read_engine(subject)
         return int(row.version) if row is not None and row.version is not None else 0

@@ -29,6 +29,11 @@ sleeps (``busy_timeout``), which turns a queue of eight writers into a p99 of a 
 transactions of one process therefore take an ``asyncio.Lock`` first, so they wait in arrival
 order and each enters SQLite when the previous one has committed; ``busy_timeout`` still
 arbitrates between processes.
+
+**Hot SQLite writes in one hop.** A short write the store knows in advance (the refresh token's
+rotation) runs as one function in a writer thread of its own (``sqlite_transaction``,
+``store.sqlite_writes``), so this process's write turn lasts as long as the write, not as the
+several aiosqlite hops and event-loop turns of a transaction through the engine.
 """
 
 from __future__ import annotations
@@ -37,11 +42,12 @@ import asyncio
 import contextlib
 import contextvars
 import os
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -50,7 +56,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from claimflow.store.loop_reads import SqliteLoopReader
 from claimflow.store.pg_direct import DirectPool, uses_driver
+from claimflow.store.sqlite_writes import SqliteWriter
 
+_T = TypeVar("_T")
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -135,6 +143,8 @@ class Database:
         file = sqlite_file(url)
         self.loop_reader = None if file is None else SqliteLoopReader(file)
         """Hot reads on the event loop (a SQLite file only; see ``store.loop_reads``)."""
+        self.writer = None if file is None else SqliteWriter(file)
+        """Hot short writes in one thread hop (a SQLite file only; ``sqlite_transaction``)."""
         self.direct = DirectPool(url) if uses_driver(url) else None
         """Hot statements on the driver (PostgreSQL through asyncpg; see ``store.pg_direct``)."""
         self._writer = asyncio.Lock()
@@ -258,6 +268,17 @@ class Database:
         finally:
             scope.writing = False
 
+    async def sqlite_transaction(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """``work`` as one write transaction of the SQLite file in one thread hop
+        (``store.sqlite_writes``), in this process's write turn like ``transaction()``.
+
+        Not inside a ``transaction()`` of the same task: that one's connection may hold the
+        file's write lock, which this would wait for."""
+        assert self.writer is not None, "a SQLite file only"
+        assert _writing.get() != (self, asyncio.current_task()), "not inside a transaction()"
+        async with self._write_turn():
+            return await self.writer.transaction(work)
+
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         conn = await self._scoped()
@@ -276,6 +297,8 @@ class Database:
     async def dispose(self) -> None:
         if self.loop_reader is not None:
             self.loop_reader.close()
+        if self.writer is not None:
+            await self.writer.aclose()
         if self.direct is not None:
             await self.direct.aclose()
         await self.engine.dispose()

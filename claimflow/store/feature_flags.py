@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claimflow.domain import FeatureFlag, FlagType, FlagValue, OverrideLevel, ResolvedFlag
@@ -221,6 +221,32 @@ async def delete_organization_overrides(conn: AsyncConnection, org_code: str) ->
     await conn.execute(delete(table).where(table.c.org_code == org_code))
 
 
+def _resolved_flags_query() -> Any:
+    org = t.organization_feature_flags
+    usr = t.user_feature_flags
+    return (
+        select(t.feature_flags, org.c.value.label("org_value"), usr.c.value.label("user_value"))
+        .select_from(
+            t.feature_flags.outerjoin(
+                org,
+                and_(
+                    org.c.flag_id == t.feature_flags.c.id, org.c.org_code == bindparam("org_code")
+                ),
+            ).outerjoin(
+                usr,
+                and_(usr.c.flag_id == t.feature_flags.c.id, usr.c.user_id == bindparam("user_id")),
+            )
+        )
+        .order_by(t.feature_flags.c.key)
+    )
+
+
+RESOLVED_FLAGS = _resolved_flags_query()
+"""Every flag with the override of ``org_code`` and of ``user_id``, by key; built once, it runs
+on every user token (``resolved_flags``, and on the loop in ``store.refresh_grant_reads``). A
+None parameter matches no override, as no override row has a null key."""
+
+
 async def resolved_flags(
     conn: AsyncConnection, *, user_id: str | None, org_code: str | None
 ) -> list[ResolvedFlag]:
@@ -228,18 +254,8 @@ async def resolved_flags(
 
     Without a user, what the organization's members see unless their own override wins.
     """
-    org = t.organization_feature_flags
-    usr = t.user_feature_flags
-    query = (
-        select(t.feature_flags, org.c.value.label("org_value"), usr.c.value.label("user_value"))
-        .select_from(
-            t.feature_flags.outerjoin(
-                org, and_(org.c.flag_id == t.feature_flags.c.id, org.c.org_code == org_code)
-            ).outerjoin(usr, and_(usr.c.flag_id == t.feature_flags.c.id, usr.c.user_id == user_id))
-        )
-        .order_by(t.feature_flags.c.key)
-    )
-    return [resolved_flag(row) for row in await conn.execute(query)]
+    rows = await conn.execute(RESOLVED_FLAGS, {"org_code": org_code, "user_id": user_id})
+    return [resolved_flag(row) for row in rows]
 
 
 def resolved_flag(row: Any) -> ResolvedFlag:

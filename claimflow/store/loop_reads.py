@@ -12,18 +12,25 @@ fresh WAL snapshot, so it sees every transaction committed before it began, on a
 what a read through the async engine sees. ``busy_timeout`` is 0: a read that would have to wait
 (a database not in WAL mode yet, WAL recovery after a crash) raises ``LoopReadUnavailable`` at
 once and the caller reads through the async engine, so the loop never blocks on a lock.
+
+Several reads that must agree (the refresh grant's token, user, memberships, flags and billing
+version) run inside ``snapshot()``: one deferred read transaction, whose first read takes the
+WAL snapshot every later one sees, as one statement would.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections import namedtuple
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Select
+from sqlalchemy import CompoundSelect, Select
 from sqlalchemy.dialects import sqlite
+
+_T = TypeVar("_T")
 
 
 class LoopReadUnavailable(Exception):
@@ -38,7 +45,7 @@ class PreparedRead:
     matters — the dialect's SQL and each column type's ``result_processor`` (JSON, dates,
     booleans decode exactly as on the engine) — and runs the SQL on ``sqlite3`` directly."""
 
-    def __init__(self, statement: Select[Any]) -> None:
+    def __init__(self, statement: Select[Any] | CompoundSelect[Any]) -> None:
         dialect = sqlite.dialect(paramstyle="qmark")
         compiled = statement.compile(dialect=dialect)
         self.sql = str(compiled)
@@ -46,7 +53,11 @@ class PreparedRead:
         self._order = tuple(compiled.positiontup or ())
         columns = list(statement.selected_columns)
         self._row: Callable[..., Any] = namedtuple("LoopRow", [c.key for c in columns])  # type: ignore[misc]
-        self._processors = tuple(c.type.result_processor(dialect, None) for c in columns)
+        # The dialect's implementation of each type decodes as the engine does (SQLite's
+        # DATETIME parses its text; the generic DateTime would hand the text back).
+        self._processors = tuple(
+            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
+        )
 
     def parameters(self, params: dict[str, Any]) -> tuple[Any, ...]:
         values = self._defaults | params
@@ -82,12 +93,44 @@ class SqliteLoopReader:
     def first(self, read: PreparedRead, params: dict[str, Any]) -> Any:
         """The first row of ``read`` (attributes by column key) or None; raises
         ``LoopReadUnavailable`` instead of waiting for a lock."""
+        raw = self._run(read.sql, read.parameters(params), sqlite3.Cursor.fetchone)
+        return None if raw is None else read.row(raw)
+
+    def all(self, read: PreparedRead, params: dict[str, Any]) -> list[Any]:
+        """Every row of ``read``, as ``first`` gives one."""
+        rows = self._run(read.sql, read.parameters(params), sqlite3.Cursor.fetchall)
+        return [read.row(raw) for raw in rows]
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """The reads inside see one snapshot of the file, as one statement would.
+
+        ``BEGIN`` is deferred, so the first read takes the snapshot (a fresh one: it sees every
+        transaction committed before it) and ``COMMIT`` lets it go. The block must not await:
+        the connection is the loop's, and another task's read would otherwise land inside this
+        transaction. A failed read has already dropped the connection (and the transaction
+        with it); any other exception rolls back before it propagates.
+        """
+        self._run("BEGIN", (), sqlite3.Cursor.close)
         try:
-            raw = self._connect().execute(read.sql, read.parameters(params)).fetchone()
+            yield
+        except BaseException:
+            if self._connection is not None:
+                try:
+                    self._connection.execute("ROLLBACK")
+                except sqlite3.Error:
+                    self.close()
+            raise
+        self._run("COMMIT", (), sqlite3.Cursor.close)
+
+    def _run(
+        self, sql: str, parameters: tuple[Any, ...], fetch: Callable[[sqlite3.Cursor], _T]
+    ) -> _T:
+        try:
+            return fetch(self._connect().execute(sql, parameters))
         except sqlite3.Error as exc:
             self.close()  # a broken connection is reopened by the next read
             raise LoopReadUnavailable(str(exc)) from exc
-        return None if raw is None else read.row(raw)
 
     def close(self) -> None:
         connection, self._connection = self._connection, None

@@ -8,7 +8,8 @@ with the access tokens it issued.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +34,7 @@ from claimflow.store import tables as t
 from claimflow.store._rows import as_utc, required_utc, utcnow
 from claimflow.store.oidc_revocations import revoke_jti
 from claimflow.store.pg_direct import DirectPool, PgStatement
+from claimflow.store.sqlite_writes import PreparedWrite
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +106,13 @@ async def create_refresh_token(
     )
 
 
-_BY_HASH = select(t.refresh_tokens).where(t.refresh_tokens.c.token_hash == bindparam("digest"))
+BY_HASH = select(t.refresh_tokens).where(t.refresh_tokens.c.token_hash == bindparam("digest"))
+"""The token by the ``digest`` of its value (``find_refresh_token``; on the event loop in
+``store.refresh_grant_reads``)."""
 
 
 async def find_refresh_token(conn: AsyncConnection, token: str) -> RefreshToken | None:
-    row = (await conn.execute(_BY_HASH, {"digest": digest_secret(token)})).first()
+    row = (await conn.execute(BY_HASH, {"digest": digest_secret(token)})).first()
     return None if row is None else refresh_token_from_row(row)
 
 
@@ -260,6 +264,32 @@ async def rotate_refresh_token(
         return won
     params = _rotate_params(token, family_id, successor, successor_sealed)
     return (await conn.execute(_ROTATE, params)).first() is not None
+
+
+_SPEND_ON_SQLITE = PreparedWrite(_SPEND)
+_INSERT_ON_SQLITE = PreparedWrite(_INSERT, column_keys=_SUCCESSOR_COLUMNS)
+
+
+def rotation_on_sqlite(
+    token: str, *, family_id: str, successor: Successor, successor_sealed: bytes | None = None
+) -> Callable[[sqlite3.Connection], bool]:
+    """``rotate_refresh_token``'s SQLite transaction (the spend, then the successor's insert if
+    it won) as one function of the file's connection, for ``Database.sqlite_transaction``: the
+    same statements and parameters, encoded before the hop."""
+    digest = digest_secret(token)
+    spend = _SPEND_ON_SQLITE.parameters(
+        {"digest": digest, "b_family_id": family_id, "now": utcnow(), "sealed": successor_sealed}
+    )
+    row = _INSERT_ON_SQLITE.parameters(successor.row(family_id))
+
+    def rotate(connection: sqlite3.Connection) -> bool:
+        spent = {found[0] for found in connection.execute(_SPEND_ON_SQLITE.sql, spend)}
+        if digest not in spent:
+            return False
+        connection.execute(_INSERT_ON_SQLITE.sql, row)
+        return True
+
+    return rotate
 
 
 def _rotate_params(

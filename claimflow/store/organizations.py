@@ -216,12 +216,15 @@ async def memberships_of_user(conn: AsyncConnection, user_id: str) -> list[Membe
     return [_membership(row, grants) for row in rows]
 
 
-_TOKEN_SUBJECT = (
+TOKEN_SUBJECT = (
     select(t.users, t.memberships.c.org_code, t.memberships.c.joined_on)
     .outerjoin(t.memberships, t.memberships.c.user_id == t.users.c.id)
     .where(t.users.c.id == bindparam("user_id"))
     .order_by(t.memberships.c.org_code)
 )
+"""The user row with their memberships (a left join, one row per membership), by ``user_id``;
+built once, it runs on every user token (``token_subject``, and on the loop in
+``store.refresh_grant_reads``)."""
 
 
 async def token_subject(
@@ -232,15 +235,22 @@ async def token_subject(
     The user row comes with its memberships (a left join, one row per membership); the grants
     of them all follow in one query, and only when the user may still sign in.
     """
-    rows = list(await conn.execute(_TOKEN_SUBJECT, {"user_id": user_id}))
+    user, joined = token_subject_rows(list(await conn.execute(TOKEN_SUBJECT, {"user_id": user_id})))
+    if user is None or not joined:
+        return user, []
+    grants = await roles_store.grants_of_members(conn, user_id=user_id)
+    return user, memberships_of(user_id, joined, grants)
+
+
+def token_subject_rows(rows: Sequence[Any]) -> tuple[User | None, list[tuple[str, Any]]]:
+    """The user of ``TOKEN_SUBJECT``'s rows (None: no such user) and the ``(org_code,
+    joined_on)`` of the memberships whose grants the token needs: none for a suspended user."""
     if not rows:
         return None, []
     user = user_from_row(rows[0])
-    joined = [row for row in rows if row.org_code is not None]
-    if user.is_suspended or not joined:
+    if user.is_suspended:
         return user, []
-    grants = await roles_store.grants_of_members(conn, user_id=user_id)
-    return user, memberships_of(user_id, [(row.org_code, row.joined_on) for row in joined], grants)
+    return user, [(row.org_code, row.joined_on) for row in rows if row.org_code is not None]
 
 
 def memberships_of(

@@ -1,4 +1,5 @@
-"""Everything a refresh reads before it issues, in one PostgreSQL statement.
+"""Everything a refresh reads before it issues, in one PostgreSQL statement (or one SQLite
+snapshot read on the event loop).
 
 A warm refresh used to read in five statements, each a round trip with its own share of the
 server's parse-and-plan and of SQLAlchemy's execution: the presented token
@@ -15,6 +16,13 @@ write between them, which they could not promise. The version is read after the 
 arrived, so a billing change that answered before is seen, as design §9 requires
 (``billing_versions.read_with_request`` hands it to the request's billing lookup).
 
+On a SQLite file (``read_refresh_grant_on_loop``) the same reads run as the store's own
+statements (``oidc_refresh_tokens.BY_HASH``, ``organizations.TOKEN_SUBJECT``,
+``roles.GRANTS_OF_USER``, ``feature_flags.RESOLVED_FLAGS``, the billing version) on the file's
+event-loop reader (``store.loop_reads``): no thread hop, no engine, and all of them inside one
+read transaction, so they too see one snapshot. A read that would wait for a lock raises
+``LoopReadUnavailable`` and the grant reads through the engine as before.
+
 The result is exactly what the separate reads give (the same rows in the same order, mapped by
 the same functions); the grant keeps every check on it: the client, reuse, expiry, the user's
 suspension and the membership of the token's organization.
@@ -29,7 +37,8 @@ from typing import Any
 from claimflow.crypto import digest_secret
 from claimflow.domain import Membership, ResolvedFlag, User
 from claimflow.store import billing_versions, feature_flags, organizations, roles
-from claimflow.store.oidc_refresh_tokens import RefreshToken, refresh_token_from_row
+from claimflow.store.loop_reads import PreparedRead, SqliteLoopReader
+from claimflow.store.oidc_refresh_tokens import BY_HASH, RefreshToken, refresh_token_from_row
 from claimflow.store.pg_direct import DirectPool
 from claimflow.store.users import user_from_row
 
@@ -133,12 +142,7 @@ async def read_refresh_grant(pool: DirectPool, token: str) -> RefreshGrantRead |
     if row is None:
         return None
     stored = refresh_token_from_row(row)
-    billing_versions.read_with_request(
-        billing_versions.organization_subject(stored.org_code)
-        if stored.org_code is not None
-        else billing_versions.user_subject(stored.user_id),
-        int(row.billing_version or 0),
-    )
+    billing_versions.read_with_request(billing_subject(stored), int(row.billing_version or 0))
     flags = [
         feature_flags.resolved_flag(_Flag(*columns))
         for columns in zip(*_flag_columns(row), strict=True)
@@ -171,6 +175,52 @@ async def read_refresh_grant(pool: DirectPool, token: str) -> RefreshGrantRead |
         )
         joined = list(zip(row.m_org_codes, row.m_joined_ons, strict=True))
         memberships = organizations.memberships_of(user.id, joined, grants)
+    return RefreshGrantRead(stored, user, memberships, flags)
+
+
+def billing_subject(stored: RefreshToken) -> str:
+    """The billing subject the token signs in as: its organization, else its user (design §9)."""
+    if stored.org_code is not None:
+        return billing_versions.organization_subject(stored.org_code)
+    return billing_versions.user_subject(stored.user_id)
+
+
+_TOKEN_ON_LOOP = PreparedRead(BY_HASH)
+_SUBJECT_ON_LOOP = PreparedRead(organizations.TOKEN_SUBJECT)
+_GRANTS_ON_LOOP = PreparedRead(roles.GRANTS_OF_USER)
+_FLAGS_ON_LOOP = PreparedRead(feature_flags.RESOLVED_FLAGS)
+
+
+def read_refresh_grant_on_loop(reader: SqliteLoopReader, token: str) -> RefreshGrantRead | None:
+    """``read_refresh_grant`` on a SQLite file: the store's own statements on the event-loop
+    reader, in one snapshot; None for an unknown token. Raises ``LoopReadUnavailable`` (nothing
+    handed over) when a read would wait for a lock; the caller then reads through the engine.
+
+    The statements run as ``find_refresh_token``, ``organizations.token_subject`` (the grants
+    only for a member who may sign in) and ``feature_flags.resolved_flags`` run them, and their
+    rows go through the same mappers, so ``refresh_context`` sees what ``token_context`` reads.
+    """
+    with reader.snapshot():
+        row = reader.first(_TOKEN_ON_LOOP, {"digest": digest_secret(token)})
+        if row is None:
+            return None
+        stored = refresh_token_from_row(row)
+        user, joined = organizations.token_subject_rows(
+            reader.all(_SUBJECT_ON_LOOP, {"user_id": stored.user_id})
+        )
+        grant_rows = reader.all(_GRANTS_ON_LOOP, {"user_id": stored.user_id}) if joined else []
+        flag_rows = reader.all(
+            _FLAGS_ON_LOOP, {"user_id": stored.user_id, "org_code": stored.org_code}
+        )
+        subject = billing_subject(stored)
+        version = reader.first(billing_versions.VERSION_ON_LOOP, {"subject": subject})
+    billing_versions.read_with_request(subject, int(version.version or 0) if version else 0)
+    memberships = (
+        organizations.memberships_of(stored.user_id, joined, roles.grants_of_rows(grant_rows))
+        if joined
+        else []
+    )
+    flags = [feature_flags.resolved_flag(flag_row) for flag_row in flag_rows]
     return RefreshGrantRead(stored, user, memberships, flags)
 
 

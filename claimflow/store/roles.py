@@ -433,6 +433,16 @@ async def grants_of_members(
         _grants_query(org_code is not None, user_id is not None),
         {k: v for k, v in (("org_code", org_code), ("user_id", user_id)) if v is not None},
     )
+    return grants_of_rows(rows)
+
+
+GRANTS_OF_USER = _grants_query(False, True)
+"""``grants_of_members(user_id=...)``'s query (every membership of one user), for a reader
+that runs it elsewhere (``store.refresh_grant_reads`` on the event loop)."""
+
+
+def grants_of_rows(rows: Iterable[Any]) -> dict[MemberKey, MemberGrants]:
+    """The grants of the grants query's rows (``org_code``, ``user_id``, ``is_role``, ``key``)."""
     return fold_grants((row.org_code, row.user_id, row.is_role, row.key) for row in rows)
 
 

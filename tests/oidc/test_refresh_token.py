@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import jwt
+import pytest
+from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from claimflow.crypto import digest_secret
 from claimflow.domain import ApplicationType
+from claimflow.services import Services
 from claimflow.store import applications, organizations
 from claimflow.store import tables as t
+from claimflow.store.loop_reads import LoopReadUnavailable, SqliteLoopReader
+from claimflow.store.refresh_grant_reads import read_refresh_grant_on_loop
 from tests.oidc.conftest import Deployment
 from tests.oidc.flow import Business, exchange, seed_business, sign_in_for_code
 
@@ -215,3 +224,46 @@ async def test_unknown_refresh_token_is_invalid_grant(deployment: Deployment) ->
     biz = await seed_business(deployment.services)
     response = await refresh(deployment.client, biz, "nope")
     assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
+
+
+@contextmanager
+def reader_that_would_wait(path: Path) -> Iterator[SqliteLoopReader]:
+    """A loop reader whose every read would wait for a lock: its file is in rollback-journal
+    mode under another connection's exclusive lock (a WAL file being recovered answers the
+    same ``SQLITE_BUSY``)."""
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (k TEXT)")
+    holder.execute("BEGIN EXCLUSIVE")
+    reader = SqliteLoopReader(path)
+    try:
+        yield reader
+    finally:
+        reader.close()
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+async def test_a_refresh_whose_loop_read_would_wait_reads_through_the_engine(
+    client: httpx.AsyncClient, services: Services, app: FastAPI, tmp_path: Path
+) -> None:
+    """SQLite: the grant's reads on the event loop give up instead of waiting for a lock; the
+    refresh then reads through the async engine and issues, with every check as before."""
+    deployment = Deployment(client, services, app)
+    biz, tokens = await first_tokens(deployment, org_code="org_acme")
+    on_loop = services.db.loop_reader
+    assert on_loop is not None
+    with reader_that_would_wait(tmp_path / "locked.sqlite") as locked:
+        with pytest.raises(LoopReadUnavailable):
+            read_refresh_grant_on_loop(locked, tokens["refresh_token"])
+        services.db.loop_reader = locked
+        try:
+            second = await refresh(client, biz, tokens["refresh_token"])
+            assert second.status_code == 200, second.text
+            claims = jwt.decode(second.json()["access_token"], options={"verify_signature": False})
+            assert claims["org_code"] == "org_acme"
+            async with services.db.transaction() as conn:
+                await organizations.remove_member(conn, "org_acme", biz.user_id)
+            left = await refresh(client, biz, second.json()["refresh_token"])
+            assert left.status_code == 400 and left.json()["error"] == "invalid_grant"
+        finally:
+            services.db.loop_reader = on_loop

@@ -1,9 +1,18 @@
-"""``rotate_refresh_token``: the spend and the successor's insert, as one unit on both stores."""
+"""``rotate_refresh_token``: the spend and the successor's insert, as one unit on both stores;
+on a SQLite file also in one thread hop (``rotation_on_sqlite``), writing the same rows."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import contextlib
+import dataclasses
+import shutil
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
+import pytest
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 
 from claimflow.crypto import digest_secret
@@ -89,4 +98,107 @@ async def test_rotation_spends_once_and_stores_the_successor_once(any_db_url: st
     async with db.connect() as conn:
         third = await rt.find_refresh_token(conn, "third")
     assert third is not None and third.used_on is None and third.family_id == "family"
+    await db.dispose()
+
+
+def _fixed_successor(token: str) -> rt.Successor:
+    """A successor whose times are fixed, so two stores write the same bytes for it."""
+    at = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    return dataclasses.replace(
+        _successor(token), auth_time=at, access_token_expires_on=at + timedelta(hours=1)
+    )
+
+
+async def _store(db: Database, token: str, family_id: str) -> None:
+    stored = _fixed_successor(token)
+    async with db.transaction() as conn:
+        await rt.create_refresh_token(
+            conn,
+            token,
+            family_id=family_id,
+            client_id=stored.client_id,
+            user_id=stored.user_id,
+            org_code=stored.org_code,
+            scope=stored.scope,
+            audience=stored.audience,
+            auth_time=stored.auth_time,
+            ttl_seconds=stored.ttl_seconds,
+            access_token_jti=stored.access_token_jti,
+            access_token_expires_on=stored.access_token_expires_on,
+        )
+
+
+def _raw_rows(path: Path) -> list[dict[str, Any]]:
+    """The table's rows as SQLite stores them (dates and JSON as the text written)."""
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.row_factory = sqlite3.Row
+        rows = connection.execute("SELECT * FROM refresh_tokens ORDER BY token_hash")
+        return [dict(row) for row in rows]
+
+
+async def test_the_one_hop_rotation_writes_what_the_engine_rotation_writes(
+    db_url: str, tmp_path: Path
+) -> None:
+    """SQLite file: ``Database.sqlite_transaction(rotation_on_sqlite(...))`` spends, clears and
+    inserts exactly as ``rotate_refresh_token`` through the engine, byte for byte but the
+    rotation's own clock (``used_on``, ``created_on``, ``expires_on``)."""
+    engine_file = Path(db_url.split("///", 1)[1])
+    hop_file = tmp_path / "one_hop.db"
+    shutil.copy(engine_file, hop_file)
+    by_engine, by_hop = Database(db_url), Database(f"sqlite+aiosqlite:///{hop_file}")
+    steps = [("first", "second", b"s2", True), ("second", "third", b"s3", True)]
+    steps.append(("first", "fourth", b"x", False))
+    for db in (by_engine, by_hop):
+        await _store(db, "first", "family")
+    for presented, successor, sealed, wins in steps:
+        async with by_engine.request_scope(), by_engine.single_statement() as conn:
+            won = await rt.rotate_refresh_token(
+                conn,
+                presented,
+                family_id="family",
+                successor=_fixed_successor(successor),
+                successor_sealed=sealed,
+            )
+        assert won is wins
+        rotation = rt.rotation_on_sqlite(
+            presented,
+            family_id="family",
+            successor=_fixed_successor(successor),
+            successor_sealed=sealed,
+        )
+        assert await by_hop.sqlite_transaction(rotation) is wins
+    clock = {"used_on", "created_on", "expires_on"}
+    engine_rows, hop_rows = _raw_rows(engine_file), _raw_rows(hop_file)
+    assert [{k: v for k, v in r.items() if k not in clock} for r in hop_rows] == [
+        {k: v for k, v in r.items() if k not in clock} for r in engine_rows
+    ]
+    for engine_row, hop_row in zip(engine_rows, hop_rows, strict=True):
+        for column in clock:
+            engine_value, hop_value = engine_row[column], hop_row[column]
+            assert type(hop_value) is type(engine_value), column
+            assert hop_value is None or len(hop_value) == len(engine_value), column
+    async with by_hop.connect() as conn:
+        third = await rt.find_refresh_token(conn, "third")
+        second = await rt.find_refresh_token(conn, "second")
+    assert third is not None and third.used_on is None
+    assert second is not None and second.used_on is not None
+    assert abs(second.used_on - utcnow()) < timedelta(minutes=1)
+    await by_engine.dispose()
+    await by_hop.dispose()
+
+
+async def test_a_one_hop_rotation_that_fails_leaves_nothing_spent(db_url: str) -> None:
+    """The spend and the insert commit together or not at all; a failure is SQLAlchemy's
+    error, as through the engine."""
+    db = Database(db_url)
+    await _store(db, "first", "family")
+    await _store(db, "taken", "other")
+    clashing = rt.rotation_on_sqlite("first", family_id="family", successor=_successor("taken"))
+    with pytest.raises(sa_exc.IntegrityError):
+        await db.sqlite_transaction(clashing)
+    async with db.connect() as conn:
+        first = await rt.find_refresh_token(conn, "first")
+    assert first is not None and first.used_on is None
+    rotation = rt.rotation_on_sqlite("first", family_id="family", successor=_successor("second"))
+    assert await db.sqlite_transaction(rotation)
     await db.dispose()

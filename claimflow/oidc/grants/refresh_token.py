@@ -34,6 +34,7 @@ from claimflow.oidc.grants.user_tokens import (
 from claimflow.oidc.params import require
 from claimflow.store import oidc_refresh_tokens, refresh_grant_reads
 from claimflow.store._rows import utcnow
+from claimflow.store.loop_reads import LoopReadUnavailable
 from claimflow.store.oidc_refresh_tokens import RefreshToken, Successor
 from claimflow.store.oidc_revocations import revoke_jti
 from claimflow.store.refresh_grant_reads import RefreshGrantRead
@@ -96,12 +97,21 @@ async def _fresh_tokens(
 async def _presented(
     request: TokenRequest, raw_token: str
 ) -> tuple[RefreshToken | None, RefreshGrantRead | None]:
-    """The presented token; on PostgreSQL with its user, memberships, flags and billing version,
-    read in the same statement (``store.refresh_grant_reads``)."""
+    """The presented token with its user, memberships, flags and billing version read together
+    (``store.refresh_grant_reads``): in one statement on PostgreSQL, in one snapshot on the
+    event loop on a SQLite file. Elsewhere, or when that read would wait for a lock, the token
+    alone; ``token_context`` reads the rest."""
     db = request.services.db
     if db.direct is not None:
         read = await refresh_grant_reads.read_refresh_grant(db.direct, raw_token)
         return (None, None) if read is None else (read.token, read)
+    if db.loop_reader is not None:
+        try:
+            read = refresh_grant_reads.read_refresh_grant_on_loop(db.loop_reader, raw_token)
+        except LoopReadUnavailable:
+            pass
+        else:
+            return (None, None) if read is None else (read.token, read)
     async with db.connect() as conn:
         return await oidc_refresh_tokens.find_refresh_token(conn, raw_token), None
 
@@ -110,7 +120,8 @@ async def _rotate(
     request: TokenRequest, raw_token: str, *, family_id: str, successor: Successor
 ) -> bool:
     """Spend the presented token and store its successor: one statement on PostgreSQL (on the
-    driver directly, in autocommit), the spend then the insert in a transaction on SQLite."""
+    driver directly, in autocommit), the spend then the insert in a transaction on SQLite (a
+    file's in one thread hop, ``Database.sqlite_transaction``)."""
     services = request.services
     sealed = (
         services.box.encrypt(successor.token.encode())
@@ -124,6 +135,12 @@ async def _rotate(
             family_id=family_id,
             successor=successor,
             successor_sealed=sealed,
+        )
+    if services.db.writer is not None:
+        return await services.db.sqlite_transaction(
+            oidc_refresh_tokens.rotation_on_sqlite(
+                raw_token, family_id=family_id, successor=successor, successor_sealed=sealed
+            )
         )
     async with services.db.single_statement() as conn:
         return await oidc_refresh_tokens.rotate_refresh_token(
