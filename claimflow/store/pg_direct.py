@@ -34,9 +34,9 @@ from typing import Any, TypeVar
 import asyncpg
 from sqlalchemy import make_url
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
+from claimflow.store.compiled_statements import CompiledStatement
 from claimflow.store.unreachable import StoreUnreachable
 
 _DIALECT = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
@@ -61,7 +61,7 @@ def uses_driver(url: str) -> bool:
     return parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() == "asyncpg"
 
 
-class PgStatement:
+class PgStatement(CompiledStatement):
     """A SQLAlchemy statement compiled once by the asyncpg dialect, with its bind processors.
 
     ``parameters`` orders a dict of values as the compiled ``$n`` placeholders expect and passes
@@ -71,22 +71,7 @@ class PgStatement:
     """
 
     def __init__(self, statement: ClauseElement) -> None:
-        compiled = statement.compile(dialect=_DIALECT)
-        assert isinstance(compiled, SQLCompiler)
-        self.sql = str(compiled)
-        self._defaults = dict(compiled.params)
-        self._order = tuple(compiled.positiontup or ())
-        self._processors = tuple(
-            compiled.binds[name].type.dialect_impl(_DIALECT).bind_processor(_DIALECT)
-            for name in self._order
-        )
-
-    def parameters(self, params: dict[str, Any]) -> tuple[Any, ...]:
-        values = self._defaults | params
-        return tuple(
-            v if p is None or v is None else p(v)
-            for p, v in zip(self._processors, (values[name] for name in self._order), strict=True)
-        )
+        super().__init__(statement, _DIALECT)
 
 
 class Row(asyncpg.Record):  # type: ignore[misc]

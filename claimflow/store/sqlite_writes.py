@@ -23,43 +23,25 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
+
+from claimflow.store.compiled_statements import CompiledStatement
 
 _T = TypeVar("_T")
 _DIALECT = sqlite.dialect(paramstyle="qmark")
 
 
-class PreparedWrite:
+class PreparedWrite(CompiledStatement):
     """A DML statement compiled once for SQLite, its parameters encoded by their types."""
 
     def __init__(
         self, statement: ClauseElement, *, column_keys: Sequence[str] | None = None
     ) -> None:
-        """``column_keys``: the columns an ``INSERT`` without values sets, as the engine
-        compiles it for a row with exactly those keys."""
-        compiled = statement.compile(
-            dialect=_DIALECT, column_keys=None if column_keys is None else list(column_keys)
-        )
-        assert isinstance(compiled, SQLCompiler)
-        self.sql = str(compiled)
-        self._defaults = dict(compiled.params)
-        self._order = tuple(compiled.positiontup or ())
-        self._processors = tuple(
-            compiled.binds[name].type.dialect_impl(_DIALECT).bind_processor(_DIALECT)
-            for name in self._order
-        )
-
-    def parameters(self, params: dict[str, Any]) -> tuple[Any, ...]:
-        values = self._defaults | params
-        return tuple(
-            values[name] if p is None or values[name] is None else p(values[name])
-            for name, p in zip(self._order, self._processors, strict=True)
-        )
+        super().__init__(statement, _DIALECT, column_keys=column_keys)
 
 
 class SqliteWriter:
