@@ -221,27 +221,31 @@ async def delete_organization_overrides(conn: AsyncConnection, org_code: str) ->
     await conn.execute(delete(table).where(table.c.org_code == org_code))
 
 
-def _resolved_flags_query() -> Any:
-    org = t.organization_feature_flags
-    usr = t.user_feature_flags
-    return (
-        select(t.feature_flags, org.c.value.label("org_value"), usr.c.value.label("user_value"))
-        .select_from(
-            t.feature_flags.outerjoin(
-                org,
-                and_(
-                    org.c.flag_id == t.feature_flags.c.id, org.c.org_code == bindparam("org_code")
-                ),
-            ).outerjoin(
-                usr,
-                and_(usr.c.flag_id == t.feature_flags.c.id, usr.c.user_id == bindparam("user_id")),
-            )
-        )
-        .order_by(t.feature_flags.c.key)
+_org_value = t.organization_feature_flags
+_user_value = t.user_feature_flags
+RESOLVED_FLAGS = (
+    select(
+        t.feature_flags,
+        _org_value.c.value.label("org_value"),
+        _user_value.c.value.label("user_value"),
     )
-
-
-RESOLVED_FLAGS = _resolved_flags_query()
+    .select_from(
+        t.feature_flags.outerjoin(
+            _org_value,
+            and_(
+                _org_value.c.flag_id == t.feature_flags.c.id,
+                _org_value.c.org_code == bindparam("org_code"),
+            ),
+        ).outerjoin(
+            _user_value,
+            and_(
+                _user_value.c.flag_id == t.feature_flags.c.id,
+                _user_value.c.user_id == bindparam("user_id"),
+            ),
+        )
+    )
+    .order_by(t.feature_flags.c.key)
+)
 """Every flag with the override of ``org_code`` and of ``user_id``, by key; built once, it runs
 on every user token (``resolved_flags``, and on the loop in ``store.refresh_grant_reads``). A
 None parameter matches no override, as no override row has a null key."""

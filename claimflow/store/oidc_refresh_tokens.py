@@ -163,15 +163,19 @@ async def spend_refresh_token(
     One statement does both (one round trip): it updates the presented row if it is still
     unspent, and clears the sealed successor of the family's other rows only if it does.
     """
-    digest = digest_secret(token)
-    params = {
-        "digest": digest,
+    params = _spend_params(token, family_id, successor_sealed)
+    spent = (await conn.execute(_SPEND, params)).scalars()
+    return params["digest"] in set(spent)
+
+
+def _spend_params(token: str, family_id: str, successor_sealed: bytes | None) -> dict[str, Any]:
+    """``_SPEND``'s parameters (every rotation's statements start from them)."""
+    return {
+        "digest": digest_secret(token),
         "b_family_id": family_id,
         "now": utcnow(),
         "sealed": successor_sealed,
     }
-    spent = (await conn.execute(_SPEND, params)).scalars()
-    return digest in set(spent)
 
 
 def _rotate_statement() -> Any:
@@ -276,10 +280,9 @@ def rotation_on_sqlite(
     """``rotate_refresh_token``'s SQLite transaction (the spend, then the successor's insert if
     it won) as one function of the file's connection, for ``Database.sqlite_transaction``: the
     same statements and parameters, encoded before the hop."""
-    digest = digest_secret(token)
-    spend = _SPEND_ON_SQLITE.parameters(
-        {"digest": digest, "b_family_id": family_id, "now": utcnow(), "sealed": successor_sealed}
-    )
+    params = _spend_params(token, family_id, successor_sealed)
+    digest = params["digest"]
+    spend = _SPEND_ON_SQLITE.parameters(params)
     row = _INSERT_ON_SQLITE.parameters(successor.row(family_id))
 
     def rotate(connection: sqlite3.Connection) -> bool:
@@ -295,12 +298,7 @@ def rotation_on_sqlite(
 def _rotate_params(
     token: str, family_id: str, successor: Successor, successor_sealed: bytes | None
 ) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        "digest": digest_secret(token),
-        "b_family_id": family_id,
-        "now": utcnow(),
-        "sealed": successor_sealed,
-    }
+    params = _spend_params(token, family_id, successor_sealed)
     params.update({f"n_{name}": value for name, value in successor.row(family_id).items()})
     return params
 

@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -303,18 +304,14 @@ class WorkflowEngine:
             ]
         duration_ms = (time.perf_counter() - started) * 1000
         metrics.record_workflow_run(workflow.id, RunOutcome.SUCCEEDED.value, duration_ms / 1000)
-        user_id, org_code = event.subject
-        run = WorkflowRun(
-            id=new_prefixed_id("run"),
-            workflow_id=workflow.id,
-            trigger=workflow.settings.trigger.value,
-            user_id=user_id,
-            org_code=org_code,
-            started_on=started_on,
-            duration_ms=duration_ms,
-            outcome=RunOutcome.SUCCEEDED,
-            log_lines=lines,
-            claim_sizes=settled.claim_sizes,
+        run = _run_record(
+            workflow,
+            event,
+            started_on,
+            duration_ms,
+            RunOutcome.SUCCEEDED,
+            lines,
+            settled.claim_sizes,
         )
         return RunReport(
             workflow=workflow,
@@ -400,19 +397,8 @@ class WorkflowEngine:
                 claim_sizes,
                 tuple((line["level"], line["message"]) for line in logger.lines),
             )
-        user_id, org_code = event.subject
-        run = WorkflowRun(
-            id=new_prefixed_id("run"),
-            workflow_id=workflow.id,
-            trigger=settings.trigger.value,
-            user_id=user_id,
-            org_code=org_code,
-            started_on=started_on,
-            duration_ms=duration_ms,
-            outcome=outcome,
-            log_lines=logger.lines,
-            claim_sizes=claim_sizes,
-            error=error,
+        run = _run_record(
+            workflow, event, started_on, duration_ms, outcome, logger.lines, claim_sizes, error
         )
         return RunReport(
             workflow=workflow,
@@ -446,6 +432,33 @@ class WorkflowEngine:
             await self.management.aclose()
         if self.billing_cache is not None:
             await self.billing_cache.aclose()
+
+
+def _run_record(
+    workflow: Workflow,
+    event: WorkflowEvent,
+    started_on: datetime,
+    duration_ms: float,
+    outcome: RunOutcome,
+    log_lines: list[dict[str, str]],
+    claim_sizes: dict[str, Any],
+    error: str | None = None,
+) -> WorkflowRun:
+    """The run log's record of one run of ``workflow`` on ``event`` (a new run id)."""
+    user_id, org_code = event.subject
+    return WorkflowRun(
+        id=new_prefixed_id("run"),
+        workflow_id=workflow.id,
+        trigger=workflow.settings.trigger.value,
+        user_id=user_id,
+        org_code=org_code,
+        started_on=started_on,
+        duration_ms=duration_ms,
+        outcome=outcome,
+        log_lines=log_lines,
+        claim_sizes=claim_sizes,
+        error=error,
+    )
 
 
 def _applicable(workflows: list[Workflow], event: WorkflowEvent) -> list[Workflow]:
