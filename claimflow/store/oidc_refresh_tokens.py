@@ -117,23 +117,42 @@ async def find_refresh_token(conn: AsyncConnection, token: str) -> RefreshToken 
 
 
 def _spend_statement() -> Any:
-    """The spend of ``spend_refresh_token``, built once (it runs on every refresh)."""
+    """The spend of ``spend_refresh_token``, built once (it runs on every refresh).
+
+    A family is a chain (each spend adds the one successor), so the only other row that can
+    hold a sealed successor is the presented token's predecessor, whose spend sealed the
+    presented token itself. Both rows are found by primary key (``predecessor_hash``): the
+    spend reads two rows however long the family has grown, where a match on ``family_id``
+    read every row a long-lived session had left, its cost growing with each refresh.
+
+    Nothing else in the ``WHERE`` has an index, so no plan can choose another path (a
+    connection's cached generic plan, made while the table was small, once chose
+    ``ix_refresh_tokens_family_id``). The family needs no condition of its own: the presented
+    row is the one whose family the grant read, and its predecessor is in that family by
+    construction (``rotate_refresh_token`` writes both).
+    """
     rows = t.refresh_tokens.c
     presented = rows.token_hash == bindparam("digest")
     same = t.refresh_tokens.alias("presented")
-    spendable = exists().where(
-        same.c.token_hash == bindparam("digest"),
-        same.c.used_on.is_(None),
-        same.c.revoked_on.is_(None),
+    spendable_predecessor = (
+        select(same.c.predecessor_hash)
+        .where(
+            same.c.token_hash == bindparam("digest"),
+            same.c.used_on.is_(None),
+            same.c.revoked_on.is_(None),
+        )
+        .scalar_subquery()
     )
     return (
         update(t.refresh_tokens)
         .where(
-            rows.family_id == bindparam("b_family_id"),
             or_(
                 and_(presented, rows.used_on.is_(None), rows.revoked_on.is_(None)),
-                and_(~presented, rows.successor_sealed.is_not(None), spendable),
-            ),
+                and_(
+                    rows.token_hash == spendable_predecessor,
+                    rows.successor_sealed.is_not(None),
+                ),
+            )
         )
         .values(
             used_on=case(
@@ -152,27 +171,26 @@ _SPEND = _spend_statement()
 
 
 async def spend_refresh_token(
-    conn: AsyncConnection, token: str, *, family_id: str, successor_sealed: bytes | None = None
+    conn: AsyncConnection, token: str, *, successor_sealed: bytes | None = None
 ) -> bool:
     """Mark the token used; False when it was already used or revoked (a concurrent refresh).
 
     ``successor_sealed`` (the successor, encrypted) is kept on the spent row for the reuse
-    grace; any successor kept on an earlier token of the family is dropped, since spending
-    this one shows the client received it.
+    grace; the successor kept on the token this one replaced is dropped, since spending this
+    one shows the client received it.
 
     One statement does both (one round trip): it updates the presented row if it is still
-    unspent, and clears the sealed successor of the family's other rows only if it does.
+    unspent, and clears its predecessor's sealed successor only if it does.
     """
-    params = _spend_params(token, family_id, successor_sealed)
+    params = _spend_params(token, successor_sealed)
     spent = (await conn.execute(_SPEND, params)).scalars()
     return params["digest"] in set(spent)
 
 
-def _spend_params(token: str, family_id: str, successor_sealed: bytes | None) -> dict[str, Any]:
+def _spend_params(token: str, successor_sealed: bytes | None) -> dict[str, Any]:
     """``_SPEND``'s parameters (every rotation's statements start from them)."""
     return {
         "digest": digest_secret(token),
-        "b_family_id": family_id,
         "now": utcnow(),
         "sealed": successor_sealed,
     }
@@ -211,6 +229,7 @@ _SUCCESSOR_COLUMNS = (
     "expires_on",
     "access_token_jti",
     "access_token_expires_on",
+    "predecessor_hash",
 )
 _ROTATE = _rotate_statement()
 
@@ -230,7 +249,8 @@ class Successor:
     access_token_jti: str
     access_token_expires_on: datetime
 
-    def row(self, family_id: str) -> dict[str, Any]:
+    def row(self, family_id: str, predecessor_hash: str) -> dict[str, Any]:
+        """The successor's row in ``family_id``, replacing the token of ``predecessor_hash``."""
         now = utcnow()
         return {
             "token_hash": digest_secret(self.token),
@@ -245,6 +265,7 @@ class Successor:
             "expires_on": now + timedelta(seconds=self.ttl_seconds),
             "access_token_jti": self.access_token_jti,
             "access_token_expires_on": self.access_token_expires_on,
+            "predecessor_hash": predecessor_hash,
         }
 
 
@@ -260,11 +281,9 @@ async def rotate_refresh_token(
     token was already used or revoked. One statement on PostgreSQL, so ``conn`` may be in
     autocommit (``Database.single_statement``); the spend then the insert elsewhere."""
     if conn.dialect.name != "postgresql":
-        won = await spend_refresh_token(
-            conn, token, family_id=family_id, successor_sealed=successor_sealed
-        )
+        won = await spend_refresh_token(conn, token, successor_sealed=successor_sealed)
         if won:
-            await conn.execute(_INSERT, successor.row(family_id))
+            await conn.execute(_INSERT, successor.row(family_id, digest_secret(token)))
         return won
     params = _rotate_params(token, family_id, successor, successor_sealed)
     return (await conn.execute(_ROTATE, params)).first() is not None
@@ -280,10 +299,10 @@ def rotation_on_sqlite(
     """``rotate_refresh_token``'s SQLite transaction (the spend, then the successor's insert if
     it won) as one function of the file's connection, for ``Database.sqlite_transaction``: the
     same statements and parameters, encoded before the hop."""
-    params = _spend_params(token, family_id, successor_sealed)
+    params = _spend_params(token, successor_sealed)
     digest = params["digest"]
     spend = _SPEND_ON_SQLITE.parameters(params)
-    row = _INSERT_ON_SQLITE.parameters(successor.row(family_id))
+    row = _INSERT_ON_SQLITE.parameters(successor.row(family_id, digest))
 
     def rotate(connection: sqlite3.Connection) -> bool:
         spent = {found[0] for found in connection.execute(_SPEND_ON_SQLITE.sql, spend)}
@@ -298,8 +317,9 @@ def rotation_on_sqlite(
 def _rotate_params(
     token: str, family_id: str, successor: Successor, successor_sealed: bytes | None
 ) -> dict[str, Any]:
-    params = _spend_params(token, family_id, successor_sealed)
-    params.update({f"n_{name}": value for name, value in successor.row(family_id).items()})
+    params = _spend_params(token, successor_sealed)
+    row = successor.row(family_id, params["digest"])
+    params.update({f"n_{name}": value for name, value in row.items()})
     return params
 
 

@@ -250,6 +250,9 @@ refresh_tokens = Table(
     # The successor of a just-spent token, sealed with the deployment's SecretBox, kept for
     # the reuse grace (RFC 9700 §4.14.2) and cleared once handed out again or superseded.
     Column("successor_sealed", LargeBinary, nullable=True),
+    # The digest of the token this one replaced (None for a family's first): the one row whose
+    # sealed successor a spend of this token clears, found by its primary key.
+    Column("predecessor_hash", String(64), nullable=True),
     Index("ix_refresh_tokens_family_id", "family_id"),
 )
 

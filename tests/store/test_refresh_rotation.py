@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import shutil
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -13,13 +14,15 @@ from typing import Any
 
 import pytest
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from claimflow.crypto import digest_secret
 from claimflow.store import Database
 from claimflow.store import oidc_refresh_tokens as rt
 from claimflow.store import tables as t
 from claimflow.store._rows import utcnow
+from claimflow.store.pg_direct import PgStatement
+from claimflow.store.sqlite_writes import PreparedWrite
 
 
 def _successor(token: str) -> rt.Successor:
@@ -201,4 +204,89 @@ async def test_a_one_hop_rotation_that_fails_leaves_nothing_spent(db_url: str) -
     assert first is not None and first.used_on is None
     rotation = rt.rotation_on_sqlite("first", family_id="family", successor=_successor("second"))
     assert await db.sqlite_transaction(rotation)
+    await db.dispose()
+
+
+_LONG_FAMILY = 2_000
+
+
+async def _long_family(db: Database) -> str:
+    """A family ``_LONG_FAMILY`` refreshes long (a session that lived for weeks): every row
+    spent but the last, each naming its predecessor; returns the last token's value."""
+    at = utcnow()
+    rows = [
+        {
+            "token_hash": digest_secret(f"t{i}"),
+            "family_id": "long",
+            "client_id": "client",
+            "user_id": "kp_user",
+            "org_code": None,
+            "scope": "openid offline",
+            "audience": ["client"],
+            "auth_time": at,
+            "created_on": at,
+            "expires_on": at + timedelta(days=30),
+            "used_on": at if i < _LONG_FAMILY - 1 else None,
+            "predecessor_hash": digest_secret(f"t{i - 1}") if i else None,
+            "successor_sealed": b"sealed" if i == _LONG_FAMILY - 2 else None,
+        }
+        for i in range(_LONG_FAMILY)
+    ]
+    async with db.transaction() as conn:
+        await conn.execute(insert(t.refresh_tokens), rows)
+        if conn.dialect.name == "postgresql":
+            await conn.exec_driver_sql("ANALYZE refresh_tokens")
+    return f"t{_LONG_FAMILY - 1}"
+
+
+def _rows_read(plan: dict[str, Any]) -> int:
+    """Rows of ``refresh_tokens`` a PostgreSQL ``EXPLAIN (ANALYZE, FORMAT JSON)`` node and its
+    children fetched, kept or filtered out."""
+    own = 0
+    names = (plan.get("Relation Name", ""), plan.get("Index Name", ""))
+    if "Scan" in plan["Node Type"] and any("refresh_tokens" in name for name in names):
+        own = int(plan.get("Actual Rows", 0)) * int(plan.get("Actual Loops", 1))
+        own += int(plan.get("Rows Removed by Filter", 0))
+        own += int(plan.get("Rows Removed by Index Recheck", 0))
+    return own + sum(_rows_read(child) for child in plan.get("Plans", []))
+
+
+async def test_a_spend_reads_the_same_few_rows_however_long_the_family(any_db_url: str) -> None:
+    """Spent rows stay until they expire, so a session refreshed every few minutes for weeks
+    leaves thousands in its family. The spend (and the predecessor's sealed successor it
+    clears) finds its rows by primary key; matched on ``family_id`` it read all of them, and
+    every refresh cost more than the last."""
+    db = Database(any_db_url)
+    presented = await _long_family(db)
+    params = rt._spend_params(presented, b"next")
+    async with db.transaction() as conn:
+        if conn.dialect.name == "postgresql":
+            statement = PgStatement(rt._SPEND)
+            explained = await conn.exec_driver_sql(
+                "EXPLAIN (ANALYZE, FORMAT JSON) " + statement.sql,
+                statement.parameters(params),
+            )
+            plan = explained.scalar_one()
+            plan = json.loads(plan) if isinstance(plan, str) else plan
+            assert _rows_read(plan[0]["Plan"]) <= 10  # a handful, not the family's 2,000
+        else:
+            spend = PreparedWrite(rt._SPEND)
+            raw = await conn.get_raw_connection()
+            steps = raw.driver_connection._conn.execute(  # type: ignore[union-attr]
+                "EXPLAIN QUERY PLAN " + spend.sql, spend.parameters(params)
+            ).fetchall()
+            searches = [step[3] for step in steps if "refresh_tokens" in step[3]]
+            assert searches and all("(token_hash=?)" in step for step in searches), steps
+        await conn.rollback()
+    # And it still spends the presented token and clears its predecessor's sealed successor.
+    async with db.request_scope(), db.single_statement() as conn:
+        assert await rt.rotate_refresh_token(
+            conn, presented, family_id="long", successor=_successor("next"), successor_sealed=b"n"
+        )
+    sealed = await _sealed(db)
+    assert sealed[digest_secret(f"t{_LONG_FAMILY - 2}")] is None
+    assert sealed[digest_secret(presented)] == b"n"
+    assert [token for token, value in sealed.items() if value is not None] == [
+        digest_secret(presented)
+    ]
     await db.dispose()
