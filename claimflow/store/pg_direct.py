@@ -110,6 +110,19 @@ async def _no_reset(_connection: asyncpg.Connection) -> None:
     transaction left open before calling this)."""
 
 
+KEYED_PLANS = {"enable_seqscan": "off"}
+"""The pool's connections plan no sequential scan where an index serves.
+
+Every statement here reads or writes rows by key, and each connection caches a statement's
+generic plan after its fifth run (PostgreSQL's ``plan_cache_mode = auto``) until an ``ANALYZE``
+invalidates it. Planned while a table is a few pages (a new deployment, a test, the first
+refreshes of a benchmark), a scan is cheaper than an index and is kept: the spend of a refresh
+token then scanned the whole table on every refresh as it grew, 5,000 rows by the fourth
+benchmark round, until autovacuum's next ``ANALYZE`` (a minute or more). With sequential scans
+priced out, a plan made on a small table is the plan for a large one. A statement with no index
+to use (the list of all feature flags) still scans."""
+
+
 class DirectPool:
     """A small asyncpg pool of the database, opened on first use."""
 
@@ -132,6 +145,7 @@ class DirectPool:
                         init=_json_codecs,
                         reset=_no_reset,
                         record_class=Row,
+                        server_settings=KEYED_PLANS,
                     )
                 pool = self._pool
         return pool

@@ -3,11 +3,16 @@ the server killed, and a server that is not there is a ``ConnectionError`` (503 
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import asyncpg
 import pytest
 
+from claimflow.crypto import digest_secret
 from claimflow.domain import ApplicationType
-from claimflow.store import Database, applications
+from claimflow.store import Database, applications, oidc_refresh_tokens, refresh_grant_reads
+from claimflow.store._rows import utcnow
 from claimflow.store.pg_direct import DirectPool
 from tests.helpers import free_port
 
@@ -58,4 +63,44 @@ async def test_json_and_jsonb_read_as_through_the_engine(pg_url: str) -> None:
         async with db.connect() as conn:
             through_engine = (await conn.exec_driver_sql(sql)).scalar()
         assert direct == through_engine == {"a": [1, "b"]}
+    await db.dispose()
+
+
+def _scanned_tables(plan: dict[str, Any]) -> set[str]:
+    """Tables a PostgreSQL JSON plan reads with a sequential scan."""
+    scanned = {plan["Relation Name"]} if plan["Node Type"] == "Seq Scan" else set()
+    for child in plan.get("Plans", []):
+        scanned |= _scanned_tables(child)
+    return scanned
+
+
+async def test_a_plan_made_while_the_tables_are_small_reads_by_key(pg_url: str) -> None:
+    """A connection keeps a statement's generic plan; made on a near-empty table (a new
+    deployment), a sequential scan was the cheaper plan and stayed as the table grew. The
+    pool's plans for a refresh's read and its rotation look rows up by key even then."""
+    db = Database(pg_url)
+    assert db.direct is not None
+    await db.direct.fetchval("SET plan_cache_mode = force_generic_plan", ())
+    successor = oidc_refresh_tokens.Successor(
+        token="next",
+        client_id="client",
+        user_id="kp_user",
+        org_code=None,
+        scope="openid offline",
+        audience=("client",),
+        auth_time=utcnow(),
+        ttl_seconds=3600,
+        access_token_jti="jti",
+        access_token_expires_on=utcnow(),
+    )
+    rotation = oidc_refresh_tokens._ROTATE_DIRECT
+    rotation_args = rotation.parameters(
+        oidc_refresh_tokens._rotate_params("presented", "family", successor, b"sealed")
+    )
+    read_args = (digest_secret("presented"), "user:", "org:")
+    for sql, args in [(refresh_grant_reads._SQL, read_args), (rotation.sql, rotation_args)]:
+        plan = await db.direct.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", args)
+        document = json.loads(plan) if isinstance(plan, str) else plan
+        scanned = _scanned_tables(document[0]["Plan"])
+        assert not scanned & {"refresh_tokens", "users", "billing_versions"}, scanned
     await db.dispose()
