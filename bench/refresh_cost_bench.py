@@ -10,7 +10,10 @@ sign-ins, the ``org_billing`` workflow on (warm billing cache). The scenarios di
 - the plan has 1, 5 (the demo's, the baseline), 10, 50 or 200 features, so the ``org_billing``
   claim grows (past the token size budget it steps down to its compact forms);
 - the 5-feature plan in a database that also holds 100,000 users and 10,000 organizations
-  (100,000 memberships), bulk-inserted beside the demo's rows.
+  (100,000 memberships), bulk-inserted beside the demo's rows;
+- the 5-feature plan where every session has already been refreshed 10,000 times (each
+  refresh-token family holds 10,000 spent rows, kept until they expire), as a session that
+  refreshes every five minutes has after five weeks.
 
 Every server stays up; rounds visit them in turn, so drift in the machine's load hits all alike.
 Server CPU per refresh is read from ``/proc`` (PostgreSQL backends included), as in
@@ -29,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -45,11 +48,13 @@ from token_endpoint_bench import (
     summary,
 )
 
+from claimflow.crypto import digest_secret
 from claimflow.store import tables as t
 
 BASELINE = "5 features (demo)"
 BIG_USERS = 100_000
 BIG_ORGS = 10_000
+LONG_FAMILY = 10_000
 
 
 async def bulk_fill(url: str, users: int, orgs: int) -> None:
@@ -95,6 +100,43 @@ async def bulk_fill(url: str, users: int, orgs: int) -> None:
         await engine.dispose()
 
 
+async def lengthen_families(url: str, tokens: list[str], spent: int) -> None:
+    """``spent`` spent rows in the family of each of ``tokens`` (sessions refreshed for weeks)."""
+    engine = create_async_engine(url)
+    now = datetime.now(UTC)
+    try:
+        async with engine.begin() as conn:
+            for token in tokens:
+                row = (
+                    await conn.execute(
+                        select(t.refresh_tokens).where(
+                            t.refresh_tokens.c.token_hash == digest_secret(token)
+                        )
+                    )
+                ).one()
+                await conn.execute(
+                    insert(t.refresh_tokens),
+                    [
+                        {
+                            "token_hash": digest_secret(f"{token}-spent-{i}"),
+                            "family_id": row.family_id,
+                            "client_id": row.client_id,
+                            "user_id": row.user_id,
+                            "org_code": row.org_code,
+                            "scope": row.scope,
+                            "audience": row.audience,
+                            "auth_time": row.auth_time,
+                            "created_on": now,
+                            "expires_on": row.expires_on,
+                            "used_on": now,
+                        }
+                        for i in range(spent)
+                    ],
+                )
+    finally:
+        await engine.dispose()
+
+
 def probe_token_bytes(server: Server) -> int:
     """The size of the access token one refresh issues (with the last, unused, chain's token)."""
     refresh_token = server.refresh_tokens.pop()
@@ -115,19 +157,20 @@ def main() -> None:
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     args = parser.parse_args()
     scenarios = [
-        ("1 feature", 1, False),
-        (BASELINE, 5, False),
-        ("10 features", 10, False),
-        ("50 features", 50, False),
-        ("200 features", 200, False),
-        (f"5 features, {BIG_USERS:,} users, {BIG_ORGS:,} organizations", 5, True),
+        ("1 feature", 1, False, False),
+        (BASELINE, 5, False, False),
+        ("10 features", 10, False, False),
+        ("50 features", 50, False, False),
+        ("200 features", 200, False, False),
+        (f"5 features, {BIG_USERS:,} users, {BIG_ORGS:,} organizations", 5, True, False),
+        (f"5 features, sessions refreshed {LONG_FAMILY:,} times", 5, False, True),
     ]
     servers: dict[str, Server] = {}
     token_bytes: dict[str, int] = {}
     measured: dict[str, list[Round]] = {}
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         try:
-            for index, (name, features, big) in enumerate(scenarios):
+            for index, (name, features, big, long_families) in enumerate(scenarios):
                 workdir = Path(tmp) / str(index)
                 workdir.mkdir()
                 database = None
@@ -140,6 +183,9 @@ def main() -> None:
                 servers[name] = start_claimflow(workdir, url, chains, database, features)
                 if big:
                     asyncio.run(bulk_fill(url, BIG_USERS, BIG_ORGS))
+                if long_families:
+                    tokens = servers[name].refresh_tokens
+                    asyncio.run(lengthen_families(url, tokens, LONG_FAMILY))
                 measured[name] = []
                 token_bytes[name] = probe_token_bytes(servers[name])
             for _ in range(args.rounds):
