@@ -119,8 +119,9 @@ invalidates it. Planned while a table is a few pages (a new deployment, a test, 
 refreshes of a benchmark), a scan is cheaper than an index and is kept: the spend of a refresh
 token then scanned the whole table on every refresh as it grew, 5,000 rows by the fourth
 benchmark round, until autovacuum's next ``ANALYZE`` (a minute or more). With sequential scans
-priced out, a plan made on a small table is the plan for a large one. A statement with no index
-to use (the list of all feature flags) still scans."""
+priced out, a plan made on a small table is the plan for a large one. The one read of a whole
+table (all feature flags, in the refresh's read) walks its primary key's index instead: the same
+rows in key order."""
 
 
 class DirectPool:
