@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -19,7 +20,8 @@ import uvicorn
 from claimflow.domain import ApplicationType
 from claimflow.domain.management_scopes import ALL_MANAGEMENT_SCOPES
 from claimflow.services import Services
-from claimflow.store import applications
+from claimflow.store import applications, oidc_refresh_tokens
+from claimflow.store._rows import utcnow
 
 
 async def create_m2m_app(
@@ -156,3 +158,20 @@ def legacy_service(accounts: dict[str, tuple[str, dict[str, str]]]) -> Iterator[
     finally:
         server.shutdown()
         server.server_close()
+
+
+def refresh_successor(token: str) -> oidc_refresh_tokens.Successor:
+    """A refresh token's successor as a rotation stores it (client ``client``, user
+    ``kp_user``, no organization), for the store's rotation tests."""
+    return oidc_refresh_tokens.Successor(
+        token=token,
+        client_id="client",
+        user_id="kp_user",
+        org_code=None,
+        scope="openid offline",
+        audience=("client",),
+        auth_time=utcnow(),
+        ttl_seconds=3600,
+        access_token_jti="jti-" + token,
+        access_token_expires_on=utcnow() + timedelta(hours=1),
+    )

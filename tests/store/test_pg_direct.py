@@ -12,9 +12,8 @@ import pytest
 from claimflow.crypto import digest_secret
 from claimflow.domain import ApplicationType
 from claimflow.store import Database, applications, oidc_refresh_tokens, refresh_grant_reads
-from claimflow.store._rows import utcnow
 from claimflow.store.pg_direct import DirectPool
-from tests.helpers import free_port
+from tests.helpers import free_port, refresh_successor
 
 
 async def test_a_connection_killed_by_the_server_is_replaced_without_a_failed_read(
@@ -81,21 +80,11 @@ async def test_a_plan_made_while_the_tables_are_small_reads_by_key(pg_url: str) 
     db = Database(pg_url)
     assert db.direct is not None
     await db.direct.fetchval("SET plan_cache_mode = force_generic_plan", ())
-    successor = oidc_refresh_tokens.Successor(
-        token="next",
-        client_id="client",
-        user_id="kp_user",
-        org_code=None,
-        scope="openid offline",
-        audience=("client",),
-        auth_time=utcnow(),
-        ttl_seconds=3600,
-        access_token_jti="jti",
-        access_token_expires_on=utcnow(),
-    )
     rotation = oidc_refresh_tokens._ROTATE_DIRECT
     rotation_args = rotation.parameters(
-        oidc_refresh_tokens._rotate_params("presented", "family", successor, b"sealed")
+        oidc_refresh_tokens._rotate_params(
+            "presented", "family", refresh_successor("next"), b"sealed"
+        )
     )
     read_args = (digest_secret("presented"), "user:", "org:")
     for sql, args in [(refresh_grant_reads._SQL, read_args), (rotation.sql, rotation_args)]:

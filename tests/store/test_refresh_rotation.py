@@ -23,21 +23,7 @@ from claimflow.store import tables as t
 from claimflow.store._rows import utcnow
 from claimflow.store.pg_direct import PgStatement
 from claimflow.store.sqlite_writes import PreparedWrite
-
-
-def _successor(token: str) -> rt.Successor:
-    return rt.Successor(
-        token=token,
-        client_id="client",
-        user_id="kp_user",
-        org_code=None,
-        scope="openid offline",
-        audience=("client",),
-        auth_time=utcnow(),
-        ttl_seconds=3600,
-        access_token_jti="jti-" + token,
-        access_token_expires_on=utcnow() + timedelta(hours=1),
-    )
+from tests.helpers import refresh_successor
 
 
 async def _sealed(db: Database) -> dict[str, bytes | None]:
@@ -50,7 +36,7 @@ async def _sealed(db: Database) -> dict[str, bytes | None]:
 
 async def test_rotation_spends_once_and_stores_the_successor_once(any_db_url: str) -> None:
     db = Database(any_db_url)
-    first = _successor("first")
+    first = refresh_successor("first")
     async with db.transaction() as conn:
         await rt.create_refresh_token(
             conn,
@@ -71,7 +57,7 @@ async def test_rotation_spends_once_and_stores_the_successor_once(any_db_url: st
             conn,
             "first",
             family_id="family",
-            successor=_successor("second"),
+            successor=refresh_successor("second"),
             successor_sealed=b"s2",
         )
     async with db.request_scope(), db.single_statement() as conn:
@@ -79,7 +65,7 @@ async def test_rotation_spends_once_and_stores_the_successor_once(any_db_url: st
             conn,
             "second",
             family_id="family",
-            successor=_successor("third"),
+            successor=refresh_successor("third"),
             successor_sealed=b"s3",
         )
     # Spending "second" dropped the successor kept on "first"; it keeps its own.
@@ -91,7 +77,11 @@ async def test_rotation_spends_once_and_stores_the_successor_once(any_db_url: st
     # A token already spent: nothing is stored and no other row changes.
     async with db.request_scope(), db.single_statement() as conn:
         assert not await rt.rotate_refresh_token(
-            conn, "first", family_id="family", successor=_successor("fourth"), successor_sealed=b"x"
+            conn,
+            "first",
+            family_id="family",
+            successor=refresh_successor("fourth"),
+            successor_sealed=b"x",
         )
     assert await _sealed(db) == {
         digest_secret("first"): None,
@@ -108,7 +98,7 @@ def _fixed_successor(token: str) -> rt.Successor:
     """A successor whose times are fixed, so two stores write the same bytes for it."""
     at = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
     return dataclasses.replace(
-        _successor(token), auth_time=at, access_token_expires_on=at + timedelta(hours=1)
+        refresh_successor(token), auth_time=at, access_token_expires_on=at + timedelta(hours=1)
     )
 
 
@@ -196,13 +186,17 @@ async def test_a_one_hop_rotation_that_fails_leaves_nothing_spent(db_url: str) -
     db = Database(db_url)
     await _store(db, "first", "family")
     await _store(db, "taken", "other")
-    clashing = rt.rotation_on_sqlite("first", family_id="family", successor=_successor("taken"))
+    clashing = rt.rotation_on_sqlite(
+        "first", family_id="family", successor=refresh_successor("taken")
+    )
     with pytest.raises(sa_exc.IntegrityError):
         await db.sqlite_transaction(clashing)
     async with db.connect() as conn:
         first = await rt.find_refresh_token(conn, "first")
     assert first is not None and first.used_on is None
-    rotation = rt.rotation_on_sqlite("first", family_id="family", successor=_successor("second"))
+    rotation = rt.rotation_on_sqlite(
+        "first", family_id="family", successor=refresh_successor("second")
+    )
     assert await db.sqlite_transaction(rotation)
     await db.dispose()
 
@@ -281,7 +275,11 @@ async def test_a_spend_reads_the_same_few_rows_however_long_the_family(any_db_ur
     # And it still spends the presented token and clears its predecessor's sealed successor.
     async with db.request_scope(), db.single_statement() as conn:
         assert await rt.rotate_refresh_token(
-            conn, presented, family_id="long", successor=_successor("next"), successor_sealed=b"n"
+            conn,
+            presented,
+            family_id="long",
+            successor=refresh_successor("next"),
+            successor_sealed=b"n",
         )
     sealed = await _sealed(db)
     assert sealed[digest_secret(f"t{_LONG_FAMILY - 2}")] is None
