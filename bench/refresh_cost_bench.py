@@ -107,11 +107,19 @@ async def lengthen_families(url: str, tokens: list[str], spent: int) -> None:
     try:
         async with engine.begin() as conn:
             for token in tokens:
+                columns = t.refresh_tokens.c
                 row = (
                     await conn.execute(
-                        select(t.refresh_tokens).where(
-                            t.refresh_tokens.c.token_hash == digest_secret(token)
-                        )
+                        select(
+                            columns.family_id,
+                            columns.client_id,
+                            columns.user_id,
+                            columns.org_code,
+                            columns.scope,
+                            columns.audience,
+                            columns.auth_time,
+                            columns.expires_on,
+                        ).where(columns.token_hash == digest_secret(token))
                     )
                 ).one()
                 await conn.execute(
