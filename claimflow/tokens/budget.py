@@ -79,6 +79,29 @@ def _member_name(name: str) -> bytes:
     return json.dumps(name).encode("utf-8") + b":"
 
 
+class FitMemo:
+    """The budget's decisions for one set of custom claims that never changes, kept with it.
+
+    Every warm token of an organization's API key carries the claims of one billing cache entry
+    (the workflow engine's settled run), and the budget would step the same forms down to the
+    same level each time. The decision depends only on those forms and on lengths: the JWS
+    header and signature, ``max_bytes``, the base claims' JSON length and which custom names take
+    part, so ``fit_payload`` keys it by exactly these and a hit is what a fresh fit would choose.
+    Anything else (a new signing key, a longer ``client_id``, another budget) is fitted afresh.
+    The owner's promise: one memo per unchanging claim set; a changed set comes with a new memo,
+    as a billing change comes with a new cache entry. Bounded, as base lengths vary."""
+
+    __slots__ = ("_fits",)
+
+    LIMIT = 64
+
+    def __init__(self) -> None:
+        self._fits: dict[tuple[Any, ...], tuple[tuple[int, ...], bytes, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._fits)
+
+
 @dataclass(frozen=True, slots=True)
 class FittedClaims:
     """The claims chosen for a token and their JSON payload, byte for byte what gets signed."""
@@ -97,27 +120,56 @@ def fit_payload(
     max_bytes: int,
     algorithm: str,
     encoded: Mapping[str, Sequence[bytes]] | None = None,
+    memo: FitMemo | None = None,
 ) -> FittedClaims:
     """Base claims plus the richest forms of ``custom`` that keep the token within ``max_bytes``.
 
     ``encoded`` may give the compact JSON of some claims' forms (as ``EncodedJSON`` makes it);
     the others are encoded here, once. A custom claim named like a base claim is left out: base
     claims always win. Raises ``TokenTooLarge`` when even every claim's last form does not fit.
+    ``memo`` keeps the decision for the next token with the same custom claims (``FitMemo``).
     """
     base_json = _json_bytes(dict(base_claims))
+    names = tuple(n for n, forms in custom.items() if forms and n not in base_claims)
+    overhead = _jws_overhead(header, algorithm)
+    key = (names, overhead, max_bytes, len(base_json))
+    fit = None if memo is None else memo._fits.get(key)
+    if fit is None:
+        fit = _fit(token, names, custom, encoded, overhead, len(base_json), max_bytes)
+        if memo is not None:
+            if len(memo._fits) >= memo.LIMIT:
+                memo._fits.clear()
+            memo._fits[key] = fit
+    levels, members, size = fit
+    claims = dict(base_claims)
+    for name, index in zip(names, levels, strict=True):
+        claims[name] = custom[name][index]
+    if not members:
+        return FittedClaims(claims, base_json, size)
+    joiner = b"," if len(base_json) > 2 else b""
+    return FittedClaims(claims, base_json[:-1] + joiner + members + b"}", size)
+
+
+def _fit(
+    token: str,
+    names: tuple[str, ...],
+    custom: Mapping[str, Sequence[Any]],
+    encoded: Mapping[str, Sequence[bytes]] | None,
+    overhead: int,
+    base_len: int,
+    max_bytes: int,
+) -> tuple[tuple[int, ...], bytes, int]:
+    """The form chosen for each of ``names``, their members' JSON (``"name":value`` joined by
+    commas) and the signed token's length: all a token needs besides its base claims' JSON."""
     parts: dict[str, tuple[bytes, list[bytes]]] = {}
-    for name, forms in custom.items():
-        if not forms or name in base_claims:
-            continue
+    for name in names:
         known = (encoded or {}).get(name)
-        texts = list(known) if known is not None else [_json_bytes(f) for f in forms]
+        texts = list(known) if known is not None else [_json_bytes(f) for f in custom[name]]
         parts[name] = (_member_name(name), texts)
     level = dict.fromkeys(parts, 0)
-    fixed = len(base_json) + sum(len(key) + 1 for key, _ in parts.values())
-    if parts and len(base_json) == 2:
+    fixed = base_len + sum(len(key) + 1 for key, _ in parts.values())
+    if parts and base_len == 2:
         fixed -= 1  # ``{}``: the first custom member needs no comma
-
-    overhead = _jws_overhead(header, algorithm)
 
     def jws_size() -> int:
         return overhead + _b64_len(fixed + sum(len(parts[n][1][i]) for n, i in level.items()))
@@ -130,17 +182,8 @@ def fit_payload(
         largest = max(reducible, key=lambda n: len(parts[n][1][level[n]]))
         level[largest] += 1
         size = jws_size()
-
-    claims = dict(base_claims)
-    members = []
-    for name, index in level.items():
-        claims[name] = custom[name][index]
-        members.append(parts[name][0] + parts[name][1][index])
-    if not members:
-        return FittedClaims(claims, base_json, size)
-    joiner = b"," if len(base_json) > 2 else b""
-    payload = base_json[:-1] + joiner + b",".join(members) + b"}"
-    return FittedClaims(claims, payload, size)
+    members = b",".join(parts[n][0] + parts[n][1][i] for n, i in level.items())
+    return tuple(level.values()), members, size
 
 
 def fit_to_budget(
