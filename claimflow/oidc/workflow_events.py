@@ -150,7 +150,9 @@ def m2m_token_generation_event(
     the last few hundred requests is kept (``_m2m_event``): it is frozen all the way down and
     equal arguments make an equal event, so handing one out twice changes nothing a workflow
     can see, and a warm token skips building its eight objects."""
-    return _m2m_event(issuer, client_id, application_name, org_code, audience, scope, ip, user_agent)
+    return _m2m_event(
+        issuer, client_id, application_name, org_code, audience, scope, ip, user_agent
+    )
 
 
 @functools.lru_cache(maxsize=256)
