@@ -130,46 +130,53 @@ def fit_payload(
     ``memo`` keeps the decision for the next token with the same custom claims (``FitMemo``).
     """
     base_json = _json_bytes(dict(base_claims))
-    names = tuple(n for n, forms in custom.items() if forms and n not in base_claims)
-    overhead = _jws_overhead(header, algorithm)
-    key = (names, overhead, max_bytes, len(base_json))
-    fit = None if memo is None else memo._fits.get(key)
-    if fit is None:
-        fit = _fit(token, names, custom, encoded, overhead, len(base_json), max_bytes)
-        if memo is not None:
-            if len(memo._fits) >= memo.LIMIT:
-                memo._fits.clear()
-            memo._fits[key] = fit
-    levels, members, size = fit
+    if memo is None:
+        return _fit(token, header, base_claims, base_json, custom, max_bytes, algorithm, encoded)[0]
+    names = tuple([n for n, forms in custom.items() if forms and n not in base_claims])
+    key = (names, _jws_overhead(header, algorithm), max_bytes, len(base_json))
+    known = memo._fits.get(key)
+    if known is None:
+        fitted, levels = _fit(
+            token, header, base_claims, base_json, custom, max_bytes, algorithm, encoded
+        )
+        if len(memo._fits) >= memo.LIMIT:
+            memo._fits.clear()
+        # What follows the base claims' members in the payload: the same for any base claims
+        # of this length (the comma, if any, and the chosen members).
+        memo._fits[key] = (levels, fitted.payload[len(base_json) - 1 : -1], fitted.size)
+        return fitted
+    levels, members, size = known
     claims = dict(base_claims)
     for name, index in zip(names, levels, strict=True):
         claims[name] = custom[name][index]
-    if not members:
-        return FittedClaims(claims, base_json, size)
-    joiner = b"," if len(base_json) > 2 else b""
-    return FittedClaims(claims, base_json[:-1] + joiner + members + b"}", size)
+    return FittedClaims(claims, b"".join((base_json[:-1], members, b"}")), size)
 
 
 def _fit(
     token: str,
-    names: tuple[str, ...],
+    header: Mapping[str, Any],
+    base_claims: Mapping[str, Any],
+    base_json: bytes,
     custom: Mapping[str, Sequence[Any]],
-    encoded: Mapping[str, Sequence[bytes]] | None,
-    overhead: int,
-    base_len: int,
     max_bytes: int,
-) -> tuple[tuple[int, ...], bytes, int]:
-    """The form chosen for each of ``names``, their members' JSON (``"name":value`` joined by
-    commas) and the signed token's length: all a token needs besides its base claims' JSON."""
+    algorithm: str,
+    encoded: Mapping[str, Sequence[bytes]] | None,
+) -> tuple[FittedClaims, tuple[int, ...]]:
+    """``fit_payload`` made afresh, with the index of the form chosen for each custom claim
+    that took part (in ``custom``'s order)."""
     parts: dict[str, tuple[bytes, list[bytes]]] = {}
-    for name in names:
+    for name, forms in custom.items():
+        if not forms or name in base_claims:
+            continue
         known = (encoded or {}).get(name)
-        texts = list(known) if known is not None else [_json_bytes(f) for f in custom[name]]
+        texts = list(known) if known is not None else [_json_bytes(f) for f in forms]
         parts[name] = (_member_name(name), texts)
     level = dict.fromkeys(parts, 0)
-    fixed = base_len + sum(len(key) + 1 for key, _ in parts.values())
-    if parts and base_len == 2:
+    fixed = len(base_json) + sum(len(key) + 1 for key, _ in parts.values())
+    if parts and len(base_json) == 2:
         fixed -= 1  # ``{}``: the first custom member needs no comma
+
+    overhead = _jws_overhead(header, algorithm)
 
     def jws_size() -> int:
         return overhead + _b64_len(fixed + sum(len(parts[n][1][i]) for n, i in level.items()))
@@ -182,8 +189,18 @@ def _fit(
         largest = max(reducible, key=lambda n: len(parts[n][1][level[n]]))
         level[largest] += 1
         size = jws_size()
-    members = b",".join(parts[n][0] + parts[n][1][i] for n, i in level.items())
-    return tuple(level.values()), members, size
+
+    claims = dict(base_claims)
+    members = []
+    for name, index in level.items():
+        claims[name] = custom[name][index]
+        members.append(parts[name][0] + parts[name][1][index])
+    levels = tuple(level.values())
+    if not members:
+        return FittedClaims(claims, base_json, size), levels
+    joiner = b"," if len(base_json) > 2 else b""
+    payload = base_json[:-1] + joiner + b",".join(members) + b"}"
+    return FittedClaims(claims, payload, size), levels
 
 
 def fit_to_budget(
