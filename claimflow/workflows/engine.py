@@ -154,32 +154,32 @@ class WorkflowEngine:
         if not workflows:
             return TokenCustomClaims()
         if len(workflows) == 1:
-            answered = self._answer_settled(workflows[0], event)
-            if answered is not None:
-                return answered
+            return await self._run_alone(workflows[0], event)
         reports = await self.run_workflows(workflows, event)
         return self._merge(reports)
 
-    def _answer_settled(self, workflow: Workflow, event: WorkflowEvent) -> TokenCustomClaims | None:
-        """The claims of a lone workflow's run answered from its entry's settled outcome, with
-        the run recorded; ``None`` when the entry is not current now or has not settled.
+    async def _run_alone(self, workflow: Workflow, event: WorkflowEvent) -> TokenCustomClaims:
+        """``run_workflows`` and ``_merge`` for the one workflow that applies to ``event``.
 
-        What ``run_workflows`` and ``_merge`` would do for it, minus what cannot happen: one
-        settled run succeeded, sets nothing another workflow sets and denies nothing, so its
-        claims are the settled ones (``SettledRun.claims``). The run is still timed, counted and
-        recorded like any other (``_settled_run``); the entry's currency is still decided on
-        this event (``_memo``: the billing version read with this request, design §9)."""
+        A warm organization API key's every token comes here, so a run answered from its
+        entry's settled outcome skips what cannot happen to it: it succeeded, sets nothing
+        another workflow sets and denies nothing, so its claims are the settled ones
+        (``SettledRun.claims``), with no report and no merge. It is still timed, counted and
+        recorded like any other run (``_settled_run``), and the entry's currency is still
+        decided on this event (``_memo``: the billing version read with this request, design
+        §9), once: a run that is not answered so is made with the entry found here."""
         started = time.perf_counter()
         memo = self._memo(workflow, event)
-        if memo is None:
-            return None
-        settled = memo.settled.get(workflow.id)
-        if not isinstance(settled, SettledRun):
-            return None
-        run = self._settled_run(workflow, event, settled, started)
+        settled = None if memo is None else memo.settled.get(workflow.id)
+        if isinstance(settled, SettledRun):
+            run = self._settled_run(workflow, event, settled, started)
+            if self.run_log is not None:
+                self.run_log.record((run,))
+            return settled.claims
+        report = await self._run_on(workflow, event, memo, started)
         if self.run_log is not None:
-            self.run_log.record((run,))
-        return settled.claims
+            self.run_log.record((report.run,))
+        return self._merge([report])
 
     async def run_tokens_generation(self, event: TokensGenerationEvent) -> TokenCustomClaims:
         """``user:tokens_generation``: the seam the token endpoint calls (design §3)."""
@@ -370,6 +370,13 @@ class WorkflowEngine:
             settled = memo.settled.get(workflow.id)
             if isinstance(settled, SettledRun):
                 return self._settled_report(workflow, event, settled, started)
+        return await self._run_on(workflow, event, memo, started)
+
+    async def _run_on(
+        self, workflow: Workflow, event: WorkflowEvent, memo: RunMemo | None, started: float
+    ) -> RunReport:
+        """A run made (not answered from a settled outcome), from ``memo`` when the entry it
+        reads is in memory and current (``_memo``), else in its task under its deadline."""
         settings = workflow.settings
         logger = WorkflowLogger()
         for secret in event.secrets:

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import jsonschema  # type: ignore[import-untyped]
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from claimflow.app import create_app
 from claimflow.services import Services, build_services
@@ -424,3 +425,38 @@ async def test_warm_tokens_of_a_key_fit_as_the_first_each_is_a_run_and_a_plan_ch
             )
         assert len(runs) == 6 and len({r.id for r in runs}) == 6
         assert {r.outcome.value for r in runs} == {"succeeded"}
+
+
+async def test_each_warm_token_is_one_counted_run_and_one_cache_lookup(
+    deployment: tuple[Services, httpx.AsyncClient],
+) -> None:
+    """The first token loads the organization's entry, the second settles a run on it, the
+    others are answered from that run: each is one run in ``claimflow_workflow_runs_total`` and
+    one lookup in ``claimflow_billing_cache_total`` (a miss and a load, then a hit each)."""
+    _, api = deployment
+    await make_plan(api, "starter", {"seats": 5})
+    org_code, _ = await organization_on(api, "starter")
+    client_id, secret = await api_key(api, org_code)
+
+    async def counts() -> dict[str, float]:
+        text = (await anonymous(api).get("/metrics")).text
+        wanted = {
+            ("claimflow_workflow_runs_total", "workflow", "org_billing_m2m"): "runs",
+            ("claimflow_billing_cache_total", "event", "hit"): "hit",
+            ("claimflow_billing_cache_total", "event", "miss"): "miss",
+            ("claimflow_billing_cache_total", "event", "load"): "load",
+        }
+        found = dict.fromkeys(wanted.values(), 0.0)
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                for (name, label, label_value), key in wanted.items():
+                    if sample.name == name and sample.labels.get(label) == label_value:
+                        found[key] += sample.value
+        return found
+
+    before = await counts()
+    for _ in range(4):
+        response = await client_credentials(api, client_id, secret)
+        assert response.status_code == 200, response.text
+    after = await counts()
+    assert {k: after[k] - before[k] for k in after} == {"runs": 4, "hit": 3, "miss": 1, "load": 1}
