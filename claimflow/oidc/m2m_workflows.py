@@ -58,6 +58,7 @@ async def sign_m2m_token(
             custom.access_token,
             custom.access_token_encoded,
             max_bytes=services.settings.m2m_token_max_bytes,
+            fits=custom.access_token_fits,
         )
     except (WorkflowError, TokenTooLarge) as exc:
         raise from_issuance_error(exc) from exc

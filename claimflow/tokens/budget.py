@@ -79,6 +79,29 @@ def _member_name(name: str) -> bytes:
     return json.dumps(name).encode("utf-8") + b":"
 
 
+class FitMemo:
+    """The budget's decisions for one set of custom claims that never changes, kept with it.
+
+    Every warm token of an organization's API key carries the claims of one billing cache entry
+    (the workflow engine's settled run), and the budget would step the same forms down to the
+    same level each time. The decision depends only on those forms and on lengths: the JWS
+    header and signature, ``max_bytes``, the base claims' JSON length and which custom names take
+    part, so ``fit_payload`` keys it by exactly these and a hit is what a fresh fit would choose.
+    Anything else (a new signing key, a longer ``client_id``, another budget) is fitted afresh.
+    The owner's promise: one memo per unchanging claim set; a changed set comes with a new memo,
+    as a billing change comes with a new cache entry. Bounded, as base lengths vary."""
+
+    __slots__ = ("_fits",)
+
+    LIMIT = 64
+
+    def __init__(self) -> None:
+        self._fits: dict[tuple[Any, ...], tuple[tuple[int, ...], bytes, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._fits)
+
+
 @dataclass(frozen=True, slots=True)
 class FittedClaims:
     """The claims chosen for a token and their JSON payload, byte for byte what gets signed."""
@@ -97,14 +120,50 @@ def fit_payload(
     max_bytes: int,
     algorithm: str,
     encoded: Mapping[str, Sequence[bytes]] | None = None,
+    memo: FitMemo | None = None,
 ) -> FittedClaims:
     """Base claims plus the richest forms of ``custom`` that keep the token within ``max_bytes``.
 
     ``encoded`` may give the compact JSON of some claims' forms (as ``EncodedJSON`` makes it);
     the others are encoded here, once. A custom claim named like a base claim is left out: base
     claims always win. Raises ``TokenTooLarge`` when even every claim's last form does not fit.
+    ``memo`` keeps the decision for the next token with the same custom claims (``FitMemo``).
     """
     base_json = _json_bytes(dict(base_claims))
+    if memo is None:
+        return _fit(token, header, base_claims, base_json, custom, max_bytes, algorithm, encoded)[0]
+    names = tuple([n for n, forms in custom.items() if forms and n not in base_claims])
+    key = (names, _jws_overhead(header, algorithm), max_bytes, len(base_json))
+    known = memo._fits.get(key)
+    if known is None:
+        fitted, levels = _fit(
+            token, header, base_claims, base_json, custom, max_bytes, algorithm, encoded
+        )
+        if len(memo._fits) >= memo.LIMIT:
+            memo._fits.clear()
+        # What follows the base claims' members in the payload: the same for any base claims
+        # of this length (the comma, if any, and the chosen members).
+        memo._fits[key] = (levels, fitted.payload[len(base_json) - 1 : -1], fitted.size)
+        return fitted
+    levels, members, size = known
+    claims = dict(base_claims)
+    for name, index in zip(names, levels, strict=True):
+        claims[name] = custom[name][index]
+    return FittedClaims(claims, b"".join((base_json[:-1], members, b"}")), size)
+
+
+def _fit(
+    token: str,
+    header: Mapping[str, Any],
+    base_claims: Mapping[str, Any],
+    base_json: bytes,
+    custom: Mapping[str, Sequence[Any]],
+    max_bytes: int,
+    algorithm: str,
+    encoded: Mapping[str, Sequence[bytes]] | None,
+) -> tuple[FittedClaims, tuple[int, ...]]:
+    """``fit_payload`` made afresh, with the index of the form chosen for each custom claim
+    that took part (in ``custom``'s order)."""
     parts: dict[str, tuple[bytes, list[bytes]]] = {}
     for name, forms in custom.items():
         if not forms or name in base_claims:
@@ -136,11 +195,12 @@ def fit_payload(
     for name, index in level.items():
         claims[name] = custom[name][index]
         members.append(parts[name][0] + parts[name][1][index])
+    levels = tuple(level.values())
     if not members:
-        return FittedClaims(claims, base_json, size)
+        return FittedClaims(claims, base_json, size), levels
     joiner = b"," if len(base_json) > 2 else b""
     payload = base_json[:-1] + joiner + b",".join(members) + b"}"
-    return FittedClaims(claims, payload, size)
+    return FittedClaims(claims, payload, size), levels
 
 
 def fit_to_budget(

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import jwt
 
-from claimflow.tokens.budget import fit_payload
+from claimflow.tokens.budget import FitMemo, fit_payload
 from claimflow.tokens.claims import (
     TokenContext,
     access_token_claims,
@@ -144,12 +144,14 @@ async def issue_m2m_access_token(
     encoded: Mapping[str, tuple[bytes, ...]],
     *,
     max_bytes: int,
+    fits: FitMemo | None = None,
 ) -> str:
     """Sign a client-credentials token with the ``m2m:token_generation`` claims merged in.
 
     Base claims win and reserved names are dropped, as for user tokens; the largest custom claim
     steps down to its next form until the token fits ``max_bytes`` (``TokenTooLarge`` if even
-    the last forms do not).
+    the last forms do not). ``fits`` is the memo of ``custom``'s fit decisions, when its owner
+    keeps one (``FitMemo``: claims answered from one billing cache entry).
     """
     key = await keys.ensure_active_key()
     fitted = fit_payload(
@@ -160,5 +162,6 @@ async def issue_m2m_access_token(
         max_bytes,
         key.algorithm,
         encoded,
+        fits,
     )
     return _sign(key, fitted.payload, ACCESS_TOKEN_TYP)

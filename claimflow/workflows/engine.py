@@ -30,6 +30,7 @@ from claimflow.domain.ids import new_prefixed_id
 from claimflow.errors import WorkflowAccessDenied, WorkflowError, WorkflowRuntimeError
 from claimflow.observability import metrics, tracing
 from claimflow.store._rows import utcnow
+from claimflow.tokens.budget import FitMemo
 from claimflow.tokens.reserved import ACCESS_TOKEN_RESERVED, ID_TOKEN_RESERVED
 from claimflow.workflows.bindings import Auth, Plan, TokenClaims, WorkflowLogger
 from claimflow.workflows.capabilities import RunCapabilities, VariableSource
@@ -63,6 +64,9 @@ class TokenCustomClaims:
     """The compact JSON of the forms, as the run encoded them (the budget and signer reuse it);
     a claim missing here is encoded when the token is built."""
     id_token_encoded: dict[str, tuple[bytes, ...]] = field(default_factory=dict)
+    access_token_fits: FitMemo | None = None
+    """The size budget's decisions for ``access_token``, kept with claims that never change
+    (a ``SettledRun``'s, shared by every token answered from its entry); ``None`` otherwise."""
 
 
 @dataclass(slots=True)
@@ -90,7 +94,11 @@ class SettledRun:
     """The outcome of a run made from an in-memory entry (``Workflow.run_now``), kept on that
     entry (``RunMemo.settled``) so later runs on it repeat it without redoing it: the claims
     with their encodings, the claim sizes and the log lines (level, message). Shared by those
-    runs' reports and records, so nothing may change it."""
+    runs' reports and records, so nothing may change it.
+
+    ``claims`` is what the engine answers when this workflow is the only one that runs (every
+    warm organization API key's token): built once, with the memo of the size budget's
+    decisions for it, since the same claims meet the same budget on every such token."""
 
     access_token: dict[str, ClaimForms]
     id_token: dict[str, ClaimForms]
@@ -98,6 +106,7 @@ class SettledRun:
     id_token_encoded: dict[str, tuple[bytes, ...]]
     claim_sizes: dict[str, Any]
     log_lines: tuple[tuple[str, str], ...]
+    claims: TokenCustomClaims
 
 
 def _sizes(encoded: dict[str, tuple[bytes, ...]]) -> dict[str, list[int]]:
@@ -144,8 +153,33 @@ class WorkflowEngine:
         workflows = _applicable(self.enabled(trigger), event)
         if not workflows:
             return TokenCustomClaims()
+        if len(workflows) == 1:
+            return await self._run_alone(workflows[0], event)
         reports = await self.run_workflows(workflows, event)
         return self._merge(reports)
+
+    async def _run_alone(self, workflow: Workflow, event: WorkflowEvent) -> TokenCustomClaims:
+        """``run_workflows`` and ``_merge`` for the one workflow that applies to ``event``.
+
+        A warm organization API key's every token comes here, so a run answered from its
+        entry's settled outcome skips what cannot happen to it: it succeeded, sets nothing
+        another workflow sets and denies nothing, so its claims are the settled ones
+        (``SettledRun.claims``), with no report and no merge. It is still timed, counted and
+        recorded like any other run (``_settled_run``), and the entry's currency is still
+        decided on this event (``_memo``: the billing version read with this request, design
+        §9), once: a run that is not answered so is made with the entry found here."""
+        started = time.perf_counter()
+        memo = self._memo(workflow, event)
+        settled = None if memo is None else memo.settled.get(workflow.id)
+        if isinstance(settled, SettledRun):
+            run = self._settled_run(workflow, event, settled, started)
+            if self.run_log is not None:
+                self.run_log.record((run,))
+            return settled.claims
+        report = await self._run_on(workflow, event, memo, started)
+        if self.run_log is not None:
+            self.run_log.record((report.run,))
+        return self._merge([report])
 
     async def run_tokens_generation(self, event: TokensGenerationEvent) -> TokenCustomClaims:
         """``user:tokens_generation``: the seam the token endpoint calls (design §3)."""
@@ -286,14 +320,29 @@ class WorkflowEngine:
     def _settled_report(
         self, workflow: Workflow, event: WorkflowEvent, settled: SettledRun, started: float
     ) -> RunReport:
-        """The report of a run answered from the outcome kept on its entry (``RunMemo``): the
-        claims, encodings, claim sizes and log lines of the run that settled it, recorded as
-        a run of its own (new id, start, duration, log line times).
+        """The report of a run answered from the outcome kept on its entry (``RunMemo``), among
+        other workflows' runs: its record (``_settled_run``) and the settled run's own claim
+        dictionaries, which nothing downstream changes (``_merge`` and the size budget read
+        them; ``SettledRun``)."""
+        return RunReport(
+            workflow=workflow,
+            run=self._settled_run(workflow, event, settled, started),
+            access_token=settled.access_token,
+            id_token=settled.id_token,
+            access_token_encoded=settled.access_token_encoded,
+            id_token_encoded=settled.id_token_encoded,
+        )
+
+    def _settled_run(
+        self, workflow: Workflow, event: WorkflowEvent, settled: SettledRun, started: float
+    ) -> WorkflowRun:
+        """The record of a run answered from the outcome kept on its entry: the claim sizes
+        and log lines of the run that settled it, recorded as a run of its own (new id, start,
+        duration, log line times).
 
         This is every warm token's path, so it builds only what the record needs: the log lines
         directly (a settled run's lines were redacted when it ran, and its event carried no
-        secrets, ``_memo``), and the claims as the settled run's own dictionaries, which nothing
-        downstream changes (``_merge`` and the size budget read them; ``SettledRun``)."""
+        secrets, ``_memo``)."""
         started_on = utcnow()
         lines: list[dict[str, str]] = []
         if settled.log_lines:
@@ -304,7 +353,7 @@ class WorkflowEngine:
             ]
         duration_ms = (time.perf_counter() - started) * 1000
         metrics.record_workflow_run(workflow.id, RunOutcome.SUCCEEDED.value, duration_ms / 1000)
-        run = _run_record(
+        return _run_record(
             workflow,
             event,
             started_on,
@@ -312,14 +361,6 @@ class WorkflowEngine:
             RunOutcome.SUCCEEDED,
             lines,
             settled.claim_sizes,
-        )
-        return RunReport(
-            workflow=workflow,
-            run=run,
-            access_token=settled.access_token,
-            id_token=settled.id_token,
-            access_token_encoded=settled.access_token_encoded,
-            id_token_encoded=settled.id_token_encoded,
         )
 
     async def _run(self, workflow: Workflow, event: WorkflowEvent) -> RunReport:
@@ -329,6 +370,13 @@ class WorkflowEngine:
             settled = memo.settled.get(workflow.id)
             if isinstance(settled, SettledRun):
                 return self._settled_report(workflow, event, settled, started)
+        return await self._run_on(workflow, event, memo, started)
+
+    async def _run_on(
+        self, workflow: Workflow, event: WorkflowEvent, memo: RunMemo | None, started: float
+    ) -> RunReport:
+        """A run made (not answered from a settled outcome), from ``memo`` when the entry it
+        reads is in memory and current (``_memo``), else in its task under its deadline."""
         settings = workflow.settings
         logger = WorkflowLogger()
         for secret in event.secrets:
@@ -396,6 +444,9 @@ class WorkflowEngine:
                 id_encoded,
                 claim_sizes,
                 tuple((line["level"], line["message"]) for line in logger.lines),
+                TokenCustomClaims(
+                    access.forms, id_token.forms, access_encoded, id_encoded, FitMemo()
+                ),
             )
         run = _run_record(
             workflow, event, started_on, duration_ms, outcome, logger.lines, claim_sizes, error

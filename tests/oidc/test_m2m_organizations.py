@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import jsonschema  # type: ignore[import-untyped]
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from claimflow.app import create_app
 from claimflow.services import Services, build_services
@@ -375,3 +376,87 @@ async def test_a_small_budget_steps_the_claim_down_and_the_key_reads_the_full_fo
             f"/oauth2/billing/{customer_id}", headers={"Authorization": f"Bearer {token}"}
         )
         assert gone.status_code == 401
+
+
+BUDGET = 1700
+"""Bytes: the full ``org_billing`` of one feature fits, the full form of twelve does not."""
+
+
+async def test_warm_tokens_of_a_key_fit_as_the_first_each_is_a_run_and_a_plan_change_refits(
+    db_url: str,
+) -> None:
+    """Warm tokens are answered from the cache entry's settled run, fitted from its memo of the
+    budget's decisions: each carries the form the first carried and is a run of its own; a plan
+    change brings a new entry, fitted afresh (here down to the compact form)."""
+    async for services, api in deploy(db_url, m2m_token_max_bytes=BUDGET):
+        await make_plan(api, "small", {"seats": 5})
+        await make_plan(api, "big", {f"feature_{i:02d}": i for i in range(12)})
+        org_code, customer_id = await organization_on(api, "small")
+        client_id, secret = await api_key(api, org_code)
+        tokens = []
+        for _ in range(4):
+            response = await client_credentials(api, client_id, secret)
+            assert response.status_code == 200, response.text
+            tokens.append(response.json()["access_token"])
+        warm = [await verified(anonymous(api), token, ISSUER) for token in tokens]
+        assert all(len(token) <= BUDGET for token in tokens)
+        assert {c["org_billing"].get("form", "full") for c in warm} == {"full"}
+        assert all(c["org_billing"] == warm[0]["org_billing"] for c in warm)
+        assert len({c["jti"] for c in warm}) == 4
+
+        await ok(
+            await api.post(
+                "/api/v1/billing/agreements", json={"customer_id": customer_id, "plan_code": "big"}
+            )
+        )
+        for _ in range(2):
+            response = await client_credentials(api, client_id, secret)
+            assert response.status_code == 200, response.text
+            assert len(response.json()["access_token"]) <= BUDGET
+            after = await verified(anonymous(api), response.json()["access_token"], ISSUER)
+            assert after["org_billing"]["form"] == "compact"
+            assert after["org_billing"]["customer_id"] == customer_id
+
+        assert services.workflows.run_log is not None
+        await services.workflows.run_log.flush()
+        async with services.db.connect() as conn:
+            runs, _ = await list_runs(
+                conn, RunFilter(workflow_id="org_billing_m2m", org_code=org_code)
+            )
+        assert len(runs) == 6 and len({r.id for r in runs}) == 6
+        assert {r.outcome.value for r in runs} == {"succeeded"}
+
+
+async def test_each_warm_token_is_one_counted_run_and_one_cache_lookup(
+    deployment: tuple[Services, httpx.AsyncClient],
+) -> None:
+    """The first token loads the organization's entry, the second settles a run on it, the
+    others are answered from that run: each is one run in ``claimflow_workflow_runs_total`` and
+    one lookup in ``claimflow_billing_cache_total`` (a miss and a load, then a hit each)."""
+    _, api = deployment
+    await make_plan(api, "starter", {"seats": 5})
+    org_code, _ = await organization_on(api, "starter")
+    client_id, secret = await api_key(api, org_code)
+
+    async def counts() -> dict[str, float]:
+        text = (await anonymous(api).get("/metrics")).text
+        wanted = {
+            ("claimflow_workflow_runs_total", "workflow", "org_billing_m2m"): "runs",
+            ("claimflow_billing_cache_total", "event", "hit"): "hit",
+            ("claimflow_billing_cache_total", "event", "miss"): "miss",
+            ("claimflow_billing_cache_total", "event", "load"): "load",
+        }
+        found = dict.fromkeys(wanted.values(), 0.0)
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                for (name, label, label_value), key in wanted.items():
+                    if sample.name == name and sample.labels.get(label) == label_value:
+                        found[key] += sample.value
+        return found
+
+    before = await counts()
+    for _ in range(4):
+        response = await client_credentials(api, client_id, secret)
+        assert response.status_code == 200, response.text
+    after = await counts()
+    assert {k: after[k] - before[k] for k in after} == {"runs": 4, "hit": 3, "miss": 1, "load": 1}

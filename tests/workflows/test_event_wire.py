@@ -58,6 +58,26 @@ def test_m2m_events_round_trip(
     assert event.subject == (None, org or None)
 
 
+@given(ips=st.lists(st.none() | st.ip_addresses().map(str), min_size=2, max_size=6))
+def test_a_kept_m2m_event_is_the_event_of_this_requests_arguments(ips: list[str | None]) -> None:
+    """The events of an API key's requests are kept (``m2m_token_generation_event``): each
+    request still gets an event of its own arguments, the address included, and the one built
+    for equal arguments is equal."""
+    for ip in ips + ips:
+        event = m2m_token_generation_event(
+            issuer="http://claimflow.test",
+            client_id="m2m_key",
+            org_code="org_1",
+            audience=("http://claimflow.test/api",),
+            scope=("read:users",),
+            ip=ip,
+            user_agent="client/1",
+        )
+        assert event.request.ip == ip and event.context.organization is not None
+        assert event.context.organization.code == "org_1"
+        assert event.request.auth.scope == ("read:users",)
+
+
 @given(
     trigger=st.sampled_from([Trigger.USER_PLAN_SELECTION, Trigger.USER_PLAN_CANCELLATION_REQUEST]),
     org=st.booleans(),
