@@ -49,11 +49,11 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import bcrypt
 import httpx
+from stores import PG_SERVER
 
 BENCH = Path(__file__).resolve().parent
 PEER = BENCH / "peer"
 VENV_BIN = Path(sys.executable).parent
-PG_SERVER = os.environ.get("CLAIMFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 CALLBACK = "http://127.0.0.1:9/callback"
 PASSWORD = "bench password 123"
 FEATURES = 5
