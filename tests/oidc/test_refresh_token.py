@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import httpx
 import jwt
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
+from claimflow.app import create_app
 from claimflow.crypto import digest_secret
 from claimflow.domain import ApplicationType
-from claimflow.services import Services
+from claimflow.services import Services, build_services
 from claimflow.store import applications, organizations
 from claimflow.store import tables as t
 from claimflow.store.loop_reads import LoopReadUnavailable, SqliteLoopReader
 from claimflow.store.refresh_grant_reads import read_refresh_grant_on_loop
+from tests.conftest import ISSUER, make_settings
 from tests.oidc.conftest import Deployment
 from tests.oidc.flow import Business, exchange, seed_business, sign_in_for_code
 
@@ -267,3 +270,102 @@ async def test_a_refresh_whose_loop_read_would_wait_reads_through_the_engine(
             assert left.status_code == 400 and left.json()["error"] == "invalid_grant"
         finally:
             services.db.loop_reader = on_loop
+
+
+@pytest.fixture
+async def pg_deployment(pg_url: str) -> AsyncIterator[Deployment]:
+    """The provider on PostgreSQL only, for the races READ COMMITTED can show (SQLite has one
+    writer at a time)."""
+    services = build_services(make_settings(pg_url))
+    app = create_app(services=services)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as client:
+        yield Deployment(client, services, app)
+    await services.close()
+
+
+HELD_INSERTS = 7_204_117
+"""The advisory lock ``held_refresh_inserts`` makes every new refresh token's insert wait for."""
+
+
+@asynccontextmanager
+async def held_refresh_inserts(pg_url: str) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """Hold every insert into ``refresh_tokens`` (a rotation's successor) at its row, after the
+    rotation has spent its token and before it commits, until the yielded ``release`` is
+    awaited: the window a real rotation has for its commit's WAL flush, widened so that a test
+    can put another statement into it. A trigger waits for an advisory lock held here; both
+    are gone afterwards (the session's database is shared by the tests)."""
+    holder = await asyncpg.connect(pg_url.replace("postgresql+asyncpg://", "postgresql://"))
+    await holder.execute(
+        f"""
+        CREATE FUNCTION held_refresh_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN PERFORM pg_advisory_xact_lock_shared({HELD_INSERTS}); RETURN NEW; END $$;
+        CREATE TRIGGER held_refresh_insert BEFORE INSERT ON refresh_tokens
+            FOR EACH ROW EXECUTE FUNCTION held_refresh_insert();
+        """
+    )
+    await holder.execute(f"SELECT pg_advisory_lock({HELD_INSERTS})")
+    held = True
+
+    async def release() -> None:
+        nonlocal held
+        if held:
+            await holder.execute(f"SELECT pg_advisory_unlock({HELD_INSERTS})")
+            held = False
+
+    try:
+        yield release
+    finally:
+        await release()
+        await holder.execute(
+            "DROP TRIGGER held_refresh_insert ON refresh_tokens; DROP FUNCTION held_refresh_insert()"
+        )
+        await holder.close()
+
+
+async def until_waiting(services: Services, wait_event: str, query: str) -> None:
+    """Until a backend of the test database waits for a lock (``wait_event``: ``advisory``,
+    ``transactionid``) in a statement that starts with ``query``."""
+    async with asyncio.timeout(10):
+        while True:
+            async with services.db.connect() as probe:
+                waiting = (
+                    await probe.exec_driver_sql(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND wait_event_type = 'Lock' AND wait_event = $1 AND query LIKE $2",
+                        (wait_event, f"{query}%"),
+                    )
+                ).scalar_one()
+            if waiting:
+                return
+            await asyncio.sleep(0.01)
+
+
+async def test_a_rotation_committing_during_the_family_revocation_is_revoked_too(
+    pg_deployment: Deployment, pg_url: str
+) -> None:
+    """RFC 9700 §4.14.2: reuse revokes the whole family, including a successor a concurrent
+    refresh is writing at that moment (the thief refreshing as the client replays). The
+    revocation's ``UPDATE`` waits for the spent row the rotation holds; the successor the
+    rotation inserted is not in the snapshot that ``UPDATE`` started with."""
+    deployment = pg_deployment
+    client = deployment.client
+    biz, tokens = await first_tokens(deployment)
+    second = (await refresh(client, biz, tokens["refresh_token"])).json()
+    await spent_before_the_grace(deployment, tokens["refresh_token"])
+
+    async with held_refresh_inserts(pg_url) as release:
+        rotation = asyncio.create_task(refresh(client, biz, second["refresh_token"]))
+        await until_waiting(deployment.services, "advisory", "WITH spent AS")
+        replay = asyncio.create_task(refresh(client, biz, tokens["refresh_token"]))
+        await until_waiting(deployment.services, "transactionid", "UPDATE refresh_tokens")
+        await release()
+        rotated, replayed = await rotation, await replay
+    assert replayed.json()["error"] == "invalid_grant"
+    assert rotated.status_code == 200, rotated.text
+    third = rotated.json()
+
+    assert not await active(client, biz, third["access_token"])
+    assert not await active(client, biz, third["refresh_token"])
+    again = await refresh(client, biz, third["refresh_token"])
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
