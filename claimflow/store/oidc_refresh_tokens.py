@@ -393,13 +393,26 @@ async def replace_access_token(
 
 
 async def revoke_family(conn: AsyncConnection, family_id: str) -> None:
-    """Revoke every refresh token of the family and every access token they issued."""
+    """Revoke every refresh token of the family and every access token they issued.
+
+    The revocation is repeated until it finds nothing left to revoke. On PostgreSQL each
+    ``UPDATE`` sees the rows committed before it started (READ COMMITTED): one that waits for
+    the token a concurrent rotation is spending revokes that token once the rotation commits,
+    but not the successor the rotation inserted, which is not in its snapshot and would
+    outlive the family (RFC 9700 §4.14.2). The next ``UPDATE`` starts after that commit and
+    sees it. A rotation that has not spent its token by then waits for this transaction's
+    lock on it and finds it revoked, so the repetition ends once an ``UPDATE`` revokes
+    nothing: then every row the family can still grow from is revoked here. SQLite writes one
+    transaction at a time, so its second ``UPDATE`` revokes nothing.
+    """
     now = utcnow()
-    await conn.execute(
+    revoke = (
         update(t.refresh_tokens)
         .where(t.refresh_tokens.c.family_id == family_id, t.refresh_tokens.c.revoked_on.is_(None))
         .values(revoked_on=now, successor_sealed=None)
     )
+    while (await conn.execute(revoke)).rowcount:
+        pass
     rows = await conn.execute(
         select(
             t.refresh_tokens.c.access_token_jti, t.refresh_tokens.c.access_token_expires_on
