@@ -132,6 +132,81 @@ async def test_a_retry_after_the_successor_was_used_revokes_the_family(
     assert not await active(client, biz, third["refresh_token"])
 
 
+async def test_a_retry_within_the_grace_into_a_revoked_family_gets_nothing(
+    deployment: Deployment,
+) -> None:
+    """A sign-out (RFC 7009) inside the grace of a spend: the spent token's retry must not
+    bring back the successor the revocation ended (nor any new token)."""
+    client = deployment.client
+    biz, tokens = await first_tokens(deployment)
+    second = (await refresh(client, biz, tokens["refresh_token"])).json()
+    revoked = await client.post(
+        "/oauth2/revoke",
+        data={"token": second["refresh_token"]},
+        auth=(biz.web_client_id, biz.web_secret),
+    )
+    assert revoked.status_code == 200
+    retried = await refresh(client, biz, tokens["refresh_token"])
+    assert retried.status_code == 400 and retried.json()["error"] == "invalid_grant"
+    assert (await refresh(client, biz, second["refresh_token"])).json()["error"] == "invalid_grant"
+
+
+async def test_a_refresh_or_reuse_in_one_family_changes_nothing_in_another(
+    deployment: Deployment,
+) -> None:
+    """The spend finds rows by primary key only (no ``family_id`` condition): two sessions of
+    one user and client, rotated and replayed in turn, keep apart. The other session's sealed
+    successor survives this one's spends, and this one's revocation leaves it live."""
+    client = deployment.client
+    biz, first = await first_tokens(deployment)
+    other = (await exchange(client, biz, (await sign_in_for_code(client, biz))["code"])).json()
+    first_next = (await refresh(client, biz, first["refresh_token"])).json()
+
+    other_next = (await refresh(client, biz, other["refresh_token"])).json()
+    other_last = (await refresh(client, biz, other_next["refresh_token"])).json()
+    # The first session's spent token still has its successor for an identical retry.
+    retried = await refresh(client, biz, first["refresh_token"])
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["refresh_token"] == first_next["refresh_token"]
+
+    # Reuse in the other session revokes it alone.
+    await spent_before_the_grace(deployment, other["refresh_token"])
+    assert (await refresh(client, biz, other["refresh_token"])).json()["error"] == "invalid_grant"
+    assert not await active(client, biz, other_last["refresh_token"])
+    assert await active(client, biz, first_next["refresh_token"])
+    assert await active(client, biz, retried.json()["access_token"])
+    assert (await refresh(client, biz, first_next["refresh_token"])).status_code == 200
+
+
+async def test_tokens_rotated_before_the_predecessor_column_still_rotate_and_revoke(
+    deployment: Deployment,
+) -> None:
+    """Rows written before ``0004_refresh_predecessor`` name no predecessor: a spend of one
+    cannot clear the sealed successor on the token it replaced, so a retry of that token
+    finds its successor spent and revokes the family (the migration's promise); a token with
+    no predecessor rotates as any other."""
+    client = deployment.client
+    biz, tokens = await first_tokens(deployment)
+    second = (await refresh(client, biz, tokens["refresh_token"])).json()
+    async with deployment.services.db.transaction() as conn:
+        await conn.execute(update(t.refresh_tokens).values(predecessor_hash=None))
+    third = await refresh(client, biz, second["refresh_token"])
+    assert third.status_code == 200, third.text
+    spent = t.refresh_tokens.c.token_hash == digest_secret(tokens["refresh_token"])
+    async with deployment.services.db.connect() as conn:
+        kept = (
+            await conn.execute(select(t.refresh_tokens.c.successor_sealed).where(spent))
+        ).scalar()
+    assert kept is not None  # not cleared: the second token names no predecessor
+
+    replayed = await refresh(client, biz, tokens["refresh_token"])
+    assert replayed.status_code == 400 and replayed.json()["error"] == "invalid_grant"
+    assert not await active(client, biz, third.json()["refresh_token"])
+    assert not await active(client, biz, third.json()["access_token"])
+    again = await refresh(client, biz, third.json()["refresh_token"])
+    assert again.json()["error"] == "invalid_grant"
+
+
 async def test_a_retry_by_another_client_gets_nothing(deployment: Deployment) -> None:
     client = deployment.client
     biz, tokens = await first_tokens(deployment)
