@@ -460,3 +460,78 @@ async def test_each_warm_token_is_one_counted_run_and_one_cache_lookup(
         assert response.status_code == 200, response.text
     after = await counts()
     assert {k: after[k] - before[k] for k in after} == {"runs": 4, "hit": 3, "miss": 1, "load": 1}
+
+
+async def test_warm_keys_of_two_organizations_each_get_their_own_claims_whatever_they_ask(
+    any_db_url: str,
+) -> None:
+    """The settled run and its fit memo are per organization's cache entry, shared by every key
+    of it and by every audience and scope: tokens asked for in turn by two keys of one
+    organization (scopes of the same length, so the memo's key matches and only the bytes
+    differ) and a key of another carry their own ``client_id``, ``aud``, ``scp`` and
+    ``org_code`` and their organization's billing, stepped down only where it must be. A
+    deleted key gets nothing while its sibling is still served; one organization's plan change
+    leaves the other's tokens as they were."""
+    async for _, api in deploy(any_db_url, m2m_token_max_bytes=BUDGET):
+        await make_plan(api, "small", {"seats": 5})
+        await make_plan(api, "big", {f"feature_{i:02d}": i for i in range(12)})
+        big_org, big_customer = await organization_on(api, "big")
+        small_org, small_customer = await organization_on(api, "small")
+        first, first_secret = await api_key(api, big_org)
+        second, second_secret = await api_key(api, big_org)
+        other, other_secret = await api_key(api, small_org)
+        audience = "https://orders.example.com"
+        created = await ok(await api.post("/api/v1/apis", json={"name": "O", "audience": audience}))
+        base = f"/api/v1/apis/{created['api']['id']}"
+        scopes = {}
+        for key in ("read:orders", "edit:orders"):
+            scopes[key] = (await ok(await api.post(f"{base}/scopes", json={"key": key})))["scope"]
+        apps = [{"id": first}, {"id": second}]
+        await ok(await api.patch(f"{base}/applications", json={"applications": apps}))
+        for app in (first, second):
+            for scope in scopes.values():
+                await ok(await api.post(f"{base}/applications/{app}/scopes/{scope['id']}"))
+
+        asks: list[tuple[str, str, dict[str, str], str, str, str]] = [
+            (first, first_secret, {}, f"{ISSUER}/api", big_org, big_customer),
+            (first, first_secret, {"audience": audience, "scope": "read:orders"}, audience,
+             big_org, big_customer),
+            (second, second_secret, {"audience": audience, "scope": "edit:orders"}, audience,
+             big_org, big_customer),
+            (second, second_secret, {"audience": audience}, audience, big_org, big_customer),
+            (other, other_secret, {}, f"{ISSUER}/api", small_org, small_customer),
+        ]  # fmt: skip
+        billing: dict[str, dict[str, Any]] = {}
+        for _ in range(3):
+            for client_id, secret, extra, aud, org_code, customer_id in asks:
+                response = await client_credentials(api, client_id, secret, **extra)
+                assert response.status_code == 200, response.text
+                token = response.json()["access_token"]
+                assert len(token) <= BUDGET
+                claims = await verified(anonymous(api), token, ISSUER)
+                assert (claims["client_id"], claims["azp"], claims["sub"]) == (client_id,) * 3
+                assert claims["aud"] == [aud] and claims["org_code"] == org_code
+                assert claims["scp"] == sorted(extra.get("scope", "").split()) or (
+                    "scope" not in extra and claims["scope"] == " ".join(claims["scp"])
+                )
+                assert claims["org_billing"]["customer_id"] == customer_id
+                assert billing.setdefault(org_code, claims["org_billing"]) == claims["org_billing"]
+        assert billing[big_org]["form"] == "compact"
+        assert "form" not in billing[small_org]  # the full form
+        assert plans_of({"org_billing": billing[small_org]}) == ["small"]
+
+        await ok(await api.delete(f"/api/v1/applications/{first}"))
+        gone = await client_credentials(api, first, first_secret)
+        assert gone.status_code == 401 and gone.json()["error"] == "invalid_client"
+        kept = await token_claims(api, second, second_secret)
+        assert kept["org_billing"] == billing[big_org]
+
+        await ok(
+            await api.post(
+                "/api/v1/billing/agreements",
+                json={"customer_id": small_customer, "plan_code": "big"},
+            )
+        )
+        changed = (await token_claims(api, other, other_secret))["org_billing"]
+        assert changed["form"] == "compact" and changed["customer_id"] == small_customer
+        assert (await token_claims(api, second, second_secret))["org_billing"] == billing[big_org]
