@@ -458,3 +458,77 @@ async def test_a_rotation_committing_during_the_family_revocation_is_revoked_too
     assert not await active(client, biz, third["refresh_token"])
     again = await refresh(client, biz, third["refresh_token"])
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+
+
+HELD_WORKFLOW = """
+from claimflow.workflows import Trigger, WorkflowSettings
+
+workflow_settings = WorkflowSettings(id="held_tokens", name="test", trigger=Trigger.USER_TOKENS_GENERATION)
+
+HELD = {}
+
+
+async def run(event, bindings):
+    held = HELD.pop("next", None)
+    if held is not None:
+        entered, release = held
+        entered.set()
+        await release.wait()
+"""
+
+
+@pytest.fixture
+async def held_deployment(any_db_url: str, tmp_path: Path) -> AsyncIterator[Deployment]:
+    """The provider with a trusted ``user:tokens_generation`` workflow that holds the next
+    request's tokens until the test says: ``hold_next_tokens``."""
+    (tmp_path / "held_tokens.py").write_text(HELD_WORKFLOW)
+    settings = make_settings(
+        any_db_url,
+        workflows_dir=str(tmp_path),
+        workflows_enabled=["org_billing", "user_billing", "org_billing_m2m", "held_tokens"],
+        workflows_trusted=["held_tokens"],
+    )
+    services = build_services(settings)
+    app = create_app(services=services)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as client:
+        yield Deployment(client, services, app)
+    await services.close()
+
+
+def hold_next_tokens(deployment: Deployment) -> tuple[asyncio.Event, asyncio.Event]:
+    """(entered, release): the next token request's workflow sets ``entered`` and waits for
+    ``release``."""
+    registry = deployment.services.workflows.registry
+    assert registry is not None
+    held: dict[str, object] = registry.known["held_tokens"].entry.__globals__["HELD"]
+    entered, release = asyncio.Event(), asyncio.Event()
+    held["next"] = (entered, release)
+    return entered, release
+
+
+async def test_a_retry_whose_successor_is_used_while_it_issues_revokes_the_family(
+    held_deployment: Deployment,
+) -> None:
+    """A retry within the grace checks that the successor is unused, then issues (workflows,
+    signing) and records its access token on the successor. If the successor is used in
+    between, the retry is a retry after the successor was used: the family is revoked and the
+    retry gets nothing (RFC 9700 §4.14.2), not a fresh access token beside a spent token."""
+    deployment = held_deployment
+    client = deployment.client
+    biz, tokens = await first_tokens(deployment)
+    lost = (await refresh(client, biz, tokens["refresh_token"])).json()
+
+    entered, release = hold_next_tokens(deployment)
+    retry = asyncio.create_task(refresh(client, biz, tokens["refresh_token"]))
+    async with asyncio.timeout(10):
+        await entered.wait()
+    used = await refresh(client, biz, lost["refresh_token"])
+    assert used.status_code == 200, used.text
+    release.set()
+    retried = await retry
+
+    assert retried.status_code == 400
+    assert retried.json()["error"] == "invalid_grant"
+    assert not await active(client, biz, used.json()["refresh_token"])
+    assert not await active(client, biz, used.json()["access_token"])
