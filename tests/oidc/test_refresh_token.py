@@ -252,11 +252,14 @@ async def test_concurrent_refreshes_of_one_token_have_one_winner(deployment: Dep
         *(refresh(client, biz, tokens["refresh_token"]) for _ in range(3))
     )
     # One wins; one loser counts as the winner's retry within the reuse grace and gets the same
-    # successor; the other presented a spent token: the family is revoked, the winner's too.
-    assert sorted(r.status_code for r in results) == [200, 200, 400]
+    # successor, unless the other loser revoked the family before that retry had issued; the
+    # other presented a spent token: the family is revoked, with every token handed out.
+    assert sorted(r.status_code for r in results) in ([200, 200, 400], [200, 400, 400])
     winners = [r.json() for r in results if r.status_code == 200]
-    assert winners[0]["refresh_token"] == winners[1]["refresh_token"]
-    assert not await active(client, biz, winners[0]["refresh_token"])
+    assert len({winner["refresh_token"] for winner in winners}) == 1
+    for winner in winners:
+        assert not await active(client, biz, winner["refresh_token"])
+        assert not await active(client, biz, winner["access_token"])
 
 
 async def test_refresh_may_narrow_scope_but_not_widen_it(deployment: Deployment) -> None:
