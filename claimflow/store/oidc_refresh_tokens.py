@@ -372,8 +372,15 @@ async def claim_successor(conn: AsyncConnection, token: str, used_after: datetim
 
 async def replace_access_token(
     conn: AsyncConnection, token: str, *, access_token_jti: str, access_token_expires_on: datetime
-) -> tuple[str | None, datetime | None]:
-    """Record a newly issued access token on ``token``'s row; returns the one it replaces."""
+) -> tuple[str | None, datetime | None] | None:
+    """Record a newly issued access token on ``token``'s row while the token is still unused
+    and unrevoked; returns the access token it replaces, or ``None`` (nothing recorded) when
+    the token was used or revoked meanwhile.
+
+    The reuse grace checks its successor before it issues, and issuing takes a while (the
+    workflows run): a successor used in between makes the retry a retry after the successor
+    was used (``oidc.grants.refresh_token``), which this conditional ``UPDATE`` tells, row
+    locked, as one with the successor's spend."""
     digest = digest_secret(token)
     row = (
         await conn.execute(
@@ -382,13 +389,17 @@ async def replace_access_token(
             ).where(t.refresh_tokens.c.token_hash == digest)
         )
     ).first()
-    await conn.execute(
+    recorded = await conn.execute(
         update(t.refresh_tokens)
-        .where(t.refresh_tokens.c.token_hash == digest)
+        .where(
+            t.refresh_tokens.c.token_hash == digest,
+            t.refresh_tokens.c.used_on.is_(None),
+            t.refresh_tokens.c.revoked_on.is_(None),
+        )
         .values(access_token_jti=access_token_jti, access_token_expires_on=access_token_expires_on)
     )
-    if row is None:
-        return None, None
+    if recorded.rowcount != 1 or row is None:
+        return None
     return row.access_token_jti, as_utc(row.access_token_expires_on)
 
 

@@ -11,8 +11,9 @@ with the token it still holds. Within ``refresh_reuse_grace_seconds`` of the spe
 by the same client gets the *same* successor refresh token (kept sealed with the deployment's
 ``SecretBox`` on the spent row, since tokens are stored hashed) with freshly issued access and
 ID tokens, once; the access token of the lost response is revoked, as the retry says it never
-arrived. A second retry, a retry after the successor was itself used, or any reuse after the
-grace revokes the family as before.
+arrived. A second retry, a retry after the successor was itself used (or revoked, also while
+the retry was issuing: its access token is recorded on the successor only if still unused), or
+any reuse after the grace revokes the family as before.
 """
 
 from __future__ import annotations
@@ -169,14 +170,18 @@ async def _retry_within_grace(
         raise await _reused(request, stored)
     ctx, tokens = await _fresh_tokens(request, stored)
     async with services.db.transaction() as conn:
-        lost_jti, lost_expires_on = await oidc_refresh_tokens.replace_access_token(
+        lost = await oidc_refresh_tokens.replace_access_token(
             conn,
             successor,
             access_token_jti=tokens.access_token_jti,
             access_token_expires_on=tokens.access_token_expires_on,
         )
+        lost_jti, lost_expires_on = lost or (None, None)
         if lost_jti is not None and lost_expires_on is not None and lost_expires_on > utcnow():
             await revoke_jti(conn, lost_jti, lost_expires_on)
+    if lost is None:
+        # The successor was used (or revoked) while this retry issued: reuse after all.
+        raise await _reused(request, stored)
     log.info(
         "refresh token retried by client %s within the %g s grace; same successor handed out",
         request.client.client_id,
