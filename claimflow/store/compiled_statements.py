@@ -11,9 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
+
+SQLITE_DIALECT = sqlite.dialect(paramstyle="qmark")
+"""The dialect of the statements run on ``sqlite3`` directly (its ``?`` placeholders)."""
 
 
 class CompiledStatement:

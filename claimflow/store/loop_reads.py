@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import CompoundSelect, Select
-from sqlalchemy.dialects import sqlite
+
+from claimflow.store.compiled_statements import SQLITE_DIALECT, CompiledStatement
 
 _T = TypeVar("_T")
 
@@ -37,7 +38,7 @@ class LoopReadUnavailable(Exception):
     """The read would have waited for a lock (or the file is not readable): use the engine."""
 
 
-class PreparedRead:
+class PreparedRead(CompiledStatement):
     """A ``SELECT`` compiled once for SQLite, its rows decoded by the columns' own types.
 
     SQLAlchemy's synchronous ``execute`` still cost about 150 µs per read here (connection
@@ -46,28 +47,21 @@ class PreparedRead:
     booleans decode exactly as on the engine) — and runs the SQL on ``sqlite3`` directly."""
 
     def __init__(self, statement: Select[Any] | CompoundSelect[Any]) -> None:
-        dialect = sqlite.dialect(paramstyle="qmark")
-        compiled = statement.compile(dialect=dialect)
-        self.sql = str(compiled)
-        self._defaults = dict(compiled.params)
-        self._order = tuple(compiled.positiontup or ())
+        super().__init__(statement, SQLITE_DIALECT)
         columns = list(statement.selected_columns)
         self._row: Callable[..., Any] = namedtuple("LoopRow", [c.key for c in columns])  # type: ignore[misc]
         # The dialect's implementation of each type decodes as the engine does (SQLite's
         # DATETIME parses its text; the generic DateTime would hand the text back).
-        self._processors = tuple(
-            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
+        self._results = tuple(
+            c.type.dialect_impl(SQLITE_DIALECT).result_processor(SQLITE_DIALECT, None)
+            for c in columns
         )
-
-    def parameters(self, params: dict[str, Any]) -> tuple[Any, ...]:
-        values = self._defaults | params
-        return tuple(values[name] for name in self._order)
 
     def row(self, raw: tuple[Any, ...]) -> Any:
         return self._row(
             *(
                 v if p is None or v is None else p(v)
-                for p, v in zip(self._processors, raw, strict=True)
+                for p, v in zip(self._results, raw, strict=True)
             )
         )
 

@@ -25,14 +25,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.expression import ClauseElement
 
-from claimflow.store.compiled_statements import CompiledStatement
+from claimflow.store.compiled_statements import SQLITE_DIALECT, CompiledStatement
 
 _T = TypeVar("_T")
-_DIALECT = sqlite.dialect(paramstyle="qmark")
 
 
 class PreparedWrite(CompiledStatement):
@@ -41,7 +39,7 @@ class PreparedWrite(CompiledStatement):
     def __init__(
         self, statement: ClauseElement, *, column_keys: Sequence[str] | None = None
     ) -> None:
-        super().__init__(statement, _DIALECT, column_keys=column_keys)
+        super().__init__(statement, SQLITE_DIALECT, column_keys=column_keys)
 
 
 class SqliteWriter:

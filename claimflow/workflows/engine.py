@@ -96,17 +96,13 @@ class SettledRun:
     with their encodings, the claim sizes and the log lines (level, message). Shared by those
     runs' reports and records, so nothing may change it.
 
-    ``claims`` is what the engine answers when this workflow is the only one that runs (every
-    warm organization API key's token): built once, with the memo of the size budget's
-    decisions for it, since the same claims meet the same budget on every such token."""
+    ``claims`` is also what the engine answers when this workflow is the only one that runs
+    (every warm organization API key's token), with the memo of the size budget's decisions
+    for it, since the same claims meet the same budget on every such token."""
 
-    access_token: dict[str, ClaimForms]
-    id_token: dict[str, ClaimForms]
-    access_token_encoded: dict[str, tuple[bytes, ...]]
-    id_token_encoded: dict[str, tuple[bytes, ...]]
+    claims: TokenCustomClaims
     claim_sizes: dict[str, Any]
     log_lines: tuple[tuple[str, str], ...]
-    claims: TokenCustomClaims
 
 
 def _sizes(encoded: dict[str, tuple[bytes, ...]]) -> dict[str, list[int]]:
@@ -327,10 +323,10 @@ class WorkflowEngine:
         return RunReport(
             workflow=workflow,
             run=self._settled_run(workflow, event, settled, started),
-            access_token=settled.access_token,
-            id_token=settled.id_token,
-            access_token_encoded=settled.access_token_encoded,
-            id_token_encoded=settled.id_token_encoded,
+            access_token=settled.claims.access_token,
+            id_token=settled.claims.id_token,
+            access_token_encoded=settled.claims.access_token_encoded,
+            id_token_encoded=settled.claims.id_token_encoded,
         )
 
     def _settled_run(
@@ -438,15 +434,11 @@ class WorkflowEngine:
         )
         if ok and memo is not None:
             memo.settled[workflow.id] = SettledRun(
-                access.forms,
-                id_token.forms,
-                access_encoded,
-                id_encoded,
-                claim_sizes,
-                tuple((line["level"], line["message"]) for line in logger.lines),
                 TokenCustomClaims(
                     access.forms, id_token.forms, access_encoded, id_encoded, FitMemo()
                 ),
+                claim_sizes,
+                tuple((line["level"], line["message"]) for line in logger.lines),
             )
         run = _run_record(
             workflow, event, started_on, duration_ms, outcome, logger.lines, claim_sizes, error

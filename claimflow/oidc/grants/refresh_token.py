@@ -176,9 +176,10 @@ async def _retry_within_grace(
             access_token_jti=tokens.access_token_jti,
             access_token_expires_on=tokens.access_token_expires_on,
         )
-        lost_jti, lost_expires_on = lost or (None, None)
-        if lost_jti is not None and lost_expires_on is not None and lost_expires_on > utcnow():
-            await revoke_jti(conn, lost_jti, lost_expires_on)
+        if lost is not None:
+            lost_jti, lost_expires_on = lost
+            if lost_jti is not None and lost_expires_on is not None and lost_expires_on > utcnow():
+                await revoke_jti(conn, lost_jti, lost_expires_on)
     if lost is None:
         # The successor was used (or revoked) while this retry issued: reuse after all.
         raise await _reused(request, stored)
